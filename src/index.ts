@@ -1,0 +1,8 @@
+export {
+  CredentialsError,
+  FileExistsError,
+  FileNotFoundError,
+  PrismaS3FilesError,
+  StorageError,
+  SuspiciousFileOperationError,
+} from "./errors.js";

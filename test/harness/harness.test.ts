@@ -1,0 +1,127 @@
+import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { fromContainerMetadata, fromInstanceMetadata } from "@aws-sdk/credential-providers";
+import { PrismaPg } from "@prisma/adapter-pg";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { PrismaClient } from "../generated/prisma/client.js";
+import { MetadataFixture } from "./metadata-fixture.js";
+import { migrationFiles } from "./postgres.js";
+import { harnessClient } from "./s3.js";
+
+describe("PostgreSQL from the harness", () => {
+  it("is a fresh database with the committed migrations applied", async () => {
+    const url = inject("databaseUrl");
+    expect(migrationFiles().length).toBeGreaterThan(0);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ table_name: string }>(
+        "select table_name from information_schema.tables where table_schema = 'public' order by table_name",
+      );
+      expect(rows.map((r) => r.table_name)).toEqual(["Attachment", "Post", "User"]);
+      const { rows: db } = await client.query<{ name: string }>("select current_database() as name");
+      expect(db[0]?.name).toMatch(/^psf_/);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("is reachable through the generated Prisma client and a driver adapter", async () => {
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: inject("databaseUrl") }) });
+    try {
+      const user = await prisma.user.create({ data: { email: `h-${Date.now()}@x.test`, badge: "badges/a.pdf" } });
+      const found = await prisma.user.findUniqueOrThrow({ where: { id: user.id } });
+      expect(found.badge).toBe("badges/a.pdf");
+      expect(found.avatar).toBeNull();
+    } finally {
+      await prisma.$disconnect();
+    }
+  });
+});
+
+describe("S3 server from the harness", () => {
+  it("stores and returns an object in this run's bucket", async () => {
+    const s3 = inject("s3");
+    const client = harnessClient(s3);
+    try {
+      await client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: "harness/hello.txt", Body: "hello" }));
+      const got = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: "harness/hello.txt" }));
+      expect(await got.Body?.transformToString()).toBe("hello");
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
+describe("credential metadata fixture", () => {
+  let fixture: MetadataFixture;
+  let restoreEnv: () => void;
+  beforeAll(async () => {
+    fixture = await MetadataFixture.start();
+    restoreEnv = fixture.useEnv();
+  });
+  afterAll(async () => {
+    restoreEnv();
+    await fixture.stop();
+  });
+
+  it("serves IMDSv2 to the SDK's own provider in exactly 3 requests", async () => {
+    fixture.resetCounts();
+    const creds = await fromInstanceMetadata({ timeout: 1000 })();
+    expect(fixture.total).toBe(3);
+    expect(fixture.counts.get("PUT /latest/api/token")).toBe(1);
+    expect(fixture.counts.get("GET /latest/meta-data/iam/security-credentials/")).toBe(1);
+    expect(fixture.counts.get("GET /latest/meta-data/iam/security-credentials/psf-test-role")).toBe(1);
+    expect(creds.accessKeyId).toBe(fixture.issued[0]?.AccessKeyId);
+    expect(creds.sessionToken).toBe(fixture.issued[0]?.Token);
+    expect(creds.expiration?.getTime()).toBeGreaterThan(Date.now() + 5 * 3600_000);
+  });
+
+  it("serves the ECS container protocol in one request", async () => {
+    fixture.resetCounts();
+    await fixture.set({ lifetimeSeconds: 120 });
+    const creds = await fromContainerMetadata({ timeout: 1000 })();
+    expect(fixture.total).toBe(1);
+    expect(creds.accessKeyId).toBe(fixture.issued[0]?.AccessKeyId);
+    expect(creds.expiration!.getTime() - Date.now()).toBeLessThanOrEqual(120_000);
+    await fixture.set({ lifetimeSeconds: 6 * 3600 });
+  });
+
+  it("adds latency per request", async () => {
+    await fixture.set({ latencyMs: 100 });
+    const t0 = performance.now();
+    await fromInstanceMetadata({ timeout: 2000 })();
+    // Three sequential requests, each delayed: a lower bound, not a timing assertion on our code.
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
+    await fixture.set({ latencyMs: 0 });
+  });
+
+  it("fails the way a broken metadata service does", async () => {
+    await fixture.set({ failure: "http500" });
+    await expect(fromContainerMetadata({ timeout: 500 })()).rejects.toThrow(/Error response received/);
+    await fixture.set({ failure: "hang" });
+    await expect(fromContainerMetadata({ timeout: 200 })()).rejects.toThrow(/TimeoutError/);
+    await fixture.set({ failure: "refuse" });
+    await expect(fromInstanceMetadata({ timeout: 500 })()).rejects.toThrow(/Unable to connect|ECONNREFUSED/);
+    await fixture.set({ failure: "none" });
+    fixture.resetCounts();
+    await expect(fromInstanceMetadata({ timeout: 500 })()).resolves.toHaveProperty("accessKeyId");
+    expect(fixture.total).toBe(3);
+  });
+
+  it("a stopped fixture produces the SDK's error", async () => {
+    const f = await MetadataFixture.start();
+    const port = f.port;
+    await f.stop();
+    const prev = process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI;
+    process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI = `http://127.0.0.1:${port}/v2/credentials/psf-test`;
+    try {
+      await expect(fromContainerMetadata({ timeout: 500 })()).rejects.toMatchObject({
+        name: "ProviderError",
+        code: "ECONNREFUSED",
+      });
+    } finally {
+      process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI = prev;
+    }
+  });
+});

@@ -1,0 +1,131 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { dockerDaemonAnswers } from "./docker.js";
+
+/** Everything a test needs to reach the S3 server of this run. Serializable (crosses workers). */
+export interface S3Target {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  bucket: string;
+  forcePathStyle: boolean;
+  /** `s3rver` skips conditional writes and POST policy checks; tests use this to know what the server can show. */
+  server: "env" | "minio" | "s3rver";
+}
+
+export interface TestS3 extends S3Target {
+  stop(): Promise<void>;
+}
+
+/** A plain SDK client for the target, with checksums only where required (s3rver needs that). */
+export function harnessClient(t: S3Target): S3Client {
+  return new S3Client({
+    endpoint: t.endpoint,
+    region: t.region,
+    forcePathStyle: t.forcePathStyle,
+    credentials: { accessKeyId: t.accessKeyId, secretAccessKey: t.secretAccessKey },
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  });
+}
+
+export async function createBucket(t: S3Target, bucket: string): Promise<void> {
+  const client = harnessClient(t);
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Deletes every object of the bucket, then the bucket. */
+export async function emptyAndDeleteBucket(t: S3Target, bucket: string): Promise<void> {
+  const client = harnessClient(t);
+  try {
+    for (;;) {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+      const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key as string }));
+      if (keys.length === 0) break;
+      await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys } }));
+    }
+    await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
+}
+
+export function uniqueBucketName(prefix = "psf"): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * Resolves an S3 server (S3_ENDPOINT, else MinIO through testcontainers when Docker answers,
+ * else s3rver in this process on a free 127.0.0.1 port) and creates this run's bucket.
+ */
+export async function createTestS3(): Promise<TestS3> {
+  const bucket = process.env.S3_BUCKET ?? uniqueBucketName();
+  let target: S3Target;
+  let stopServer: () => Promise<unknown> = async () => {};
+
+  if (process.env.S3_ENDPOINT) {
+    target = {
+      endpoint: process.env.S3_ENDPOINT,
+      region: process.env.S3_REGION ?? "us-east-1",
+      accessKeyId: process.env.S3_ACCESS_KEY_ID ?? "",
+      secretAccessKey: process.env.S3_SECRET_ACCESS_KEY ?? "",
+      bucket,
+      forcePathStyle: process.env.S3_FORCE_PATH_STYLE !== "false",
+      server: "env",
+    };
+  } else if (await dockerDaemonAnswers()) {
+    const { MinioContainer } = await import("@testcontainers/minio");
+    const container = await new MinioContainer("minio/minio:RELEASE.2025-04-22T22-12-26Z").start();
+    target = {
+      endpoint: container.getConnectionUrl(),
+      region: "us-east-1",
+      accessKeyId: container.getUsername(),
+      secretAccessKey: container.getPassword(),
+      bucket,
+      forcePathStyle: true,
+      server: "minio",
+    };
+    stopServer = () => container.stop();
+  } else {
+    const { default: S3rver } = await import("s3rver");
+    const directory = mkdtempSync(join(tmpdir(), "psf-s3rver-"));
+    const server = new S3rver({ address: "127.0.0.1", port: 0, silent: true, directory });
+    const { port } = (await server.run()) as { port: number };
+    target = {
+      endpoint: `http://127.0.0.1:${port}`,
+      region: "us-east-1",
+      // s3rver's built-in account.
+      accessKeyId: "S3RVER",
+      secretAccessKey: "S3RVER",
+      bucket,
+      forcePathStyle: true,
+      server: "s3rver",
+    };
+    stopServer = async () => {
+      await server.close();
+      rmSync(directory, { recursive: true, force: true });
+    };
+  }
+
+  if (!process.env.S3_BUCKET) await createBucket(target, bucket);
+  return {
+    ...target,
+    async stop() {
+      if (!process.env.S3_BUCKET) await emptyAndDeleteBucket(target, bucket).catch(() => {});
+      await stopServer();
+    },
+  };
+}
