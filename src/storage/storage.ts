@@ -1,0 +1,83 @@
+import type { Readable } from "node:stream";
+
+/**
+ * What `save()` accepts. A `Blob` (and so a `File` from `request.formData()`) also gives a
+ * content type and, for `File`, a name. Streams are consumed once.
+ */
+export type FileContent =
+  | Buffer
+  | Uint8Array
+  | ArrayBuffer
+  | Blob
+  | Readable
+  | ReadableStream<Uint8Array>
+  | AsyncIterable<Uint8Array>;
+
+export interface SaveProgress {
+  /** Bytes consumed from the content so far. */
+  loaded: number;
+  /** Total bytes, when the content's length is known up front. */
+  total?: number;
+}
+
+export interface SaveOptions {
+  /** Explicit content type; else `Blob.type`, else guessed from the extension, else `application/octet-stream`. */
+  contentType?: string;
+  /** User metadata stored with the object (S3 `x-amz-meta-*`). */
+  metadata?: Record<string, string>;
+  /** The longest name the caller can store (Django's `max_length`); names are shortened to fit. */
+  maxLength?: number;
+  /** Aborts the save; nothing is left behind. */
+  signal?: AbortSignal;
+  onProgress?: (progress: SaveProgress) => void;
+}
+
+export interface OpenOptions {
+  /** First byte to read (inclusive). */
+  start?: number;
+  /** Last byte to read (inclusive), as in HTTP ranges and `fs.createReadStream`. */
+  end?: number;
+}
+
+export interface UrlOptions {
+  /** Lifetime of a signed URL in seconds; the storage's default otherwise. */
+  expiresIn?: number;
+  /** Serve as an attachment: `true` uses the object's base name, a string sets the download name. */
+  download?: boolean | string;
+  /** Override the response's Content-Type (signed URLs only). */
+  contentType?: string;
+}
+
+export interface ListResult {
+  directories: string[];
+  files: string[];
+}
+
+/**
+ * The one contract every backend implements (Django's `Storage`). Names are storage-relative,
+ * `/`-separated keys; no name ever resolves outside the storage's root.
+ */
+export interface Storage {
+  /** Stores `content` under `name` or, if taken, an available variant; returns the name stored. */
+  save(name: string, content: FileContent, opts?: SaveOptions): Promise<string>;
+  /** A stream of the object (or of a byte range); never buffers the whole object. */
+  open(name: string, opts?: OpenOptions): Promise<Readable>;
+  /** The whole object in memory: for small files. */
+  read(name: string): Promise<Uint8Array>;
+  /** Deletes the object; a missing object is not an error. */
+  delete(name: string): Promise<void>;
+  exists(name: string): Promise<boolean>;
+  /** Size in bytes. */
+  size(name: string): Promise<number>;
+  modifiedTime(name: string): Promise<Date>;
+  /** A URL a browser can fetch the object from. */
+  url(name: string, opts?: UrlOptions): Promise<string>;
+  /** Immediate children of `path`: sub-directories (prefixes) and files, as names relative to `path`. */
+  listdir(path: string): Promise<ListResult>;
+  /** Django's `get_valid_name`: a safe file name for `name`. */
+  getValidName(name: string): string;
+  /** Django's `generate_filename`: validates the directory part, cleans the base name. */
+  generateFilename(filename: string): string;
+  /** Django's `get_available_name`: `name` if free, else `root_XXXXXXX.ext`, fitting `maxLength`. */
+  getAvailableName(name: string, maxLength?: number): Promise<string>;
+}
