@@ -109,16 +109,26 @@ export class MetadataFixture {
     }
   }
 
-  /** Points the SDK's environment-driven providers at this fixture. Returns a function restoring the previous values. */
-  useEnv(): () => void {
+  /**
+   * Points the SDK's environment-driven providers at this fixture and returns a function that
+   * restores the previous values. `imds` alone makes the SDK's default chain use IMDSv2 (it
+   * prefers the container endpoint when that is set); `ecs` makes it use the container protocol.
+   */
+  useEnv(which: "imds" | "ecs" | "both" = "both"): () => void {
     const keys = [
       "AWS_EC2_METADATA_SERVICE_ENDPOINT",
       "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-      "AWS_EC2_METADATA_V1_DISABLED",
+      "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+      "AWS_EC2_METADATA_DISABLED",
+      "AWS_ACCESS_KEY_ID",
+      "AWS_SECRET_ACCESS_KEY",
+      "AWS_SESSION_TOKEN",
+      "AWS_PROFILE",
     ] as const;
     const previous = keys.map((k) => process.env[k]);
-    process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = this.imdsEndpoint;
-    process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI = this.ecsUri;
+    for (const k of keys) delete process.env[k];
+    if (which !== "ecs") process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT = this.imdsEndpoint;
+    if (which !== "imds") process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI = this.ecsUri;
     return () => {
       keys.forEach((k, i) => {
         if (previous[i] === undefined) delete process.env[k];

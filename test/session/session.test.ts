@@ -1,0 +1,439 @@
+import { spawnSync } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import { inspect } from "node:util";
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { fromContainerMetadata, fromInstanceMetadata } from "@aws-sdk/credential-providers";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from "vitest";
+import { CredentialsError, createSession, S3Session } from "../../src/index.js";
+import { MetadataFixture } from "../harness/metadata-fixture.js";
+import { harnessClient } from "../harness/s3.js";
+
+const s3 = inject("s3");
+const KEY = "session/probe.txt";
+
+/** Session options that reach the harness's S3 server. */
+function s3Options() {
+  return {
+    region: s3.region,
+    endpoint: s3.endpoint,
+    forcePathStyle: s3.forcePathStyle,
+    bucket: s3.bucket,
+    checksums: "when_required" as const,
+  };
+}
+
+/** A fixture handing out the S3 server's own keys (with an empty token), so signed requests succeed on any server. */
+function fixtureFor(opts: Parameters<typeof MetadataFixture.start>[0] = {}) {
+  return MetadataFixture.start({
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    sessionToken: false,
+    ...opts,
+  });
+}
+
+/** True when `p` settles before the event loop gets to a macrotask, i.e. without any I/O wait. */
+async function settlesWithoutIo(p: Promise<unknown>): Promise<boolean> {
+  const settled = p.then(
+    () => "settled",
+    () => "settled",
+  );
+  const io = new Promise((r) => setImmediate(() => r("waited")));
+  return (await Promise.race([settled, io])) === "settled";
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const head = (session: S3Session) => session.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: KEY }));
+
+beforeAll(async () => {
+  const c = harnessClient(s3);
+  await c.send(new PutObjectCommand({ Bucket: s3.bucket, Key: KEY, Body: "probe" }));
+  c.destroy();
+});
+
+describe("cold start", () => {
+  let fixture: MetadataFixture;
+  let restore: () => void;
+  let session: S3Session | undefined;
+  beforeAll(async () => {
+    fixture = await fixtureFor({ latencyMs: 20 });
+  });
+  afterEach(async () => {
+    restore?.();
+    await session?.destroy();
+  });
+  afterAll(() => fixture.stop());
+
+  it("1,000 concurrent operations through the SDK's default chain make one IMDSv2 fetch (3 requests)", async () => {
+    restore = fixture.useEnv("imds");
+    fixture.resetCounts();
+    session = createSession(s3Options());
+    const results = await Promise.allSettled(Array.from({ length: 1000 }, () => head(session!)));
+    expect(results.filter((r) => r.status === "rejected")).toEqual([]);
+    expect(fixture.total).toBe(3);
+    expect(fixture.credentialResponses).toBe(1);
+    expect(session.stats()).toMatchObject({ credentialFetches: 1, refreshFailures: 0 });
+  });
+
+  it("the container protocol: one request for any number of operations", async () => {
+    restore = fixture.useEnv("ecs");
+    fixture.resetCounts();
+    session = createSession(s3Options());
+    await Promise.all(Array.from({ length: 200 }, () => head(session!)));
+    expect(fixture.total).toBe(1);
+    expect(session.stats().source).toBe("default chain (container metadata)");
+  });
+
+  it("10,000 operations (signed requests and presigned URLs) on one session: one fetch", async () => {
+    restore = fixture.useEnv("imds");
+    fixture.resetCounts();
+    session = createSession(s3Options());
+    const s = session;
+    for (let round = 0; round < 20; round++) {
+      await Promise.all(
+        Array.from({ length: 500 }, (_, i) =>
+          i % 10 === 0
+            ? head(s)
+            : getSignedUrl(s.client, new GetObjectCommand({ Bucket: s3.bucket, Key: `k/${round}/${i}` }), {
+                expiresIn: 60,
+              }),
+        ),
+      );
+    }
+    expect(fixture.total).toBe(3);
+    expect(s.stats().credentialFetches).toBe(1);
+  });
+
+  it("static credentials are never fetched or refetched", async () => {
+    restore = fixture.useEnv("imds");
+    fixture.resetCounts();
+    session = createSession({
+      ...s3Options(),
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+    });
+    await Promise.all(Array.from({ length: 300 }, () => head(session!)));
+    expect(fixture.total).toBe(0);
+    expect(session.stats()).toMatchObject({ source: "static", credentialFetches: 0, nextRefreshAt: undefined });
+  });
+
+  it("adopts an existing client: its provider is fetched once and cached by the session", async () => {
+    restore = fixture.useEnv("imds");
+    fixture.resetCounts();
+    const provider = fromInstanceMetadata({ timeout: 1000 });
+    const existing = new S3Client({
+      ...s3Options(),
+      credentials: provider,
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+    });
+    session = S3Session.fromClient(existing, { bucket: s3.bucket });
+    expect(session.client).toBe(existing);
+    const creds = await Promise.all(Array.from({ length: 100 }, () => session!.credentials()));
+    expect(new Set(creds.map((c) => c.accessKeyId)).size).toBe(1);
+    await head(session);
+    expect(fixture.total).toBe(3);
+    await session.destroy();
+    // The app owns an adopted client: it still works after the session is gone.
+    await expect(existing.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: KEY }))).resolves.toBeDefined();
+    existing.destroy();
+  });
+});
+
+describe("refresh off the request path", () => {
+  let fixture: MetadataFixture;
+  let session: S3Session | undefined;
+  afterEach(async () => {
+    await session?.destroy();
+    await fixture?.stop();
+  });
+
+  it("refreshes in the background; no caller waits while valid credentials exist", async () => {
+    // Each metadata request takes 300 ms, so a fetch takes ~900 ms: any caller waiting for it would lose the race with setImmediate.
+    fixture = await fixtureFor({ latencyMs: 300, lifetimeSeconds: 4 });
+    session = createSession({
+      ...s3Options(),
+      credentials: fromInstanceMetadata({ timeout: 2000 }),
+      refresh: { advisorySeconds: 3, mandatorySeconds: 0.4, minIntervalSeconds: 0.2 },
+    });
+    const restore = fixture.useEnv("imds");
+    try {
+      const first = await session.credentials(); // the cold fetch is the one wait
+      let waited = 0;
+      let ops = 0;
+      const until = Date.now() + 5500;
+      while (Date.now() < until) {
+        if (!(await settlesWithoutIo(session.credentials()))) waited++;
+        await head(session);
+        ops++;
+        await sleep(20);
+      }
+      expect(waited).toBe(0);
+      expect(ops).toBeGreaterThan(50);
+      expect(fixture.credentialResponses).toBeGreaterThanOrEqual(2);
+      const now = await session.credentials();
+      expect(now.expiration!.getTime()).toBeGreaterThan(first.expiration!.getTime());
+      expect(session.stats().refreshFailures).toBe(0);
+    } finally {
+      restore();
+    }
+  });
+
+  it("fixture down while credentials are valid: zero failed operations; after expiry a typed error; recovery when it returns", async () => {
+    fixture = await fixtureFor({ lifetimeSeconds: 3 });
+    const warnings: string[] = [];
+    session = createSession({
+      ...s3Options(),
+      credentials: fromInstanceMetadata({ timeout: 300 }),
+      credentialSource: "instance-metadata",
+      refresh: {
+        advisorySeconds: 2.5,
+        mandatorySeconds: 1,
+        minIntervalSeconds: 0.2,
+        retryBaseSeconds: 0.1,
+        retryMaxSeconds: 0.4,
+      },
+      logger: { warn: (m) => warnings.push(m) },
+    });
+    const restore = fixture.useEnv("imds");
+    try {
+      const first = await session.credentials();
+      await fixture.set({ failure: "refuse" });
+      let failed = 0;
+      let ops = 0;
+      while (first.expiration!.getTime() - Date.now() > 200) {
+        await head(session).catch(() => failed++);
+        ops++;
+        await sleep(25);
+      }
+      expect(ops).toBeGreaterThan(20);
+      expect(failed).toBe(0);
+      expect(session.stats().refreshFailures).toBeGreaterThan(0);
+      expect(warnings.length).toBeGreaterThan(0);
+
+      // Expired and the source hangs: the error comes within the provider's timeout, typed and naming the source.
+      await sleep(first.expiration!.getTime() - Date.now() + 50);
+      await fixture.set({ failure: "hang" });
+      const t0 = Date.now();
+      const error = await session.credentials().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(CredentialsError);
+      expect((error as CredentialsError).source).toBe("instance-metadata");
+      expect((error as CredentialsError).message).toMatch(/Could not obtain AWS credentials from instance-metadata/);
+      expect((error as CredentialsError).cause).toBeInstanceOf(Error);
+      expect(Date.now() - t0).toBeLessThan(3000); // a bound against hanging, far above the 300 ms timeout
+      await expect(head(session)).rejects.toBeInstanceOf(CredentialsError);
+
+      // Back: the next call after the minimum interval recovers.
+      await fixture.set({ failure: "none" });
+      await sleep(250);
+      await expect(head(session)).resolves.toBeDefined();
+      expect((await session.credentials()).expiration!.getTime()).toBeGreaterThan(Date.now());
+    } finally {
+      restore();
+    }
+  });
+
+  it("a source returning credentials already inside the mandatory window cannot cause a fetch storm", async () => {
+    fixture = await fixtureFor({ lifetimeSeconds: 1 });
+    session = createSession({
+      ...s3Options(),
+      credentials: fromContainerMetadata({ timeout: 1000 }),
+      refresh: { advisorySeconds: 900, mandatorySeconds: 600, minIntervalSeconds: 0.5 },
+    });
+    const restore = fixture.useEnv("ecs");
+    try {
+      const start = Date.now();
+      let failed = 0;
+      const workers = Array.from({ length: 20 }, async () => {
+        while (Date.now() - start < 3000) {
+          await head(session!).catch(() => failed++);
+          await sleep(5);
+        }
+      });
+      await Promise.all(workers);
+      const elapsed = Date.now() - start;
+      // At most one fetch per 0.5 s (plus the cold one), where the SDK's memoizer would refetch on every request.
+      expect(fixture.credentialResponses).toBeLessThanOrEqual(Math.floor(elapsed / 500) + 2);
+      expect(fixture.credentialResponses).toBeGreaterThanOrEqual(2);
+      expect(failed).toBe(0);
+    } finally {
+      restore();
+    }
+  });
+
+  it("failed refreshes back off exponentially, one fetch at a time", async () => {
+    fixture = await fixtureFor({ lifetimeSeconds: 30 });
+    session = createSession({
+      ...s3Options(),
+      credentials: fromContainerMetadata({ timeout: 300 }),
+      refresh: {
+        advisorySeconds: 29.9,
+        mandatorySeconds: 1,
+        minIntervalSeconds: 0.05,
+        retryBaseSeconds: 0.1,
+        retryMaxSeconds: 0.8,
+      },
+      logger: { warn: () => {} },
+    });
+    const restore = fixture.useEnv("ecs");
+    try {
+      await session.credentials();
+      await fixture.set({ failure: "http500" });
+      fixture.resetCounts();
+      await sleep(3000);
+      // Retries at ~0.1, 0.2, 0.4, 0.8, 0.8 s (each halved at most by jitter): between 4 and 12 in 3 s, never a tight loop.
+      const attempts = fixture.total;
+      expect(attempts).toBeGreaterThanOrEqual(3);
+      expect(attempts).toBeLessThanOrEqual(14);
+      expect(session.stats().consecutiveFailures).toBe(attempts);
+      expect((await session.credentials()).accessKeyId).toBe(s3.accessKeyId);
+    } finally {
+      restore();
+    }
+  });
+});
+
+describe("sockets, regions and lifecycle", () => {
+  let server: Server;
+  let connections = 0;
+  let endpoint: string;
+  beforeAll(async () => {
+    // Answers every request with an empty 200: enough for HeadObject, and it counts TCP connections.
+    server = createServer((req, res) => {
+      req.resume();
+      req.on("end", () =>
+        res.writeHead(200, { "content-length": "0", "last-modified": new Date().toUTCString() }).end(),
+      );
+    });
+    server.on("connection", () => connections++);
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    endpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it("keeps one keep-alive pool of at most maxSockets connections", async () => {
+    connections = 0;
+    const session = createSession({
+      region: "us-east-1",
+      endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" },
+      maxSockets: 8,
+      checksums: "when_required",
+    });
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          session.client.send(new HeadObjectCommand({ Bucket: "b", Key: `k${i}` })),
+        ),
+      );
+    }
+    expect(connections).toBeLessThanOrEqual(8);
+    expect(connections).toBeGreaterThan(0);
+    await session.destroy();
+  });
+
+  it("a storage in another region gets a client sharing the session's credentials; warned once", async () => {
+    const warnings: string[] = [];
+    const session = createSession({
+      region: "us-east-1",
+      endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" },
+      logger: { warn: (m) => warnings.push(m) },
+    });
+    const eu = await session.clientForRegion("eu-west-1");
+    expect(await session.clientForRegion("eu-west-1")).toBe(eu);
+    expect(await session.clientForRegion("us-east-1")).toBe(session.client);
+    expect(await eu.config.region()).toBe("eu-west-1");
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/region eu-west-1 but its session is in us-east-1/);
+    expect(session.stats().clients).toBe(2);
+    await session.destroy();
+  });
+
+  it("destroy() is idempotent and stops serving credentials", async () => {
+    const session = createSession({
+      region: "us-east-1",
+      credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "s" },
+    });
+    await session.credentials();
+    await session.destroy();
+    await session.destroy();
+    expect(session.stats().destroyed).toBe(true);
+    await expect(session.credentials()).rejects.toBeInstanceOf(CredentialsError);
+    expect(() => session.client).toThrow(CredentialsError);
+  });
+
+  it("a pending refresh timer does not keep the process alive", () => {
+    const script = `
+      import { createSession } from "./src/index.ts";
+      const s = createSession({ region: "us-east-1", credentials: async () => ({
+        accessKeyId: "AKIDEXAMPLE", secretAccessKey: "s", expiration: new Date(Date.now() + 3600_000) }) });
+      await s.credentials();
+      if (!s.stats().nextRefreshAt) throw new Error("no refresh scheduled");
+      console.log("done");`;
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: new URL("../..", import.meta.url).pathname,
+      timeout: 20_000,
+      encoding: "utf8",
+    });
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.stdout.trim()).toBe("done");
+    expect(r.signal).toBeNull(); // not killed by the timeout: it exited by itself
+    expect(r.status).toBe(0);
+  });
+});
+
+describe("secrets never printed", () => {
+  it("inspect, JSON and every error of the session are free of secrets", async () => {
+    const fixture = await MetadataFixture.start({ lifetimeSeconds: 2 });
+    const restore = fixture.useEnv("ecs");
+    const session = createSession({
+      ...s3Options(),
+      credentials: fromContainerMetadata({ timeout: 200 }),
+      refresh: {
+        advisorySeconds: 1.5,
+        mandatorySeconds: 1,
+        minIntervalSeconds: 0.05,
+        retryBaseSeconds: 0.05,
+        retryMaxSeconds: 0.1,
+      },
+      logger: { warn: (m) => printed.push(m) },
+    });
+    const printed: string[] = [];
+    try {
+      const creds = await session.credentials();
+      printed.push(inspect(session), JSON.stringify(session), String(session));
+      printed.push(inspect(creds), JSON.stringify(creds), String(creds), `${creds}`, inspect({ creds }, { depth: 5 }));
+      printed.push(inspect(session.stats()), JSON.stringify(session.stats()));
+      await fixture.set({ failure: "http500" });
+      await sleep(2100);
+      const error = await session.credentials().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CredentialsError);
+      let e: unknown = error;
+      while (e instanceof Error) {
+        printed.push(e.message, inspect(e), JSON.stringify(e));
+        e = e.cause;
+      }
+      printed.push(inspect(session.stats()), JSON.stringify(session));
+      expect(fixture.issued.length).toBeGreaterThan(0);
+      for (const issued of fixture.issued) {
+        for (const text of printed) {
+          expect(text).not.toContain(issued.SecretAccessKey);
+          expect(text).not.toContain(issued.Token);
+        }
+      }
+      // Redaction still shows what is useful.
+      expect(inspect(creds)).toMatch(/ASIA…/);
+      expect(creds.secretAccessKey).toBe(fixture.issued[0]?.SecretAccessKey); // the values themselves are intact
+    } finally {
+      restore();
+      await session.destroy();
+      await fixture.stop();
+    }
+  });
+});
