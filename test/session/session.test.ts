@@ -1,12 +1,12 @@
 import { spawnSync } from "node:child_process";
-import { createServer, type Server } from "node:http";
 import { inspect } from "node:util";
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { fromContainerMetadata, fromInstanceMetadata } from "@aws-sdk/credential-providers";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { CredentialsError, createSession, S3Session } from "../../src/index.js";
 import { MetadataFixture } from "../harness/metadata-fixture.js";
+import { startOkServer } from "../harness/ok-server.js";
 import { harnessClient } from "../harness/s3.js";
 
 const s3 = inject("s3");
@@ -297,25 +297,16 @@ describe("refresh off the request path", () => {
 });
 
 describe("sockets, regions and lifecycle", () => {
-  let server: Server;
-  let connections = 0;
+  let server: Awaited<ReturnType<typeof startOkServer>>;
   let endpoint: string;
   beforeAll(async () => {
-    // Answers every request with an empty 200: enough for HeadObject, and it counts TCP connections.
-    server = createServer((req, res) => {
-      req.resume();
-      req.on("end", () =>
-        res.writeHead(200, { "content-length": "0", "last-modified": new Date().toUTCString() }).end(),
-      );
-    });
-    server.on("connection", () => connections++);
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    endpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    server = await startOkServer();
+    endpoint = server.endpoint;
   });
-  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+  afterAll(() => server.close());
 
   it("keeps one keep-alive pool of at most maxSockets connections", async () => {
-    connections = 0;
+    const before = server.connections();
     const session = createSession({
       region: "us-east-1",
       endpoint,
@@ -331,8 +322,9 @@ describe("sockets, regions and lifecycle", () => {
         ),
       );
     }
-    expect(connections).toBeLessThanOrEqual(8);
-    expect(connections).toBeGreaterThan(0);
+    expect(server.connections() - before).toBeLessThanOrEqual(8);
+    expect(server.connections() - before).toBeGreaterThan(0);
+    expect(server.requests()).toBeGreaterThanOrEqual(500);
     await session.destroy();
   });
 
