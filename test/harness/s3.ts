@@ -63,6 +63,25 @@ export async function emptyAndDeleteBucket(t: S3Target, bucket: string): Promise
   }
 }
 
+/** Every key under `prefix/`, relative to it: what the bucket really holds, not what a storage's listdir shows. */
+export async function listKeys(t: S3Target, prefix: string): Promise<string[]> {
+  const client = harnessClient(t);
+  const keys: string[] = [];
+  let token: string | undefined;
+  try {
+    do {
+      const page = await client.send(
+        new ListObjectsV2Command({ Bucket: t.bucket, Prefix: `${prefix}/`, ContinuationToken: token }),
+      );
+      for (const o of page.Contents ?? []) keys.push((o.Key as string).slice(prefix.length + 1));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  } finally {
+    client.destroy();
+  }
+  return keys.sort();
+}
+
 export function uniqueBucketName(prefix = "psf"): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }

@@ -1,0 +1,413 @@
+import type { Readable } from "node:stream";
+import { FileExistsError, FileNotFoundError, PrismaS3FilesError, StorageError } from "../errors.js";
+import {
+  abortReason,
+  meterContent,
+  monotonicProgress,
+  normalizeContent,
+  readAll,
+  resolveContentType,
+} from "./content.js";
+import { assertSafeKey, generateFilename, getAvailableName, getValidFilename, validateFileName } from "./naming.js";
+import type { FileContent, ListResult, OpenOptions, SaveOptions, Storage, UrlOptions } from "./storage.js";
+
+/** Options every backend shares. */
+export interface BaseStorageOptions {
+  /**
+   * Replace an object that already has the requested name instead of storing under another
+   * available name. Default `false` (Django's `FileSystemStorage`; django-storages' S3 default of
+   * `true` silently loses data).
+   */
+  fileOverwrite?: boolean;
+}
+
+/** What {@link BaseStorage.statObject} returns for an existing object. */
+export interface ObjectStat {
+  size: number;
+  modifiedTime: Date;
+  /** Stored content type, when the backend keeps one. */
+  contentType?: string;
+  /** Stored user metadata, when the backend keeps it. */
+  metadata?: Record<string, string>;
+}
+
+/** A byte range with defaults applied: `end` is inclusive, `undefined` means to the end. */
+export interface ByteRange {
+  start: number;
+  end: number | undefined;
+}
+
+/** Everything a backend needs to write one object; built by {@link BaseStorage.save}. */
+export interface WriteObjectRequest {
+  /** Validated name to write; reserved in this process while the write runs. */
+  name: string;
+  /**
+   * The content, to be iterated once. Already metered: it reports progress, rejects with the
+   * signal's reason on abort and closes its source on early exit.
+   */
+  body: AsyncIterable<Uint8Array>;
+  /** Byte length when known up front (bytes, `Blob`), else `undefined`. */
+  length: number | undefined;
+  /**
+   * `true` when the object must not replace an existing one (`fileOverwrite: false`). The
+   * backend then creates exclusively and signals a clash either by throwing
+   * {@link FileExistsError} (the base retries under another name when the content can be read
+   * again) or, once the body is consumed, by asking {@link WriteObjectRequest.nextName}.
+   */
+  exclusive: boolean;
+  /** Resolved content type (explicit, `Blob.type`, extension, `application/octet-stream`). */
+  contentType: string;
+  /** User metadata to store with the object. */
+  metadata: Record<string, string>;
+  /** The caller's abort signal, for the backend's own I/O (requests, multipart uploads). */
+  signal: AbortSignal | undefined;
+  /**
+   * After an exclusive create found the name taken: returns another available, validated and
+   * reserved name to publish the already-written content under.
+   */
+  nextName(): Promise<string>;
+}
+
+/** How often `save()` re-reads replayable content after a clash before giving up. */
+const MAX_CLASH_RETRIES = 10;
+/** How often a name is re-picked because another save in this process holds it. */
+const MAX_NAME_CLAIMS = 100;
+
+/**
+ * Names being written right now, per storage scope. An exists() check cannot see a write that
+ * has not finished; this set can, so concurrent saves in one process never pick the same name
+ * even on backends without an exclusive create.
+ */
+const inFlight = new Map<string, Set<string>>();
+let instanceCounter = 0;
+
+/**
+ * Django's `Storage`: the naming and `save()` pipeline, written once for every backend.
+ * Subclasses implement the storage-agnostic primitives (`writeObject`, `openObject`,
+ * `statObject`, `deleteObject`, `listObjects`, `objectUrl`); the public methods validate every
+ * name first, so no primitive ever sees a name that failed validation.
+ */
+export abstract class BaseStorage implements Storage {
+  /** See {@link BaseStorageOptions.fileOverwrite}. */
+  readonly fileOverwrite: boolean;
+  readonly #instanceScope = `instance:${++instanceCounter}`;
+
+  constructor(options: BaseStorageOptions = {}) {
+    this.fileOverwrite = options.fileOverwrite ?? false;
+  }
+
+  // ---------------------------------------------------------------- primitives (backends)
+
+  /**
+   * Writes `request.body` under `request.name` and returns the name actually stored (the
+   * storage-relative key). Must leave nothing behind when it fails or the body rejects, and must
+   * not replace an existing object when `request.exclusive` is set.
+   */
+  protected abstract writeObject(request: WriteObjectRequest): Promise<string>;
+
+  /** A stream of the object's bytes in `range`; {@link FileNotFoundError} when it is missing. */
+  protected abstract openObject(name: string, range: ByteRange): Promise<Readable>;
+
+  /** Size and modification time; {@link FileNotFoundError} (with the backend's cause) when missing. */
+  protected abstract statObject(name: string): Promise<ObjectStat>;
+
+  /** Deletes the object; a missing object is not an error. */
+  protected abstract deleteObject(name: string): Promise<void>;
+
+  /** Immediate children of `path` (`""` for the root, else no leading or trailing `/`). */
+  protected abstract listObjects(path: string): Promise<ListResult>;
+
+  /** A URL for the object; no I/O is expected. */
+  protected abstract objectUrl(name: string, options: UrlOptions): string | Promise<string>;
+
+  /** Whether `name` exists. Defaults to {@link BaseStorage.statObject}; override when cheaper. */
+  protected async objectExists(name: string): Promise<boolean> {
+    try {
+      await this.statObject(name);
+      return true;
+    } catch (error) {
+      if (error instanceof FileNotFoundError) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Storages with the same scope share in-flight name reservations. Defaults to this instance;
+   * backends override it with what identifies their namespace (a directory, a bucket + prefix)
+   * so two instances over the same place in one process do not race each other either.
+   */
+  protected reservationScope(): string {
+    return this.#instanceScope;
+  }
+
+  // ---------------------------------------------------------------- naming (Django)
+
+  /** Django's `get_valid_name`: `get_valid_filename`. */
+  getValidName(name: string): string {
+    return getValidFilename(name);
+  }
+
+  /** Django's `Storage.generate_filename`: rejects `..` in the directory, cleans the base name. */
+  generateFilename(filename: string): string {
+    return generateFilename(filename, { getValidName: (n) => this.getValidName(n) });
+  }
+
+  /**
+   * Django's `get_available_name`: `name` when free, else `root_XXXXXXX.ext`, shortened to fit
+   * `maxLength`. Names being written by this process count as taken. With `fileOverwrite` the
+   * name is only shortened.
+   */
+  async getAvailableName(name: string, maxLength?: number): Promise<string> {
+    return getAvailableName(name, {
+      exists: async (candidate) => this.#isReserved(candidate) || (await this.exists(candidate)),
+      overwrite: this.fileOverwrite,
+      ...(maxLength === undefined ? {} : { maxLength }),
+    });
+  }
+
+  /**
+   * The check run on every name before it reaches a backend: Django's `validate_file_name` with
+   * relative paths allowed (no absolute path, no `..` part, a real base name), plus
+   * `assertSafeKey` for what Django leaves to the OS (control characters, NUL, `\` traversal,
+   * drive and UNC paths), since a key may end up on any OS.
+   */
+  protected validateName(name: string): void {
+    validateFileName(name, { allowRelativePath: true });
+    assertSafeKey(name);
+  }
+
+  // ---------------------------------------------------------------- save (Django's pipeline)
+
+  /**
+   * Django's `Storage.save`: validate → `getAvailableName` → validate → backend write →
+   * validate the returned name. With `fileOverwrite: false` concurrent saves of one name all
+   * land under distinct names. Returns the name stored.
+   */
+  async save(name: string, content: FileContent, options: SaveOptions = {}): Promise<string> {
+    const { signal, maxLength } = options;
+    // Before anything touches the storage: a bad name or content type never causes I/O.
+    this.validateName(name);
+    const body = normalizeContent(content);
+    signal?.throwIfAborted();
+
+    const exclusive = !this.fileOverwrite;
+    const contentType = resolveContentType(name, { explicit: options.contentType, blobType: body.blobType });
+    const metadata = { ...options.metadata };
+    const onProgress = monotonicProgress(options.onProgress);
+    const held: string[] = [];
+    let sourceFailed = false;
+    let sourceError: unknown;
+
+    try {
+      let target = await this.#claimName(name, maxLength, held);
+      const nextName = async (): Promise<string> => {
+        if (!exclusive) throw new StorageError("nextName() is only for exclusive writes", { fileName: target });
+        signal?.throwIfAborted();
+        // From the requested name, like Django's FileSystemStorage._save loop.
+        target = await this.#claimName(name, maxLength, held);
+        return target;
+      };
+
+      for (let attempt = 1; ; attempt++) {
+        const source = tapErrors(body.open(), (error) => {
+          sourceFailed = true;
+          sourceError = error;
+        });
+        const metered = meterContent(source, { total: body.length, signal, onProgress, fileName: target });
+        let stored: string;
+        try {
+          stored = await this.writeObject({
+            name: target,
+            body: metered,
+            length: body.length,
+            exclusive,
+            contentType,
+            metadata,
+            signal,
+            nextName,
+          });
+        } catch (error) {
+          // A clash the backend found before publishing: pick another name and write again,
+          // which needs content that can be read a second time.
+          const retry =
+            error instanceof FileExistsError &&
+            exclusive &&
+            body.replayable &&
+            attempt < MAX_CLASH_RETRIES &&
+            !signal?.aborted;
+          if (!retry) throw error;
+          await nextName();
+          continue;
+        }
+        // The backend may have changed the name: it must still be valid (Django, CVE-2021-45452).
+        this.validateName(stored);
+        return stored;
+      }
+    } catch (error) {
+      body.destroy(error);
+      if (signal?.aborted) throw abortReason(signal);
+      // The content's own failure (a broken upload stream) is the caller's error, not ours.
+      if (sourceFailed && error === sourceError) throw error;
+      throw wrapError(error, "save", name);
+    } finally {
+      this.#release(held);
+    }
+  }
+
+  /** Picks an available name and reserves it for this save; validated like Django does. */
+  async #claimName(name: string, maxLength: number | undefined, held: string[]): Promise<string> {
+    for (let i = 0; i < MAX_NAME_CLAIMS; i++) {
+      const candidate = await this.getAvailableName(name, maxLength);
+      this.validateName(candidate);
+      // Overwriting: concurrent writers of one name are fine, the last one wins.
+      if (this.fileOverwrite) return candidate;
+      // Check and add in one synchronous step: no other save can slip in between.
+      const reserved = this.#reservedSet();
+      if (!reserved.has(candidate)) {
+        reserved.add(candidate);
+        held.push(candidate);
+        return candidate;
+      }
+    }
+    throw new StorageError(`Could not find an available name for ${JSON.stringify(name)}`, {
+      fileName: name,
+      code: "NO_AVAILABLE_NAME",
+    });
+  }
+
+  #reservedSet(): Set<string> {
+    const scope = this.reservationScope();
+    let set = inFlight.get(scope);
+    if (!set) {
+      set = new Set();
+      inFlight.set(scope, set);
+    }
+    return set;
+  }
+
+  #isReserved(name: string): boolean {
+    return inFlight.get(this.reservationScope())?.has(name) ?? false;
+  }
+
+  #release(names: string[]): void {
+    if (names.length === 0) return;
+    const scope = this.reservationScope();
+    const set = inFlight.get(scope);
+    if (!set) return;
+    for (const n of names) set.delete(n);
+    if (set.size === 0) inFlight.delete(scope);
+  }
+
+  // ---------------------------------------------------------------- the rest of the contract
+
+  /** A stream of the object or of `start`..`end` (inclusive); never buffers the whole object. */
+  async open(name: string, options: OpenOptions = {}): Promise<Readable> {
+    this.validateName(name);
+    const range = normalizeRange(options);
+    return guard("open", name, () => this.openObject(name, range));
+  }
+
+  /** The whole object in memory, through {@link BaseStorage.open}. */
+  async read(name: string): Promise<Uint8Array> {
+    const stream = await this.open(name);
+    return guard("read", name, () => readAll(stream));
+  }
+
+  /** Deletes the object; a missing object is not an error. */
+  async delete(name: string): Promise<void> {
+    this.validateName(name);
+    return guard("delete", name, () => this.deleteObject(name));
+  }
+
+  async exists(name: string): Promise<boolean> {
+    this.validateName(name);
+    return guard("check", name, () => this.objectExists(name));
+  }
+
+  /** Size in bytes; {@link FileNotFoundError} when missing. */
+  async size(name: string): Promise<number> {
+    this.validateName(name);
+    return (await guard("stat", name, () => this.statObject(name))).size;
+  }
+
+  /** Last modification time; {@link FileNotFoundError} when missing. */
+  async modifiedTime(name: string): Promise<Date> {
+    this.validateName(name);
+    return (await guard("stat", name, () => this.statObject(name))).modifiedTime;
+  }
+
+  async url(name: string, options: UrlOptions = {}): Promise<string> {
+    this.validateName(name);
+    return guard("build a URL for", name, async () => this.objectUrl(name, options));
+  }
+
+  /** Immediate sub-directories and files of `path` (`""` is the root), sorted. */
+  async listdir(path: string): Promise<ListResult> {
+    const dir = this.normalizeDirectory(path);
+    return guard("list", path, () => this.listObjects(dir));
+  }
+
+  /** `""`/`.`/`/`-terminated forms → the canonical `a/b` (or `""`), validated like a name. */
+  protected normalizeDirectory(path: string): string {
+    let dir = path;
+    while (dir.endsWith("/")) dir = dir.slice(0, -1);
+    if (dir === "" || dir === ".") {
+      // A bare "/" would be an absolute path: rejected like any other.
+      if (path.startsWith("/")) this.validateName(path);
+      return "";
+    }
+    this.validateName(dir);
+    return dir;
+  }
+}
+
+/** Records an error the content source itself raised, so `save()` can pass it on unwrapped. */
+async function* tapErrors(
+  source: AsyncIterable<Uint8Array>,
+  onError: (error: unknown) => void,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  try {
+    yield* source;
+  } catch (error) {
+    onError(error);
+    throw error;
+  }
+}
+
+function normalizeRange(options: OpenOptions): ByteRange {
+  const start = options.start ?? 0;
+  const end = options.end;
+  if (!Number.isSafeInteger(start) || start < 0) throw new RangeError(`Invalid range start: ${start}`);
+  if (end !== undefined && (!Number.isSafeInteger(end) || end < start)) {
+    throw new RangeError(`Invalid range end: ${end} (start ${start})`);
+  }
+  return { start, end };
+}
+
+/** Our errors pass through; anything else becomes a {@link StorageError} carrying it as `cause`. */
+function wrapError(error: unknown, operation: string, name: string): unknown {
+  if (error instanceof PrismaS3FilesError || error instanceof RangeError) return error;
+  return new StorageError(`Could not ${operation} ${JSON.stringify(name)}`, { cause: error, fileName: name });
+}
+
+async function guard<T>(operation: string, name: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw wrapError(error, operation, name);
+  }
+}
+
+/**
+ * Django's `filepath_to_uri`: percent-encodes a storage name for a URL path, keeping `/`
+ * (the same characters as Python's `quote(path, safe="/~!*()'")`).
+ */
+export function filepathToUri(name: string): string {
+  return name.replaceAll("\\", "/").split("/").map(encodeURIComponent).join("/");
+}
+
+/** `baseUrl` (given a trailing `/`, as Django does) joined with the encoded name. */
+export function joinBaseUrl(baseUrl: string, name: string): string {
+  const base = baseUrl.endsWith("/") ? baseUrl : `${baseUrl}/`;
+  return base + filepathToUri(name).replace(/^\/+/, "");
+}

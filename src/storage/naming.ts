@@ -1,0 +1,647 @@
+/**
+ * Django's file naming rules, ported to TypeScript.
+ *
+ * Sources (Django main): `django/utils/text.py` (`get_valid_filename`), `django/core/files/utils.py`
+ * (`validate_file_name`), `django/core/files/storage/base.py` (`generate_filename`,
+ * `get_available_name`, `get_alternative_name`), `django/db/models/fields/files.py`
+ * (`FileField.generate_filename`), plus django-storages' `storages/utils.py` (`safe_join`,
+ * `get_available_overwrite_name`). The checks are the ones shaped by CVE-2021-28658, CVE-2021-31542,
+ * CVE-2021-45452 and CVE-2024-39330.
+ *
+ * Path handling follows Django running on a POSIX system (`os.path` is `posixpath` there): only `/`
+ * separates path elements unless a function explicitly turns `\` into `/` first, as Django does.
+ * {@link assertSafeKey} is our own, stricter check for backends and is not part of Django.
+ *
+ * Lengths and truncation count Unicode code points, like Python's `len()` and slicing, so that a
+ * `maxLength` means the same as Django's `max_length` and no surrogate pair is ever cut in half.
+ */
+
+import { randomInt } from "node:crypto";
+import { StorageError, SuspiciousFileOperationError } from "../errors.js";
+
+// ---------------------------------------------------------------------------------------------
+// Small pieces of Python's str / posixpath / pathlib semantics.
+// ---------------------------------------------------------------------------------------------
+
+/** Quote a name for an error message; JSON makes control characters and backslashes visible. */
+function q(name: string): string {
+  return JSON.stringify(name);
+}
+
+/**
+ * Python's `str.isspace()` set (what `str.strip()` removes). It differs from JS `trim()`: Python
+ * also strips U+001C..U+001F and U+0085 but keeps U+FEFF, which JS would strip.
+ */
+const PY_WHITESPACE = new Set<number>([
+  0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003,
+  0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000,
+]);
+
+/** Python's `str.strip()` with no argument. All whitespace is in the BMP, so code units suffice. */
+function pyStrip(s: string): string {
+  let start = 0;
+  let end = s.length;
+  while (start < end && PY_WHITESPACE.has(s.charCodeAt(start))) start++;
+  while (end > start && PY_WHITESPACE.has(s.charCodeAt(end - 1))) end--;
+  return s.slice(start, end);
+}
+
+/**
+ * Everything that is NOT in Python's `[-\w.]` for str patterns. Python's `\w` is "`str.isalnum()`
+ * or underscore": letters (Lu Ll Lt Lm Lo) and every character with a numeric value (Nd Nl No).
+ * Combining marks (Mn Mc Me) and connector punctuation other than `_` are NOT word characters in
+ * Python, so a decomposed "e\u0301" keeps only the "e", exactly as Django does.
+ */
+const NOT_VALID_FILENAME_CHAR = /[^-\p{L}\p{N}_.]/gu;
+
+/** Python's `len(s)`: the number of code points. */
+function cpLength(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+/** Python's `s[:-n]` for `n > 0`, counting code points. */
+function dropLastCodePoints(s: string, n: number): string {
+  const cps = Array.from(s);
+  return cps.slice(0, Math.max(0, cps.length - n)).join("");
+}
+
+/** `posixpath.basename`. */
+function posixBasename(p: string): string {
+  return p.slice(p.lastIndexOf("/") + 1);
+}
+
+/** `posixpath.split`: trailing slashes are removed from the head unless it is all slashes. */
+function posixSplit(p: string): [head: string, tail: string] {
+  const i = p.lastIndexOf("/") + 1;
+  let head = p.slice(0, i);
+  const tail = p.slice(i);
+  if (head && head !== "/".repeat(head.length)) head = head.replace(/\/+$/, "");
+  return [head, tail];
+}
+
+/** `posixpath.join`: an absolute component discards everything before it. */
+function posixJoin(a: string, ...rest: string[]): string {
+  let path = a;
+  for (const b of rest) {
+    if (b.startsWith("/")) path = b;
+    else if (!path || path.endsWith("/")) path += b;
+    else path += `/${b}`;
+  }
+  return path;
+}
+
+/** `posixpath.normpath`: collapses `.`, `..` and repeated slashes without touching the filesystem. */
+function posixNormpath(path: string): string {
+  if (!path) return ".";
+  // POSIX keeps exactly two leading slashes but folds three or more into one.
+  let initialSlashes = path.startsWith("/") ? 1 : 0;
+  if (initialSlashes && path.startsWith("//") && !path.startsWith("///")) initialSlashes = 2;
+  const out: string[] = [];
+  for (const comp of path.split("/")) {
+    if (comp === "" || comp === ".") continue;
+    if (comp !== ".." || (!initialSlashes && out.length === 0) || out[out.length - 1] === "..") {
+      out.push(comp);
+    } else if (out.length > 0) {
+      out.pop();
+    }
+  }
+  const joined = "/".repeat(initialSlashes) + out.join("/");
+  return joined || ".";
+}
+
+/** `".." in pathlib.PurePosixPath(p).parts`: `parts` drops only empty and `.` segments. */
+function hasParentSegment(p: string): boolean {
+  return p.split("/").includes("..");
+}
+
+/** `pathlib.PurePosixPath(p).name`: the last segment that is neither empty nor `.`. */
+function pureName(p: string): string {
+  const segments = p.split("/").filter((s) => s !== "" && s !== ".");
+  return segments[segments.length - 1] ?? "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// get_valid_filename / validate_file_name
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Django's `get_valid_filename`: strip surrounding whitespace (Python's definition), turn spaces
+ * into `_`, drop every character outside `[-\w.]` (Python's Unicode `\w`).
+ *
+ * @example getValidFilename("john's portrait in 2004.jpg") === "johns_portrait_in_2004.jpg"
+ * @throws SuspiciousFileOperationError when nothing usable is left (`""`, `.` or `..`).
+ */
+export function getValidFilename(name: string): string {
+  const s = pyStrip(String(name)).replaceAll(" ", "_").replace(NOT_VALID_FILENAME_CHAR, "");
+  if (s === "" || s === "." || s === "..") {
+    throw new SuspiciousFileOperationError(`Could not derive file name from ${q(name)}`);
+  }
+  return s;
+}
+
+/**
+ * Django's `validate_file_name`; returns `name` unchanged when it is acceptable.
+ *
+ * - The base name (after the last `/`) may not be `""`, `.` or `..`.
+ * - With `allowRelativePath`, `\` is read as `/` and the name may be neither absolute nor contain a
+ *   `..` segment (CVE-2021-31542).
+ * - Without it, the name must be a bare base name: no `/` at all.
+ *
+ * Like Django on POSIX, this does not look at control characters, and without `allowRelativePath` a
+ * backslash is an ordinary character; use {@link assertSafeKey} for those.
+ *
+ * @throws SuspiciousFileOperationError
+ */
+export function validateFileName(name: string, opts?: { allowRelativePath?: boolean }): string {
+  const base = posixBasename(name);
+  if (base === "" || base === "." || base === "..") {
+    throw new SuspiciousFileOperationError(`Could not derive file name from ${q(name)}`);
+  }
+  if (opts?.allowRelativePath) {
+    const path = name.replaceAll("\\", "/");
+    if (path.startsWith("/") || hasParentSegment(path)) {
+      throw new SuspiciousFileOperationError(`Detected path traversal attempt in ${q(name)}`);
+    }
+  } else if (name !== base) {
+    throw new SuspiciousFileOperationError(`File name ${q(name)} includes path elements`);
+  }
+  return name;
+}
+
+/**
+ * Our stricter check (not in Django), for backends to run on every name before touching storage.
+ * Rejects: the empty name; control characters U+0000..U+001F and U+007F (NUL included); absolute
+ * names in any convention (`/x`, `\x`, `\\server\share`, `C:\x`, `C:/x`, `C:x`); and any `..`
+ * segment, with `/` or `\` as separator. Django leaves these to `get_valid_filename` (which drops
+ * control characters from base names) and to the OS path rules of the machine it runs on; an object
+ * key has no such OS, and a backslash key may later land on Windows.
+ *
+ * @throws SuspiciousFileOperationError naming the key.
+ */
+export function assertSafeKey(name: string): void {
+  if (typeof name !== "string" || name === "") {
+    throw new SuspiciousFileOperationError(`Unsafe storage key ${q(String(name))}: the name is empty`);
+  }
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c <= 0x1f || c === 0x7f) {
+      throw new SuspiciousFileOperationError(`Unsafe storage key ${q(name)}: contains a control character`);
+    }
+  }
+  if (name.startsWith("/") || name.startsWith("\\") || /^[A-Za-z]:/.test(name)) {
+    throw new SuspiciousFileOperationError(`Unsafe storage key ${q(name)}: absolute paths are not allowed`);
+  }
+  if (name.split(/[\\/]/).includes("..")) {
+    throw new SuspiciousFileOperationError(`Unsafe storage key ${q(name)}: contains a ".." segment`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// strftime
+// ---------------------------------------------------------------------------------------------
+
+const DAY_NAMES = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const MONTH_NAMES = [
+  "January",
+  "February",
+  "March",
+  "April",
+  "May",
+  "June",
+  "July",
+  "August",
+  "September",
+  "October",
+  "November",
+  "December",
+];
+
+interface Fields {
+  year: number;
+  month: number; // 0-11
+  day: number;
+  hour: number;
+  minute: number;
+  second: number;
+  ms: number;
+  wday: number; // 0 = Sunday
+  yday: number; // 0-based
+  epoch: number;
+}
+
+function isLeap(y: number): boolean {
+  return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+}
+
+function daysInYear(y: number): number {
+  return isLeap(y) ? 366 : 365;
+}
+
+function fieldsOf(date: Date, utc: boolean): Fields {
+  const year = utc ? date.getUTCFullYear() : date.getFullYear();
+  const month = utc ? date.getUTCMonth() : date.getMonth();
+  const day = utc ? date.getUTCDate() : date.getDate();
+  // Day of year from the calendar fields alone, so DST never shifts it.
+  const yday = Math.round((Date.UTC(year, month, day) - Date.UTC(year, 0, 1)) / 86_400_000);
+  return {
+    year,
+    month,
+    day,
+    hour: utc ? date.getUTCHours() : date.getHours(),
+    minute: utc ? date.getUTCMinutes() : date.getMinutes(),
+    second: utc ? date.getUTCSeconds() : date.getSeconds(),
+    ms: utc ? date.getUTCMilliseconds() : date.getMilliseconds(),
+    wday: utc ? date.getUTCDay() : date.getDay(),
+    yday,
+    epoch: Math.floor(date.getTime() / 1000),
+  };
+}
+
+/** ISO 8601 week-numbering year and week (`%G`, `%V`): the week's Thursday decides the year. */
+function isoWeek(f: Fields): { year: number; week: number } {
+  const mondayBased = (f.wday + 6) % 7;
+  let thursday = f.yday - mondayBased + 3;
+  let year = f.year;
+  if (thursday < 0) {
+    year -= 1;
+    thursday += daysInYear(year);
+  } else if (thursday >= daysInYear(year)) {
+    thursday -= daysInYear(year);
+    year += 1;
+  }
+  return { year, week: Math.floor(thursday / 7) + 1 };
+}
+
+type Numeric = { value: number; width: number; pad: "0" | " " };
+
+function numeric(conv: string, f: Fields): Numeric | undefined {
+  const hour12 = f.hour % 12 === 0 ? 12 : f.hour % 12;
+  switch (conv) {
+    case "C":
+      return { value: Math.floor(f.year / 100), width: 2, pad: "0" };
+    case "d":
+      return { value: f.day, width: 2, pad: "0" };
+    case "e":
+      return { value: f.day, width: 2, pad: " " };
+    case "G":
+      return { value: isoWeek(f).year, width: 4, pad: "0" };
+    case "g":
+      return { value: isoWeek(f).year % 100, width: 2, pad: "0" };
+    case "H":
+      return { value: f.hour, width: 2, pad: "0" };
+    case "I":
+      return { value: hour12, width: 2, pad: "0" };
+    case "j":
+      return { value: f.yday + 1, width: 3, pad: "0" };
+    case "k":
+      return { value: f.hour, width: 2, pad: " " };
+    case "l":
+      return { value: hour12, width: 2, pad: " " };
+    case "M":
+      return { value: f.minute, width: 2, pad: "0" };
+    case "m":
+      return { value: f.month + 1, width: 2, pad: "0" };
+    case "S":
+      return { value: f.second, width: 2, pad: "0" };
+    case "s":
+      return { value: f.epoch, width: 1, pad: "0" };
+    case "U":
+      return { value: Math.floor((f.yday + 7 - f.wday) / 7), width: 2, pad: "0" };
+    case "u":
+      return { value: f.wday === 0 ? 7 : f.wday, width: 1, pad: "0" };
+    case "V":
+      return { value: isoWeek(f).week, width: 2, pad: "0" };
+    case "W":
+      return { value: Math.floor((f.yday + 7 - ((f.wday + 6) % 7)) / 7), width: 2, pad: "0" };
+    case "w":
+      return { value: f.wday, width: 1, pad: "0" };
+    case "Y":
+      // glibc prints small years unpadded; CPython >= 3.13 pads %Y/%G to 4 digits. We pad.
+      return { value: f.year, width: 4, pad: "0" };
+    case "y":
+      return { value: f.year % 100, width: 2, pad: "0" };
+    default:
+      return undefined;
+  }
+}
+
+/** Composite directives, expanded in the C locale the way glibc does. */
+const COMPOSITE: Record<string, string> = {
+  c: "%a %b %e %H:%M:%S %Y",
+  D: "%m/%d/%y",
+  F: "%Y-%m-%d",
+  r: "%I:%M:%S %p",
+  R: "%H:%M",
+  T: "%H:%M:%S",
+  x: "%m/%d/%y",
+  X: "%H:%M:%S",
+};
+
+function text(conv: string, f: Fields): string | undefined {
+  switch (conv) {
+    case "a":
+      return DAY_NAMES[f.wday]!.slice(0, 3);
+    case "A":
+      return DAY_NAMES[f.wday]!;
+    case "b":
+    case "h":
+      return MONTH_NAMES[f.month]!.slice(0, 3);
+    case "B":
+      return MONTH_NAMES[f.month]!;
+    case "p":
+      return f.hour < 12 ? "AM" : "PM";
+    case "P":
+      return f.hour < 12 ? "am" : "pm";
+    case "n":
+      return "\n";
+    case "t":
+      return "\t";
+    case "%":
+      return "%";
+    default:
+      return undefined;
+  }
+}
+
+const E_MODIFIABLE = new Set(["c", "C", "x", "X", "y", "Y"]);
+const O_MODIFIABLE = new Set(["d", "e", "H", "I", "m", "M", "S", "u", "U", "V", "w", "W", "y"]);
+const DIRECTIVE = /%([-_0^#]*)([0-9]*)([EO:]?)([\s\S])/y;
+
+function render(pattern: string, f: Fields): string {
+  let out = "";
+  let i = 0;
+  while (i < pattern.length) {
+    const pct = pattern.indexOf("%", i);
+    if (pct === -1) {
+      out += pattern.slice(i);
+      break;
+    }
+    out += pattern.slice(i, pct);
+    DIRECTIVE.lastIndex = pct;
+    const m = DIRECTIVE.exec(pattern);
+    if (!m) {
+      // A lone trailing "%" (or "%-" etc.) is kept as written, as CPython/glibc do.
+      out += pattern.slice(pct);
+      break;
+    }
+    i = DIRECTIVE.lastIndex;
+    out += directive(m[0], m[1]!, m[2]!, m[3]!, m[4]!, f);
+  }
+  return out;
+}
+
+function directive(whole: string, flags: string, width: string, modifier: string, conv: string, f: Fields): string {
+  // Python itself replaces a bare %f (microseconds) and, for naive datetimes, %z, %:z and %Z with
+  // "". Django formats datetime.now(), which is naive.
+  if (conv === "f") {
+    return flags === "" && width === "" && modifier === "" ? String(f.ms * 1000).padStart(6, "0") : whole;
+  }
+  if (conv === "z" && (modifier === "" || modifier === ":") && width === "") return "";
+  if (conv === "Z" && modifier === "" && width === "") return "";
+  // Field widths are not supported: the directive is kept verbatim (glibc would pad it).
+  if (width !== "") return whole;
+  if (modifier === ":" || (modifier === "E" && !E_MODIFIABLE.has(conv))) return whole;
+  if (modifier === "O" && !O_MODIFIABLE.has(conv)) return whole;
+
+  const upper = flags.includes("^");
+  const swapCase = flags.includes("#");
+  const composite = COMPOSITE[conv];
+  if (composite !== undefined) {
+    const s = render(composite, f);
+    return upper ? s.toUpperCase() : s;
+  }
+  const t = text(conv, f);
+  if (t !== undefined) {
+    if (conv === "P") return t; // glibc keeps %P lower-case even with ^.
+    if (swapCase && conv === "p") return t.toLowerCase();
+    if (upper || (swapCase && "aAbBh".includes(conv))) return t.toUpperCase();
+    return t;
+  }
+  const n = numeric(conv, f);
+  if (n === undefined) return whole; // Unknown directive: kept verbatim, like glibc.
+  let pad: "0" | " " | "" = n.pad;
+  for (const flag of flags) {
+    if (flag === "-") pad = "";
+    else if (flag === "_") pad = " ";
+    else if (flag === "0") pad = "0";
+  }
+  const digits = String(n.value);
+  return pad === "" ? digits : digits.padStart(n.width, pad);
+}
+
+/**
+ * Python's `datetime.strftime` as Django uses it for a string `upload_to`, in the C locale (English
+ * names), on Linux (glibc).
+ *
+ * Supported: `%a %A %b %B %c %C %d %D %e %f %F %g %G %h %H %I %j %k %l %m %M %n %p %P %r %R %s %S
+ * %t %T %u %U %V %w %W %x %X %y %Y %z %:z %Z %%`, the glibc flags `-` (no padding), `_` (pad with
+ * spaces), `0` (pad with zeros), `^` (upper case) and `#` (swap case of names), and the `E`/`O`
+ * modifiers where glibc accepts them. `%f` is microseconds padded to 6 digits (a `Date` only has
+ * milliseconds, so the last three digits are `000`). `%z`, `%:z` and `%Z` are empty, as for
+ * Django's naive `datetime.now()`. `%s` is the epoch second of `date`.
+ *
+ * Unknown directives (e.g. `%Q`), directives with a field width (e.g. `%10Y`) and a trailing `%` are
+ * copied verbatim; CPython hands unknown directives to the C library, and glibc copies them too.
+ *
+ * @param opts.utc format the UTC fields of `date` instead of local time (Django uses local time).
+ */
+export function strftime(pattern: string, date: Date, opts?: { utc?: boolean }): string {
+  if (Number.isNaN(date.getTime())) throw new RangeError("strftime: invalid Date");
+  return render(pattern, fieldsOf(date, opts?.utc === true));
+}
+
+// ---------------------------------------------------------------------------------------------
+// generate_filename
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Where uploads go (Django's `upload_to`): a directory pattern run through {@link strftime} and
+ * joined with the file name, or a function returning the whole name (`record` is the model row,
+ * Django's `instance`; note the argument order differs from Django's `(instance, filename)`).
+ */
+export type UploadTo = string | ((filename: string, record?: unknown) => string);
+
+/**
+ * Django's `FileField.generate_filename` followed by `Storage.generate_filename`:
+ *
+ * 1. `uploadTo` string: `strftime(uploadTo, now)` posix-joined with `filename`; function: its result.
+ * 2. `validateFileName(name, { allowRelativePath: true })` (CVE-2021-31542).
+ * 3. `\` becomes `/`; a `..` segment in the directory part is rejected.
+ * 4. The base name goes through `getValidName` (default {@link getValidFilename}); the joined
+ *    result is normalised (`posixpath.normpath`).
+ * 5. The result is validated again with `allowRelativePath`, as Django's `Storage.save()` does
+ *    before anything else (CVE-2024-39330), so a custom `getValidName` cannot smuggle `..` or an
+ *    absolute path through.
+ *
+ * @throws SuspiciousFileOperationError
+ */
+export function generateFilename(
+  filename: string,
+  opts: { uploadTo?: UploadTo; record?: unknown; now?: Date; getValidName?: (n: string) => string },
+): string {
+  const uploadTo = opts.uploadTo ?? "";
+  let name: string;
+  if (typeof uploadTo === "function") {
+    name = uploadTo(filename, opts.record);
+    if (typeof name !== "string") {
+      throw new TypeError(`uploadTo must return a string, got ${typeof name}`);
+    }
+  } else {
+    name = posixJoin(strftime(uploadTo, opts.now ?? new Date()), filename);
+  }
+  validateFileName(name, { allowRelativePath: true });
+
+  // Storage.generate_filename: from here on paths are "/"-separated.
+  name = name.replaceAll("\\", "/");
+  const [dirname, base] = posixSplit(name);
+  if (hasParentSegment(dirname)) {
+    throw new SuspiciousFileOperationError(`Detected path traversal attempt in ${q(dirname)}`);
+  }
+  const getValidName = opts.getValidName ?? getValidFilename;
+  const result = posixNormpath(posixJoin(dirname, getValidName(base)));
+  return validateFileName(result, { allowRelativePath: true });
+}
+
+// ---------------------------------------------------------------------------------------------
+// get_available_name
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The extension Django main uses when it has to rename a file: ALL suffixes
+ * (`"".join(PurePath(name).suffixes)`), so `a.tar.gz` gives `{ root: "a", ext: ".tar.gz" }`.
+ * Leading dots never start a suffix (`.bashrc` has none), and a trailing dot is a suffix of its
+ * own (`a.` gives `{ root: "a", ext: "." }`), as in CPython 3.14's `PurePath.suffixes`; CPython
+ * 3.12/3.13 return no suffixes at all for names ending in a dot. Only the last path segment counts.
+ */
+export function splitExtension(fileName: string): { root: string; ext: string } {
+  const name = pureName(fileName).replace(/^\.+/, "");
+  const dot = name.indexOf(".");
+  const ext = dot === -1 ? "" : name.slice(dot);
+  const root = ext !== "" && fileName.endsWith(ext) ? fileName.slice(0, fileName.length - ext.length) : fileName;
+  return { root, ext };
+}
+
+const ALPHANUMERIC = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/** Django's `get_random_string(7)`: 7 characters of `[a-zA-Z0-9]` from a CSPRNG, without bias. */
+function randomSuffix(): string {
+  let s = "";
+  for (let i = 0; i < 7; i++) s += ALPHANUMERIC[randomInt(ALPHANUMERIC.length)];
+  return s;
+}
+
+/**
+ * Django's `get_alternative_name`: `${root}_${7 random [a-zA-Z0-9]}${ext}`.
+ * @param random replaces the 7-character generator (tests); defaults to `node:crypto`.
+ */
+export function alternativeName(fileRoot: string, fileExt: string, random: () => string = randomSuffix): string {
+  return `${fileRoot}_${random()}${fileExt}`;
+}
+
+/**
+ * Guard against a broken `exists` (always `true`) or `random` (constant): Django loops forever;
+ * we give up after this many candidates. With 62^7 suffixes a real store never gets close.
+ */
+const MAX_ATTEMPTS = 100;
+
+/**
+ * Django's `Storage.get_available_name`: returns `name` if it is free and fits `maxLength`, else
+ * `dir/root_XXXXXXX.ext` candidates (`ext` = all suffixes, see {@link splitExtension}) until one is
+ * free, cutting the root by the overflow when a candidate is too long.
+ *
+ * Before the loop: `\` becomes `/`, a `..` segment in the directory is rejected, and the base name
+ * goes through {@link validateFileName}. A `maxLength` of `0` behaves as in Django (no limit for the
+ * first check; any rename then fails).
+ *
+ * With `overwrite: true`, `exists` is never called and the name is only shortened to fit
+ * `maxLength` (root cut, extension kept, no random part): Django's
+ * `FileSystemStorage(allow_overwrite=True)` and django-storages' `get_available_overwrite_name`
+ * (which, unlike Django main, keeps only the last suffix).
+ *
+ * @throws SuspiciousFileOperationError for traversal, an invalid base name, or when the whole root
+ *   would have to be cut to fit `maxLength`.
+ * @throws StorageError (code `NO_AVAILABLE_NAME`) after 100 taken candidates; not in Django.
+ */
+export async function getAvailableName(
+  name: string,
+  opts: {
+    exists: (name: string) => Promise<boolean>;
+    maxLength?: number;
+    overwrite?: boolean;
+    random?: () => string;
+  },
+): Promise<string> {
+  const original = name;
+  const { exists, maxLength, overwrite = false, random } = opts;
+  name = String(name).replaceAll("\\", "/");
+  const [dirName, fileName] = posixSplit(name);
+  if (hasParentSegment(dirName)) {
+    throw new SuspiciousFileOperationError(`Detected path traversal attempt in ${q(dirName)}`);
+  }
+  validateFileName(fileName);
+  let { root, ext } = splitExtension(fileName);
+
+  // `max_length and len(name) > max_length`: 0 and undefined both mean "no limit" here.
+  const tooLong = (n: string) => Boolean(maxLength) && cpLength(n) > (maxLength as number);
+  const isAvailable = async (n: string) => (overwrite ? !tooLong(n) : !(await exists(n)) && !tooLong(n));
+  // FileSystemStorage(allow_overwrite=True).get_alternative_name keeps the name as it is.
+  const alternative = (r: string) => (overwrite ? `${r}${ext}` : alternativeName(r, ext, random));
+
+  let attempts = 0;
+  while (!(await isAvailable(name))) {
+    if (++attempts > MAX_ATTEMPTS) {
+      throw new StorageError(`No available name for ${q(original)} after ${MAX_ATTEMPTS} candidates`, {
+        fileName: original,
+        code: "NO_AVAILABLE_NAME",
+      });
+    }
+    name = posixJoin(dirName, alternative(root));
+    if (maxLength === undefined) continue;
+    const truncation = cpLength(name) - maxLength;
+    if (truncation > 0) {
+      root = dropLastCodePoints(root, truncation);
+      if (!root) {
+        throw new SuspiciousFileOperationError(
+          `Storage can not find an available filename for ${q(original)} within maxLength ${maxLength} ` +
+            `(last candidate ${q(name)}). Please make sure that the corresponding file field allows a ` +
+            "sufficient maxLength.",
+        );
+      }
+      name = posixJoin(dirName, alternative(root));
+    }
+  }
+  return name;
+}
+
+// ---------------------------------------------------------------------------------------------
+// safe_join
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * django-storages' `safe_join` for object keys: joins `paths` onto `base` with posix rules,
+ * normalises `.`/`..`, keeps a trailing `/` of the last component, and returns the key without
+ * leading slashes. The result must stay under `base`.
+ *
+ * @example safeJoin("media", "a/../b.txt") === "media/b.txt"
+ * @throws SuspiciousFileOperationError when the joined path leaves `base` (django-storages raises
+ *   `ValueError`, which its S3 backend turns into `SuspiciousOperation`).
+ */
+export function safeJoin(base: string, ...paths: string[]): string {
+  const basePath = base.replace(/\/+$/, "");
+  let finalPath = `${basePath}/`;
+  for (const path of paths) {
+    let next = posixNormpath(posixJoin(finalPath, path));
+    // normpath() drops the trailing "/"; put it back for directories and no-op components.
+    if (path.endsWith("/") || `${next}/` === finalPath) next += "/";
+    finalPath = next;
+  }
+  if (finalPath === basePath) finalPath += "/";
+  if (!finalPath.startsWith(basePath) || finalPath[basePath.length] !== "/") {
+    throw new SuspiciousFileOperationError(
+      `The joined path ${q(finalPath)} is located outside of the base path ${q(base)}`,
+    );
+  }
+  return finalPath.replace(/^\/+/, "");
+}

@@ -1,0 +1,151 @@
+import {
+  AbortMultipartUploadCommand,
+  type CompletedPart,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  type PutObjectCommandInput,
+  type S3Client,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
+
+/** The write parameters a multipart upload shares with a single PutObject. */
+export type ObjectWriteParams = Omit<PutObjectCommandInput, "Bucket" | "Key" | "Body" | "ContentLength">;
+
+export interface MultipartUploadInput {
+  client: S3Client;
+  bucket: string;
+  key: string;
+  params: ObjectWriteParams;
+  /** Bytes already read from the content (the first part's worth), then the rest. */
+  prefix: Uint8Array[];
+  rest: AsyncIterator<Uint8Array> | undefined;
+  partSize: number;
+  /** Parts uploading at once; memory stays under (queueSize + 1) × partSize. */
+  queueSize: number;
+  /** Ask S3 to refuse the completion if the key exists (`If-None-Match: *`). */
+  ifNoneMatch: boolean;
+  /** Add CRC32 checksums as the SDK's default configuration expects. */
+  checksums: boolean;
+  signal: AbortSignal | undefined;
+  /** Called when an upload is created and when it is finished or aborted, for bookkeeping and tests. */
+  onUploadId?: (uploadId: string, state: "created" | "completed" | "aborted") => void;
+}
+
+/**
+ * Streams content into a multipart upload with bounded memory and concurrency. On any failure
+ * (the content's, S3's, an abort) the upload is aborted before the error is rethrown, so no
+ * parts are left billed and invisible; the original error is what the caller sees.
+ */
+export async function uploadMultipart(input: MultipartUploadInput): Promise<void> {
+  const { client, bucket, key, signal } = input;
+  const created = await client.send(
+    new CreateMultipartUploadCommand({
+      ...input.params,
+      Bucket: bucket,
+      Key: key,
+      ...(input.checksums ? { ChecksumAlgorithm: "CRC32" } : {}),
+    }),
+    { abortSignal: signal },
+  );
+  const uploadId = created.UploadId;
+  if (!uploadId) throw new Error("CreateMultipartUpload returned no UploadId");
+  input.onUploadId?.(uploadId, "created");
+
+  try {
+    const parts: CompletedPart[] = [];
+    const running = new Set<Promise<void>>();
+    let failure: { error: unknown } | undefined;
+    let partNumber = 0;
+    for await (const part of chunks(input.prefix, input.rest, input.partSize)) {
+      if (failure) break;
+      const number = ++partNumber;
+      const upload = client
+        .send(
+          new UploadPartCommand({
+            Bucket: bucket,
+            Key: key,
+            UploadId: uploadId,
+            PartNumber: number,
+            Body: part,
+            ContentLength: part.byteLength,
+            ...(input.checksums ? { ChecksumAlgorithm: "CRC32" } : {}),
+          }),
+          { abortSignal: signal },
+        )
+        .then((r) => {
+          parts[number - 1] = {
+            PartNumber: number,
+            ETag: r.ETag,
+            ...(r.ChecksumCRC32 ? { ChecksumCRC32: r.ChecksumCRC32 } : {}),
+          };
+        })
+        .catch((error: unknown) => {
+          failure ??= { error };
+        })
+        .finally(() => running.delete(upload));
+      running.add(upload);
+      while (running.size >= input.queueSize) await Promise.race(running);
+    }
+    await Promise.all(running);
+    if (failure) throw failure.error;
+    await client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: bucket,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: parts },
+        ...(input.ifNoneMatch ? { IfNoneMatch: "*" } : {}),
+      }),
+      { abortSignal: signal },
+    );
+    input.onUploadId?.(uploadId, "completed");
+  } catch (error) {
+    // Never abandon parts; the abort's own failure must not hide why the upload failed.
+    try {
+      await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }));
+      input.onUploadId?.(uploadId, "aborted");
+    } catch (abortError) {
+      if (error instanceof Error && error.cause === undefined) {
+        Object.defineProperty(error, "cause", { value: abortError, configurable: true, writable: true });
+      }
+    }
+    throw error;
+  }
+}
+
+/**
+ * Regroups byte chunks into parts of exactly `partSize` (the last may be shorter), copying into
+ * one buffer per part so S3 gets parts of the size it requires whatever the source's chunking.
+ */
+async function* chunks(
+  prefix: Uint8Array[],
+  rest: AsyncIterator<Uint8Array> | undefined,
+  partSize: number,
+): AsyncGenerator<Uint8Array> {
+  let part = Buffer.allocUnsafe(partSize);
+  let filled = 0;
+  const take = function* (chunk: Uint8Array): Generator<Uint8Array> {
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      const n = Math.min(partSize - filled, chunk.byteLength - offset);
+      part.set(chunk.subarray(offset, offset + n), filled);
+      filled += n;
+      offset += n;
+      if (filled === partSize) {
+        yield part;
+        part = Buffer.allocUnsafe(partSize);
+        filled = 0;
+      }
+    }
+  };
+  // Drop each prefix chunk once copied: the array must not pin a part's worth of memory for the whole upload.
+  while (prefix.length > 0) yield* take(prefix.shift() as Uint8Array);
+  if (rest) {
+    for (;;) {
+      const next = await rest.next();
+      if (next.done) break;
+      yield* take(next.value);
+    }
+  }
+  if (filled > 0) yield part.subarray(0, filled);
+}

@@ -1,0 +1,465 @@
+import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type ObjectCannedACL,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import { getSignedUrl as getCloudFrontSignedUrl } from "@aws-sdk/cloudfront-signer";
+import { FileNotFoundError, StorageError, SuspiciousFileOperationError } from "../../errors.js";
+import { getDefaultSession } from "../../session/default-session.js";
+import type { S3Session } from "../../session/session.js";
+import {
+  BaseStorage,
+  type BaseStorageOptions,
+  type ByteRange,
+  filepathToUri,
+  type ObjectStat,
+  type WriteObjectRequest,
+} from "../base-storage.js";
+import type { ListResult, UrlOptions } from "../storage.js";
+import { type ObjectWriteParams, uploadMultipart } from "./multipart.js";
+import { contentDispositionFor, type PresignTarget, QueryPresigner, s3BaseUrl } from "./presigner.js";
+import { isConditionalConflict, isNotFound, isPreconditionFailed } from "./s3-errors.js";
+
+/** Per-object write parameters (django-storages' `object_parameters`). */
+export type ObjectParameters = Pick<
+  ObjectWriteParams,
+  | "CacheControl"
+  | "ContentDisposition"
+  | "ContentEncoding"
+  | "ContentLanguage"
+  | "ContentType"
+  | "Expires"
+  | "StorageClass"
+  | "ServerSideEncryption"
+  | "SSEKMSKeyId"
+  | "Tagging"
+  | "Metadata"
+  | "ACL"
+>;
+
+/** Options of {@link S3Storage}; django-storages' names in camelCase. */
+export interface S3StorageOptions extends BaseStorageOptions {
+  /** The session whose credentials and client this storage uses; default: one shared lazy session. */
+  session?: S3Session;
+  /** Bucket; default: the session's. */
+  bucket?: string;
+  /** The bucket's region when it differs from the session's (a client sharing the session's credentials serves it). */
+  region?: string;
+  /** Key prefix every name lives under (django-storages `location`); no leading `/`. */
+  location?: string;
+  /** Canned ACL for new objects (`default_acl`), e.g. `"public-read"`. Default: none (the bucket's policy). */
+  defaultAcl?: ObjectCannedACL;
+  /** Signed URLs (`querystring_auth`). Default `true`. */
+  querystringAuth?: boolean;
+  /** Lifetime of signed URLs in seconds (`querystring_expire`). Default 3600. */
+  querystringExpire?: number;
+  /** Host (and optional path) serving the bucket, e.g. a CDN: `cdn.example.com` (`custom_domain`). */
+  customDomain?: string;
+  /** Scheme for `customDomain` URLs (`url_protocol`). Default `"https:"`. */
+  urlProtocol?: "https:" | "http:";
+  /** Extra parameters for every write, or per name (`object_parameters`). */
+  objectParameters?: ObjectParameters | ((name: string) => ObjectParameters);
+  /** Bodies up to this size go in one PutObject; larger ones stream as parts of this size. Default 8 MiB (min 5 MiB). */
+  partSize?: number;
+  /** Parts uploaded at once. Default 4; memory per save stays under (queueSize + 1) × partSize. */
+  queueSize?: number;
+  /** CloudFront-signed URLs on `customDomain` (`cloudfront_key_id` / `cloudfront_key`). */
+  cloudfront?: { keyPairId: string; privateKey: string };
+  /**
+   * `If-None-Match: *` writes so `fileOverwrite: false` holds across processes. `"auto"` (default)
+   * probes the server once; servers that ignore the header (s3rver) fall back to the
+   * exists-check, which is race-free within one process only.
+   */
+  conditionalWrites?: boolean | "auto";
+}
+
+const MIN_PART_SIZE = 5 * 1024 * 1024;
+/** Conditional-write support per endpoint and bucket, probed once per process. */
+const conditionalSupport = new Map<string, Promise<boolean>>();
+
+/**
+ * Objects in an S3 bucket (or any S3-compatible server), with Django's naming rules, streaming
+ * reads and writes, and URLs computed from the session's cached credentials without I/O.
+ */
+export class S3Storage extends BaseStorage {
+  readonly bucket: string;
+  readonly location: string;
+  readonly querystringAuth: boolean;
+  readonly querystringExpire: number;
+  readonly #session: S3Session;
+  readonly #region: string | undefined;
+  readonly #options: S3StorageOptions;
+  readonly #partSize: number;
+  readonly #queueSize: number;
+  readonly #presigner: QueryPresigner;
+  #target: PresignTarget | undefined;
+  #client: S3Client | undefined;
+
+  constructor(options: S3StorageOptions = {}) {
+    super(options);
+    this.#options = options;
+    this.#session = options.session ?? getDefaultSession();
+    const bucket = options.bucket ?? this.#session.bucket;
+    if (!bucket) throw new StorageError("S3Storage needs a bucket: pass `bucket` or create the session with one");
+    this.bucket = bucket;
+    const location = options.location ?? "";
+    if (location.startsWith("/")) {
+      throw new SuspiciousFileOperationError(`S3Storage location must not begin with "/": ${JSON.stringify(location)}`);
+    }
+    this.location = location.replace(/\/+$/, "");
+    if (this.location !== "") this.validateName(this.location);
+    this.querystringAuth = options.querystringAuth ?? true;
+    this.querystringExpire = options.querystringExpire ?? 3600;
+    this.#region = options.region;
+    this.#partSize = Math.max(MIN_PART_SIZE, options.partSize ?? 8 * 1024 * 1024);
+    this.#queueSize = Math.max(1, options.queueSize ?? 4);
+    this.#presigner = new QueryPresigner({ checksumMode: this.#session.checksums === "when_supported" });
+  }
+
+  /** The session this storage draws credentials and connections from. */
+  get session(): S3Session {
+    return this.#session;
+  }
+
+  /** The object key of a storage name: `location/name`. */
+  key(name: string): string {
+    return this.location === "" ? name : `${this.location}/${name}`;
+  }
+
+  protected override reservationScope(): string {
+    return `s3:${this.#session.endpoint ?? "aws"}|${this.bucket}|${this.location}`;
+  }
+
+  async #s3(): Promise<S3Client> {
+    if (this.#client) return this.#client;
+    this.#client =
+      this.#region === undefined ? this.#session.client : await this.#session.clientForRegion(this.#region);
+    return this.#client;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  protected async writeObject(request: WriteObjectRequest): Promise<string> {
+    const client = await this.#s3();
+    const conditional = request.exclusive && (await this.#conditionalWrites(client));
+    const params = this.#writeParams(request);
+    const iterator = request.body[Symbol.asyncIterator]();
+    // Read up to one part: small bodies (most uploads) go in a single PutObject we can repeat.
+    const prefix: Uint8Array[] = [];
+    let buffered = 0;
+    let ended = false;
+    while (buffered <= this.#partSize) {
+      const next = await iterator.next();
+      if (next.done) {
+        ended = true;
+        break;
+      }
+      prefix.push(next.value);
+      buffered += next.value.byteLength;
+    }
+
+    let name = request.name;
+    if (ended) {
+      const body = Buffer.concat(prefix, buffered);
+      for (;;) {
+        try {
+          await client.send(
+            new PutObjectCommand({
+              ...params,
+              Bucket: this.bucket,
+              Key: this.key(name),
+              Body: body,
+              ContentLength: body.byteLength,
+              ...(conditional ? { IfNoneMatch: "*" } : {}),
+            }),
+            { abortSignal: request.signal },
+          );
+          return name;
+        } catch (error) {
+          if (!(conditional && (isPreconditionFailed(error) || isConditionalConflict(error)))) throw error;
+          name = await request.nextName(); // taken by another writer since we picked it
+        }
+      }
+    }
+
+    // Large body: claim the key first with an empty conditional write (the content cannot be
+    // replayed under another name once streamed), then stream the parts over our own claim.
+    if (conditional) name = await this.#claimKey(client, name, request);
+    try {
+      await uploadMultipart({
+        client,
+        bucket: this.bucket,
+        key: this.key(name),
+        params,
+        prefix,
+        rest: iterator,
+        partSize: this.#partSize,
+        queueSize: this.#queueSize,
+        ifNoneMatch: false,
+        checksums: this.#session.checksums === "when_supported",
+        signal: request.signal,
+      });
+      return name;
+    } catch (error) {
+      if (conditional) await this.#deleteQuietly(client, name);
+      throw error;
+    }
+  }
+
+  async #claimKey(client: S3Client, first: string, request: WriteObjectRequest): Promise<string> {
+    let name = first;
+    for (;;) {
+      try {
+        await client.send(
+          new PutObjectCommand({ Bucket: this.bucket, Key: this.key(name), Body: new Uint8Array(0), IfNoneMatch: "*" }),
+          { abortSignal: request.signal },
+        );
+        return name;
+      } catch (error) {
+        if (!(isPreconditionFailed(error) || isConditionalConflict(error))) throw error;
+        name = await request.nextName();
+      }
+    }
+  }
+
+  async #deleteQuietly(client: S3Client, name: string): Promise<void> {
+    await client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(name) })).catch(() => undefined);
+  }
+
+  #writeParams(request: WriteObjectRequest): ObjectWriteParams {
+    const custom = this.#options.objectParameters;
+    const perName = typeof custom === "function" ? custom(request.name) : (custom ?? {});
+    return {
+      ContentType: request.contentType,
+      ...(this.#options.defaultAcl ? { ACL: this.#options.defaultAcl } : {}),
+      ...perName,
+      Metadata: { ...perName.Metadata, ...request.metadata },
+    };
+  }
+
+  /** Whether the server honours `If-None-Match: *`; probed once per endpoint and bucket. */
+  async #conditionalWrites(client: S3Client): Promise<boolean> {
+    const setting = this.#options.conditionalWrites ?? "auto";
+    if (setting !== "auto") return setting;
+    const scope = `${this.#session.endpoint ?? "aws"}|${this.bucket}`;
+    let probe = conditionalSupport.get(scope);
+    if (!probe) {
+      probe = this.#probeConditionalWrites(client);
+      conditionalSupport.set(scope, probe);
+      probe.catch(() => conditionalSupport.delete(scope)); // a failed probe is retried next time
+    }
+    return probe;
+  }
+
+  async #probeConditionalWrites(client: S3Client): Promise<boolean> {
+    const key = this.key(`.prisma-s3-files-probe-${randomBytes(8).toString("hex")}`);
+    const put = () =>
+      client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: new Uint8Array(0), IfNoneMatch: "*" }));
+    try {
+      await put();
+      try {
+        await put();
+        return false; // a second exclusive create succeeded: the header is ignored
+      } catch (error) {
+        if (isPreconditionFailed(error) || isConditionalConflict(error)) return true;
+        throw error;
+      }
+    } finally {
+      await client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => undefined);
+    }
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  protected async openObject(name: string, range: ByteRange): Promise<Readable> {
+    const client = await this.#s3();
+    const whole = range.start === 0 && range.end === undefined;
+    try {
+      const response = await client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.key(name),
+          ...(whole ? {} : { Range: `bytes=${range.start}-${range.end ?? ""}` }),
+        }),
+      );
+      const body = response.Body;
+      let stream: Readable;
+      if (body instanceof Readable) stream = body;
+      else if (body && typeof (body as { transformToWebStream?: unknown }).transformToWebStream === "function") {
+        stream = Readable.fromWeb((body as { transformToWebStream(): ReadableStream }).transformToWebStream() as never);
+      } else stream = Readable.from([]);
+      if (whole) return stream;
+      // Some servers answer a range with more than was asked (s3rver reads `bytes=0-0` as the
+      // whole object) or ignore it (200 without Content-Range): cut the stream to the request.
+      const served = parseContentRange(response.ContentRange);
+      const skip = served ? range.start - served.start : range.start;
+      const wanted = range.end === undefined ? undefined : range.end - range.start + 1;
+      const length = response.ContentLength;
+      if (skip === 0 && (wanted === undefined || (length !== undefined && length <= wanted))) return stream;
+      return sliceStream(stream, skip, wanted);
+    } catch (error) {
+      if (isNotFound(error)) throw new FileNotFoundError(name, { cause: error });
+      // A range starting at or past the end of the object: an empty read, as from a file.
+      if ((error as { name?: string }).name === "InvalidRange") return Readable.from([]);
+      throw error;
+    }
+  }
+
+  protected async statObject(name: string): Promise<ObjectStat> {
+    const client = await this.#s3();
+    try {
+      const head = await client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
+      return {
+        size: head.ContentLength ?? 0,
+        modifiedTime: head.LastModified ?? new Date(0),
+        ...(head.ContentType ? { contentType: head.ContentType } : {}),
+        ...(head.Metadata ? { metadata: head.Metadata } : {}),
+      };
+    } catch (error) {
+      if (isNotFound(error)) throw new FileNotFoundError(name, { cause: error });
+      throw error;
+    }
+  }
+
+  protected async deleteObject(name: string): Promise<void> {
+    const client = await this.#s3();
+    try {
+      await client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+    }
+  }
+
+  protected async listObjects(path: string): Promise<ListResult> {
+    const client = await this.#s3();
+    const base = path === "" ? this.location : this.key(path);
+    const prefix = base === "" ? "" : `${base}/`;
+    const directories: string[] = [];
+    const files: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, Delimiter: "/", ContinuationToken: token }),
+      );
+      for (const p of page.CommonPrefixes ?? []) {
+        if (p.Prefix) directories.push(p.Prefix.slice(prefix.length, -1));
+      }
+      for (const o of page.Contents ?? []) {
+        const rest = o.Key?.slice(prefix.length);
+        if (rest) files.push(rest); // "" is a directory marker object
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return { directories: directories.sort(), files: files.sort() };
+  }
+
+  // ---------------------------------------------------------------- URLs
+
+  /**
+   * Signed (default): a presigned GET computed from the session's cached credentials, no I/O.
+   * Unsigned: the public URL (on `customDomain` if set). CloudFront: a CloudFront-signed URL.
+   * `download` and `contentType` need a signed S3 URL; on unsigned URLs they are ignored.
+   */
+  protected objectUrl(name: string, options: UrlOptions): string | Promise<string> {
+    const key = this.key(name);
+    const { customDomain, cloudfront } = this.#options;
+    if (customDomain) {
+      const url = `${this.#options.urlProtocol ?? "https:"}//${customDomain.replace(/\/+$/, "")}/${filepathToUri(key)}`;
+      if (!cloudfront) return url;
+      const expires = options.expiresIn ?? this.querystringExpire;
+      return getCloudFrontSignedUrl({
+        url,
+        keyPairId: cloudfront.keyPairId,
+        privateKey: cloudfront.privateKey,
+        dateLessThan: new Date(Date.now() + expires * 1000).toISOString(),
+      });
+    }
+    const target = this.#target;
+    const credentials = this.#session.peekCredentials();
+    if (target && credentials && this.querystringAuth) return this.#presign(target, key, credentials, options, name);
+    return this.#slowUrl(key, options, name);
+  }
+
+  /** The first call (or one after credentials lapsed): resolve the region and credentials, then sign. */
+  async #slowUrl(key: string, options: UrlOptions, name: string): Promise<string> {
+    const target = this.#target ?? (await this.#resolveTarget());
+    if (!this.querystringAuth) return `${target.baseUrl}/${filepathToUri(key)}`;
+    const credentials = await this.#session.credentials();
+    return this.#presign(target, key, credentials, options, name);
+  }
+
+  #presign(
+    target: PresignTarget,
+    key: string,
+    credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string },
+    options: UrlOptions,
+    name: string,
+  ): string {
+    const download = options.download;
+    return this.#presigner.presignGet(target, key, credentials, {
+      expiresIn: options.expiresIn ?? this.querystringExpire,
+      ...(download
+        ? { responseContentDisposition: contentDispositionFor(download === true ? baseName(name) : download) }
+        : {}),
+      ...(options.contentType ? { responseContentType: options.contentType } : {}),
+    });
+  }
+
+  async #resolveTarget(): Promise<PresignTarget> {
+    const region = this.#region ?? (await this.#session.region());
+    const target: PresignTarget = {
+      region,
+      baseUrl: s3BaseUrl({
+        region,
+        bucket: this.bucket,
+        forcePathStyle: this.#session.forcePathStyle,
+        ...(this.#session.endpoint === undefined ? {} : { endpoint: this.#session.endpoint }),
+      }),
+    };
+    this.#target = target;
+    return target;
+  }
+}
+
+function parseContentRange(value: string | undefined): { start: number } | undefined {
+  const m = value ? /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(value) : null;
+  return m ? { start: Number(m[1]) } : undefined;
+}
+
+/** `length` bytes (or all) of `source` after skipping `skip`; destroys the source when done early. */
+function sliceStream(source: Readable, skip: number, length: number | undefined): Readable {
+  async function* slice(): AsyncGenerator<Uint8Array> {
+    let toSkip = skip;
+    let left = length ?? Number.POSITIVE_INFINITY;
+    try {
+      for await (const chunk of source as AsyncIterable<Uint8Array>) {
+        let part = chunk;
+        if (toSkip > 0) {
+          const n = Math.min(toSkip, part.byteLength);
+          part = part.subarray(n);
+          toSkip -= n;
+        }
+        if (part.byteLength === 0) continue;
+        if (part.byteLength >= left) {
+          yield part.subarray(0, left);
+          return;
+        }
+        left -= part.byteLength;
+        yield part;
+      }
+    } finally {
+      source.destroy();
+    }
+  }
+  return Readable.from(slice(), { objectMode: false });
+}
+
+function baseName(name: string): string {
+  return name.slice(name.lastIndexOf("/") + 1);
+}
