@@ -1,3 +1,10 @@
+/**
+ * prisma-s3-files: Django-style file fields for Prisma 7.
+ *
+ * Layers, each usable without the ones above it: session → storage → file object → Prisma binding.
+ */
+
+// Errors of every layer.
 export {
   CredentialsError,
   FileExistsError,
@@ -7,5 +14,36 @@ export {
   SuspiciousFileOperationError,
 } from "./errors.js";
 export type { CredentialStats, RefreshOptions } from "./session/credential-cache.js";
+export { getDefaultSession } from "./session/default-session.js";
 export { RedactedCredentials } from "./session/redacted-credentials.js";
+// Session: one credential cache and one pooled S3 client per process.
 export { createSession, S3Session, type SessionOptions, type SessionStats } from "./session/session.js";
+// Storage: one contract, three backends, Django's naming rules.
+export {
+  BaseStorage,
+  type BaseStorageOptions,
+  type ByteRange,
+  type ObjectStat,
+  type WriteObjectRequest,
+} from "./storage/base-storage.js";
+export { ContentTooLargeError } from "./storage/content.js";
+export { FileSystemStorage, type FileSystemStorageOptions } from "./storage/filesystem-storage.js";
+export { MemoryStorage, type MemoryStorageOptions } from "./storage/memory-storage.js";
+export {
+  generateFilename,
+  getAvailableName,
+  getValidFilename,
+  strftime,
+  type UploadTo,
+  validateFileName,
+} from "./storage/naming.js";
+export { type ObjectParameters, S3Storage, type S3StorageOptions } from "./storage/s3/s3-storage.js";
+export type {
+  FileContent,
+  ListResult,
+  OpenOptions,
+  SaveOptions,
+  SaveProgress,
+  Storage,
+  UrlOptions,
+} from "./storage/storage.js";

@@ -1,9 +1,14 @@
-import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createSession, type S3Session } from "../../src/index.js";
-import { S3Storage } from "../../src/storage/s3/s3-storage.js";
-import { listKeys } from "../harness/s3.js";
-import { describeStorageConformance } from "./conformance.js";
+import { generateKeyPairSync, randomBytes, verify } from "node:crypto";
+import { Readable } from "node:stream";
+import { GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from "vitest";
+import { createSession, getDefaultSession, type S3Session, S3Storage, StorageError } from "../../src/index.js";
+import { readAll } from "../../src/storage/content.js";
+import { MetadataFixture } from "../harness/metadata-fixture.js";
+import { harnessClient, listKeys } from "../harness/s3.js";
+import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
+import { describeStorageConformance, testBytes } from "./conformance.js";
 
 const s3 = inject("s3");
 let session: S3Session;
@@ -32,5 +37,305 @@ describe("S3Storage specifics", () => {
     expect(() => new S3Storage({ session: noBucket })).toThrow(/needs a bucket/);
     expect(() => new S3Storage({ session, location: "/abs" })).toThrow(/must not begin with/);
     void noBucket.destroy();
+  });
+});
+
+describe("S3Storage against a recording proxy", () => {
+  let proxy: S3Proxy;
+  let proxied: S3Session;
+  beforeAll(async () => {
+    // s3rver ignores If-None-Match and lacks AbortMultipartUpload: the proxy emulates both,
+    // so the client side of those protocols can be checked here (MinIO and AWS do them natively).
+    const emulate = s3.server === "s3rver";
+    proxy = await startS3Proxy(s3, { emulateConditionalWrites: emulate, emulateAbortMultipart: emulate });
+    proxied = createSession({
+      region: s3.region,
+      endpoint: proxy.endpoint,
+      forcePathStyle: true,
+      bucket: s3.bucket,
+      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+      checksums: "when_required",
+    });
+  });
+  afterAll(async () => {
+    await proxied.destroy();
+    await proxy.close();
+  });
+  afterEach(() => proxy.clearFaults());
+
+  const MiB = 1024 * 1024;
+  const since = (n: number) => proxy.log.slice(n);
+  /** A one-shot stream of `size` bytes in 256 KiB chunks. */
+  const streamOf = (bytes: Uint8Array) =>
+    Readable.from(
+      (function* () {
+        for (let i = 0; i < bytes.byteLength; i += 256 * 1024) yield Buffer.from(bytes.subarray(i, i + 256 * 1024));
+      })(),
+    );
+
+  it("detects conditional writes once and uses If-None-Match: * for exclusive saves", async () => {
+    const location = `cond/${randomBytes(4).toString("hex")}`;
+    const storage = new S3Storage({ session: proxied, location });
+    const mark = proxy.log.length;
+    await storage.save("a.txt", Buffer.from("one"));
+    const puts = since(mark).filter((r) => r.method === "PUT");
+    expect(puts.at(-1)?.headers["if-none-match"]).toBe("*");
+    expect(await listKeys(s3, location)).toEqual(["a.txt"]);
+  });
+
+  it("two processes saving one name 50 times each: 100 distinct objects (conditional writes, not in-process locks)", async () => {
+    const location = `race/${randomBytes(4).toString("hex")}`;
+    // A distinct reservation scope per instance: what two separate processes would have.
+    class OtherProcess extends S3Storage {
+      readonly #scope = randomBytes(8).toString("hex");
+      protected override reservationScope(): string {
+        return this.#scope;
+      }
+    }
+    const a = new OtherProcess({ session: proxied, location, conditionalWrites: true });
+    const b = new OtherProcess({ session: proxied, location, conditionalWrites: true });
+    const names = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => (i % 2 ? a : b).save("same.txt", Buffer.from(`content ${i}`))),
+    );
+    expect(new Set(names).size).toBe(100);
+    expect(await listKeys(s3, location)).toHaveLength(100);
+    const bodies = await Promise.all(names.map(async (n) => Buffer.from(await a.read(n)).toString()));
+    expect(new Set(bodies).size).toBe(100);
+  });
+
+  it("streams a large body as a multipart upload and reads it back", async () => {
+    const location = `mpu/${randomBytes(4).toString("hex")}`;
+    const storage = new S3Storage({ session: proxied, location, partSize: 5 * MiB, fileOverwrite: true });
+    const data = testBytes(12 * MiB + 123, 5);
+    const mark = proxy.log.length;
+    const name = await storage.save("big.bin", streamOf(data));
+    const requests = since(mark);
+    expect(requests.filter((r) => r.method === "POST" && r.query.has("uploads"))).toHaveLength(1);
+    expect(requests.filter((r) => r.method === "PUT" && r.query.has("partNumber"))).toHaveLength(3);
+    expect(requests.filter((r) => r.method === "POST" && r.query.has("uploadId"))).toHaveLength(1);
+    expect(await storage.size(name)).toBe(data.byteLength);
+    expect(Buffer.compare(Buffer.from(await storage.read(name)), Buffer.from(data))).toBe(0);
+    const tail = Buffer.from(await readAll(await storage.open(name, { start: data.byteLength - 10 })));
+    expect(Buffer.compare(tail, Buffer.from(data.subarray(data.byteLength - 10)))).toBe(0);
+  });
+
+  it("a part failing mid-upload: the save fails, the multipart upload is aborted, nothing is left", async () => {
+    const location = `mpu-fail/${randomBytes(4).toString("hex")}`;
+    const storage = new S3Storage({ session: proxied, location, partSize: 5 * MiB });
+    proxy.addFault({
+      match: (r) => r.method === "PUT" && r.query.get("partNumber") === "2",
+      action: { status: 500 },
+    });
+    const mark = proxy.log.length;
+    const error = await storage.save("big.bin", streamOf(testBytes(16 * MiB, 6))).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StorageError);
+    const requests = since(mark);
+    const uploadId = requests.find((r) => r.method === "PUT" && r.query.has("uploadId"))?.query.get("uploadId");
+    expect(uploadId).toBeTruthy();
+    expect(requests.filter((r) => r.method === "DELETE" && r.query.get("uploadId") === uploadId)).toHaveLength(1);
+    expect(requests.some((r) => r.method === "POST" && r.query.get("uploadId") === uploadId)).toBe(false);
+    expect(await listKeys(s3, location)).toEqual([]); // the claim placeholder is gone too
+  });
+
+  it("an abort mid-upload: rejects with the reason, aborts the multipart upload, leaves nothing", async () => {
+    const location = `mpu-abort/${randomBytes(4).toString("hex")}`;
+    const storage = new S3Storage({ session: proxied, location, partSize: 5 * MiB });
+    const controller = new AbortController();
+    const mark = proxy.log.length;
+    const saving = storage.save("big.bin", streamOf(testBytes(40 * MiB, 7)), {
+      signal: controller.signal,
+      onProgress: ({ loaded }) => {
+        if (loaded > 12 * MiB) controller.abort(new Error("user cancelled"));
+      },
+    });
+    await expect(saving).rejects.toThrow("user cancelled");
+    const requests = since(mark);
+    const created = requests.filter((r) => r.method === "POST" && r.query.has("uploads"));
+    expect(created.length).toBe(1);
+    expect(requests.filter((r) => r.method === "DELETE" && r.query.has("uploadId"))).toHaveLength(1);
+    expect(await listKeys(s3, location)).toEqual([]);
+  });
+
+  it("a large stream whose name is taken claims another name before streaming (no data lost)", async () => {
+    const location = `claim/${randomBytes(4).toString("hex")}`;
+    const setupStorage = new S3Storage({ session: proxied, location });
+    await setupStorage.save("movie.bin", Buffer.from("already here"));
+    class OtherProcess extends S3Storage {
+      protected override reservationScope(): string {
+        return "elsewhere";
+      }
+      // Another process cannot see the object yet: its exists() check is stale.
+      protected override async objectExists(): Promise<boolean> {
+        return false;
+      }
+    }
+    const storage = new OtherProcess({ session: proxied, location, partSize: 5 * MiB, conditionalWrites: true });
+    const data = testBytes(11 * MiB, 8);
+    const name = await storage.save("movie.bin", streamOf(data));
+    expect(name).toMatch(/^movie_[A-Za-z0-9]{7}\.bin$/);
+    expect(Buffer.from(await storage.read("movie.bin")).toString()).toBe("already here");
+    expect(Buffer.compare(Buffer.from(await storage.read(name)), Buffer.from(data))).toBe(0);
+  });
+
+  it("url() makes no request: 10,000 signed URLs, zero requests to S3, one credential resolution", async () => {
+    const storage = new S3Storage({ session: proxied, location: "urls" });
+    await storage.url("warm.png");
+    const mark = proxy.log.length;
+    const fetchesBefore = proxied.stats().credentialFetches;
+    const urls = await Promise.all(Array.from({ length: 10_000 }, (_, i) => storage.url(`a/${i}.png`)));
+    expect(new Set(urls).size).toBe(10_000);
+    expect(proxy.log.length - mark).toBe(0);
+    expect(proxied.stats().credentialFetches).toBe(fetchesBefore);
+  });
+});
+
+describe("S3Storage URLs", () => {
+  const location = `url/${randomBytes(4).toString("hex")}`;
+  let storage: S3Storage;
+  beforeAll(async () => {
+    storage = new S3Storage({ session, location });
+    await storage.save("photo of me.png", Buffer.from("png bytes"), { contentType: "image/png" });
+  });
+
+  it("a presigned URL is byte-identical to the SDK's and the server serves it", async () => {
+    vi.useFakeTimers({ now: Date.now(), toFake: ["Date"] });
+    try {
+      const ours = await storage.url("photo of me.png", { expiresIn: 300 });
+      const sdk = await getSignedUrl(
+        session.client,
+        new GetObjectCommand({ Bucket: s3.bucket, Key: `${location}/photo of me.png` }),
+        { expiresIn: 300 },
+      );
+      expect(ours).toBe(sdk);
+    } finally {
+      vi.useRealTimers();
+    }
+    const response = await fetch(await storage.url("photo of me.png"));
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("png bytes");
+  });
+
+  it("download and contentType options come back as response headers", async () => {
+    const response = await fetch(
+      await storage.url("photo of me.png", { download: "Résumé 2026.png", contentType: "application/x-test" }),
+    );
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-disposition")).toBe(
+      `attachment; filename="R_sum_ 2026.png"; filename*=UTF-8''R%C3%A9sum%C3%A9%202026.png`,
+    );
+    expect(response.headers.get("content-type")).toBe("application/x-test");
+    const plain = await fetch(await storage.url("photo of me.png", { download: true }));
+    expect(plain.headers.get("content-disposition")).toBe(`attachment; filename="photo of me.png"`);
+  });
+
+  it("an expired URL is refused by the server", async () => {
+    const url = await storage.url("photo of me.png", { expiresIn: 1 });
+    await new Promise((r) => setTimeout(r, 2100));
+    expect((await fetch(url)).status).toBe(403);
+  });
+
+  it("unsigned and custom-domain URLs are string work", async () => {
+    const pub = new S3Storage({ session, location, querystringAuth: false });
+    expect(await pub.url("photo of me.png")).toBe(`${s3.endpoint}/${s3.bucket}/${location}/photo%20of%20me.png`);
+    expect((await fetch(await pub.url("photo of me.png"))).status).toBe(200); // s3rver serves anonymous reads
+    const cdn = new S3Storage({ session, location: "media", customDomain: "cdn.example.com/", urlProtocol: "http:" });
+    expect(await cdn.url("a b/ü.png")).toBe("http://cdn.example.com/media/a%20b/%C3%BC.png");
+  });
+
+  it("CloudFront-signed URLs carry a canned policy signed with the private key", async () => {
+    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const cf = new S3Storage({
+      session,
+      location: "media",
+      customDomain: "d111111abcdef8.cloudfront.net",
+      cloudfront: {
+        keyPairId: "K2JCJMDEHXQW5F",
+        privateKey: privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
+      },
+      querystringExpire: 600,
+    });
+    const url = new URL(await cf.url("doc.pdf"));
+    expect(url.origin + url.pathname).toBe("https://d111111abcdef8.cloudfront.net/media/doc.pdf");
+    expect(url.searchParams.get("Key-Pair-Id")).toBe("K2JCJMDEHXQW5F");
+    const expires = Number(url.searchParams.get("Expires"));
+    expect(expires * 1000).toBeGreaterThan(Date.now() + 590_000);
+    expect(expires * 1000).toBeLessThanOrEqual(Date.now() + 601_000);
+    // CloudFront's canned policy, signed with RSA-SHA1; the URL-safe base64 uses - _ ~ for + = /.
+    const policy = JSON.stringify({
+      Statement: [{ Resource: url.origin + url.pathname, Condition: { DateLessThan: { "AWS:EpochTime": expires } } }],
+    });
+    const signature = Buffer.from(
+      (url.searchParams.get("Signature") as string).replace(/-/g, "+").replace(/_/g, "=").replace(/~/g, "/"),
+      "base64",
+    );
+    expect(verify("RSA-SHA1", Buffer.from(policy), publicKey, signature)).toBe(true);
+  });
+});
+
+describe("S3Storage write parameters and sessions", () => {
+  it("objectParameters and metadata reach the object", async () => {
+    const location = `params/${randomBytes(4).toString("hex")}`;
+    const storage = new S3Storage({
+      session,
+      location,
+      objectParameters: (name) => ({ CacheControl: name.endsWith(".css") ? "max-age=31536000" : "no-cache" }),
+    });
+    await storage.save("site.css", Buffer.from("body{}"), { metadata: { owner: "42" } });
+    const client = harnessClient(s3);
+    try {
+      const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `${location}/site.css` }));
+      expect(head.CacheControl).toBe("max-age=31536000");
+      expect(head.ContentType).toBe("text/css");
+      expect(head.Metadata).toMatchObject({ owner: "42" });
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it("100 storages sharing one session: 10,000 operations, one credential fetch", async () => {
+    const fixture = await MetadataFixture.start({
+      accessKeyId: s3.accessKeyId,
+      secretAccessKey: s3.secretAccessKey,
+      sessionToken: false,
+    });
+    const restore = fixture.useEnv("imds");
+    const shared = createSession({
+      region: s3.region,
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      bucket: s3.bucket,
+      checksums: "when_required",
+    });
+    try {
+      const location = `shared/${randomBytes(4).toString("hex")}`;
+      const storages = Array.from(
+        { length: 100 },
+        (_, i) => new S3Storage({ session: shared, location: `${location}/${i}` }),
+      );
+      await storages[0]!.save("x.txt", Buffer.from("x"));
+      for (let round = 0; round < 10; round++) {
+        await Promise.all(
+          storages.flatMap((s, i) =>
+            Array.from({ length: 10 }, (_, j) =>
+              j === 0 && i % 10 === 0 ? s.exists("x.txt") : s.url(`f/${round}/${j}.png`),
+            ),
+          ),
+        );
+      }
+      expect(fixture.total).toBe(3);
+      expect(shared.stats().credentialFetches).toBe(1);
+    } finally {
+      restore();
+      await shared.destroy();
+      await fixture.stop();
+    }
+  });
+
+  it("storages built without a session share one lazily created default session", () => {
+    const a = new S3Storage({ bucket: "b1" });
+    const b = new S3Storage({ bucket: "b2" });
+    expect(a.session).toBe(b.session);
+    expect(a.session).toBe(getDefaultSession());
+    expect(a.session.stats().credentialFetches).toBe(0); // nothing resolved until used
   });
 });

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+/**
+ * The `prisma-s3-files` command. Two roles:
+ *
+ * - **Prisma generator.** `provider = "prisma-s3-files"` in a `generator` block makes
+ *   `prisma generate` start this bin (through a shell, in the directory `prisma` runs in) with no
+ *   arguments, stdin/stderr as a JSON-RPC pipe and `PRISMA_GENERATOR_INVOCATION=true` in the
+ *   environment. No arguments plus either the variable or a non-terminal stdin selects generator
+ *   mode. Prisma reads stderr as the protocol channel (other lines end up in its error report).
+ * - **CLI.** `prisma-s3-files <command> [args]`; commands live in {@link commands}.
+ */
+
+/** A subcommand: gets its arguments, resolves to the exit code. */
+type Command = (args: string[]) => Promise<number>;
+
+const USAGE = `Usage: prisma-s3-files <command>
+
+Commands:
+  help        Show this help.
+
+As a Prisma generator (schema.prisma):
+  generator files {
+    provider = "prisma-s3-files"
+    output   = "../src/generated/files"
+  }
+`;
+
+/**
+ * The CLI's subcommands, by name. A command loads its module lazily, so that the generator mode
+ * and `help` do not pay for the others, e.g.
+ * `sweep: async (args) => (await import("../prisma/sweep.js")).sweepCommand(args)`.
+ */
+const commands: Record<string, Command> = {
+  help: async () => {
+    process.stdout.write(USAGE);
+    return 0;
+  },
+};
+
+/** Whether this process was started by `prisma generate`. */
+function isGeneratorInvocation(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  stdinIsTTY = Boolean(process.stdin.isTTY),
+): boolean {
+  // Prisma passes no arguments; a command name wins even where the variable leaked into the
+  // environment of a process that a generator started.
+  if (args.length > 0) return false;
+  return env.PRISMA_GENERATOR_INVOCATION === "true" || !stdinIsTTY;
+}
+
+async function main(args: string[]): Promise<void> {
+  if (isGeneratorInvocation(args)) {
+    const { runGenerator } = await import("../prisma/generator/generator.js");
+    runGenerator();
+    return;
+  }
+  const [name, ...rest] = args;
+  if (name === undefined || name === "--help" || name === "-h") {
+    process.stdout.write(USAGE);
+    process.exitCode = name === undefined ? 1 : 0;
+    return;
+  }
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (command === undefined) {
+    process.stderr.write(`prisma-s3-files: unknown command ${JSON.stringify(name)}\n\n${USAGE}`);
+    process.exitCode = 2;
+    return;
+  }
+  process.exitCode = await command(rest);
+}
+
+await main(process.argv.slice(2));

@@ -1,0 +1,192 @@
+/**
+ * From the DMMF datamodel to the file-field metadata: every model's file columns (from their
+ * `@file` annotations) and its relation fields (so the runtime can walk nested writes and
+ * includes). The input types are the parts of `@prisma/dmmf`'s `Datamodel` this reads, so the DMMF
+ * object Prisma hands a generator fits them as is.
+ */
+import { PrismaS3FilesError } from "../../errors.js";
+import type { FileFieldMetadata, FileFieldsMetadataShape, RelationMetadata } from "../metadata-types.js";
+import { FileAnnotationError, hasFileAnnotation, parseFileAnnotation } from "./annotation.js";
+
+/** The parts of a DMMF field the generator reads. */
+export interface DmmfFieldLike {
+  readonly name: string;
+  readonly kind: string;
+  readonly type: string;
+  readonly isList: boolean;
+  readonly isRequired: boolean;
+  readonly documentation?: string | undefined;
+  readonly relationName?: string | null | undefined;
+  readonly nativeType?: readonly [string, readonly string[]] | null | undefined;
+}
+
+/** The parts of a DMMF model the generator reads. */
+export interface DmmfModelLike {
+  readonly name: string;
+  readonly fields: readonly DmmfFieldLike[];
+}
+
+/** The parts of `options.dmmf.datamodel` the generator reads. */
+export interface DmmfDatamodelLike {
+  readonly models: readonly DmmfModelLike[];
+  /** Composite types (MongoDB); a `@file` annotation there is refused. */
+  readonly types?: readonly DmmfModelLike[];
+}
+
+export interface BuildMetadataOptions {
+  /**
+   * The storage names the generator block declares (`storages = ["public", "private"]`).
+   * `"default"` is always allowed. `undefined`: storage names are not checked.
+   */
+  storages?: readonly string[] | undefined;
+}
+
+/** Several `@file` annotations are wrong; `errors` lists them, the message has one per line. */
+export class FileAnnotationErrors extends PrismaS3FilesError {
+  readonly errors: readonly FileAnnotationError[];
+  constructor(errors: readonly FileAnnotationError[]) {
+    super(
+      "FILE_ANNOTATION",
+      `${errors.length} problems with @file annotations:\n${errors.map((e) => `  ${e.message}`).join("\n")}`,
+    );
+    this.errors = errors;
+  }
+}
+
+/** Native types whose first argument is the column's length in characters. */
+const LENGTH_TYPES = new Set(["VarChar", "Char", "NVarChar", "NChar"]);
+
+function nativeLength(field: DmmfFieldLike): number | null {
+  const native = field.nativeType;
+  if (!native || !LENGTH_TYPES.has(native[0])) return null;
+  const arg = native[1][0];
+  if (arg === undefined || !/^[0-9]+$/.test(arg)) return null; // e.g. NVarChar(Max)
+  const n = Number(arg);
+  return n > 0 ? n : null;
+}
+
+function describeType(field: DmmfFieldLike): string {
+  return `${field.type}${field.isList ? "[]" : ""}${field.isRequired || field.isList ? "" : "?"}`;
+}
+
+function fileField(
+  model: DmmfModelLike,
+  field: DmmfFieldLike,
+  allowedStorages: ReadonlySet<string> | null,
+): FileFieldMetadata | null {
+  const location = { model: model.name, field: field.name };
+  const options = parseFileAnnotation(field.documentation, location);
+  if (options === null) return null;
+  if (field.kind !== "scalar" || field.type !== "String" || field.isList) {
+    throw new FileAnnotationError(
+      location,
+      `@file needs a String or String? column holding the object key, but the field is ${describeType(field)}`,
+    );
+  }
+  if (allowedStorages !== null && !allowedStorages.has(options.storage)) {
+    throw new FileAnnotationError(
+      location,
+      `unknown storage ${JSON.stringify(options.storage)} (the generator's storages: ${[...allowedStorages].map((s) => JSON.stringify(s)).join(", ")})`,
+    );
+  }
+  const columnLength = nativeLength(field);
+  let maxLength = options.maxLength;
+  if (maxLength === null) {
+    maxLength = columnLength;
+  } else if (columnLength !== null && maxLength > columnLength) {
+    throw new FileAnnotationError(
+      location,
+      `maxLength ${maxLength} exceeds the column's length (@db.${field.nativeType![0]}(${columnLength}))`,
+    );
+  }
+  return { ...options, maxLength, nullable: !field.isRequired };
+}
+
+/**
+ * Builds the metadata of every model (sorted by name; fields in schema order).
+ *
+ * @throws FileAnnotationError for one bad annotation, {@link FileAnnotationErrors} for several:
+ * malformed annotations, a `@file` on anything but a `String`/`String?` column, a storage name
+ * not in `options.storages`, a `maxLength` longer than the column.
+ */
+export function buildMetadata(
+  datamodel: DmmfDatamodelLike,
+  options: BuildMetadataOptions = {},
+): FileFieldsMetadataShape {
+  const allowedStorages = options.storages === undefined ? null : new Set(["default", ...options.storages]);
+  const modelNames = new Set(datamodel.models.map((m) => m.name));
+  const errors: FileAnnotationError[] = [];
+  const result: Record<
+    string,
+    { fileFields: Record<string, FileFieldMetadata>; relations: Record<string, RelationMetadata> }
+  > = {};
+
+  const models = [...datamodel.models].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const model of models) {
+    const fileFields: Record<string, FileFieldMetadata> = {};
+    const relations: Record<string, RelationMetadata> = {};
+    for (const field of model.fields) {
+      try {
+        const file = fileField(model, field, allowedStorages);
+        if (file !== null) fileFields[field.name] = file;
+      } catch (e) {
+        if (!(e instanceof FileAnnotationError)) throw e;
+        errors.push(e);
+      }
+      if (field.kind === "object" && modelNames.has(field.type)) {
+        relations[field.name] = { model: field.type, list: field.isList };
+      }
+    }
+    result[model.name] = { fileFields, relations };
+  }
+
+  for (const type of datamodel.types ?? []) {
+    for (const field of type.fields) {
+      if (hasFileAnnotation(field.documentation)) {
+        errors.push(
+          new FileAnnotationError(
+            { model: type.name, field: field.name },
+            "@file is not supported on fields of composite types; declare the column on a model",
+          ),
+        );
+      }
+    }
+  }
+
+  if (errors.length === 1) throw errors[0]!;
+  if (errors.length > 1) throw new FileAnnotationErrors(errors);
+  return result;
+}
+
+/**
+ * Reads the generator block's `storages` config value (`storages = ["public", "private"]`, or a
+ * single string). Returns `undefined` when it is absent.
+ *
+ * @throws PrismaS3FilesError for unknown config keys and malformed names.
+ */
+export function readGeneratorConfig(
+  config: { readonly [key: string]: string | readonly string[] | undefined },
+  generatorName = "files",
+): BuildMetadataOptions {
+  const known = ["storages"];
+  for (const key of Object.keys(config)) {
+    if (!known.includes(key)) {
+      throw new PrismaS3FilesError(
+        "GENERATOR_CONFIG",
+        `generator ${generatorName}: unknown config key ${JSON.stringify(key)} (known: ${known.join(", ")})`,
+      );
+    }
+  }
+  const raw = config.storages;
+  if (raw === undefined) return {};
+  const storages = typeof raw === "string" ? [raw] : [...raw];
+  for (const name of storages) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(name)) {
+      throw new PrismaS3FilesError(
+        "GENERATOR_CONFIG",
+        `generator ${generatorName}: storage name ${JSON.stringify(name)} in storages must be non-empty and use only letters, digits, "_", "-" and "."`,
+      );
+    }
+  }
+  return { storages };
+}

@@ -1,0 +1,42 @@
+/**
+ * The shape of the metadata the generator emits (`fileFields` in the generated module) and the
+ * runtime reads. The generated module declares the same shape for itself, so it imports nothing;
+ * it stays assignable to {@link FileFieldsMetadataShape}.
+ */
+
+/** One file column: its `@file(...)` options, normalized, plus whether the column is nullable. */
+export interface FileFieldMetadata {
+  /** Directory pattern (Django's `upload_to`), strftime directives allowed; `""`: the root. */
+  readonly uploadTo: string;
+  /** Storage name; `"default"` unless the annotation names one. */
+  readonly storage: string;
+  /** Largest accepted upload in bytes; `null`: no limit. */
+  readonly maxSize: number | null;
+  /** Accepted MIME types, lower case, exact or `type/*`; `null`: any type. */
+  readonly accept: readonly string[] | null;
+  /** `true`: deleting the row or clearing the column leaves the object in the storage. */
+  readonly keepFiles: boolean;
+  /** Seconds to wait before removing a replaced or deleted object; `0`: right away. */
+  readonly deleteAfterSeconds: number;
+  /** Longest key the column can store (`@file(maxLength)` or `@db.VarChar(n)`); `null`: unknown. */
+  readonly maxLength: number | null;
+  /** `false` for a required (`String`) column, `true` for an optional one (`String?`). */
+  readonly nullable: boolean;
+}
+
+/** A relation field: the model it points to and whether it holds a list (`Post[]`). */
+export interface RelationMetadata {
+  readonly model: string;
+  readonly list: boolean;
+}
+
+/** One model: its file columns and its relation fields, both keyed by field name. */
+export interface ModelFileMetadata {
+  readonly fileFields: { readonly [field: string]: FileFieldMetadata };
+  readonly relations: { readonly [field: string]: RelationMetadata };
+}
+
+/** Every model of the schema, keyed by model name (models without file columns included). */
+export interface FileFieldsMetadataShape {
+  readonly [model: string]: ModelFileMetadata;
+}
