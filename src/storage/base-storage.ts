@@ -76,9 +76,14 @@ const MAX_NAME_CLAIMS = 100;
 /**
  * Names being written right now, per storage scope. An exists() check cannot see a write that
  * has not finished; this set can, so concurrent saves in one process never pick the same name
- * even on backends without an exclusive create.
+ * even on backends without an exclusive create. `finished` counts writes that released their
+ * names, so a claim can tell whether its exists() answers may predate one of them.
  */
-const inFlight = new Map<string, Set<string>>();
+interface ScopeState {
+  reserved: Set<string>;
+  finished: number;
+}
+const scopes = new Map<string, ScopeState>();
 let instanceCounter = 0;
 
 /**
@@ -256,18 +261,25 @@ export abstract class BaseStorage implements Storage {
 
   /** Picks an available name and reserves it for this save; validated like Django does. */
   async #claimName(name: string, maxLength: number | undefined, held: string[]): Promise<string> {
+    const state = this.#scope();
     for (let i = 0; i < MAX_NAME_CLAIMS; i++) {
+      const finishedBefore = state.finished;
       const candidate = await this.getAvailableName(name, maxLength);
       this.validateName(candidate);
       // Overwriting: concurrent writers of one name are fine, the last one wins.
       if (this.fileOverwrite) return candidate;
       // Check and add in one synchronous step: no other save can slip in between.
-      const reserved = this.#reservedSet();
-      if (!reserved.has(candidate)) {
-        reserved.add(candidate);
-        held.push(candidate);
-        return candidate;
+      if (state.reserved.has(candidate)) continue;
+      state.reserved.add(candidate);
+      held.push(candidate);
+      // A write that finished while we were checking may have taken the name after our
+      // exists() said it was free; with our reservation in place, a second look is final.
+      if (state.finished !== finishedBefore && (await this.exists(candidate))) {
+        state.reserved.delete(candidate);
+        held.pop();
+        continue;
       }
+      return candidate;
     }
     throw new StorageError(`Could not find an available name for ${JSON.stringify(name)}`, {
       fileName: name,
@@ -275,27 +287,26 @@ export abstract class BaseStorage implements Storage {
     });
   }
 
-  #reservedSet(): Set<string> {
-    const scope = this.reservationScope();
-    let set = inFlight.get(scope);
-    if (!set) {
-      set = new Set();
-      inFlight.set(scope, set);
+  #scope(): ScopeState {
+    const key = this.reservationScope();
+    let state = scopes.get(key);
+    if (!state) {
+      state = { reserved: new Set(), finished: 0 };
+      scopes.set(key, state);
     }
-    return set;
+    return state;
   }
 
   #isReserved(name: string): boolean {
-    return inFlight.get(this.reservationScope())?.has(name) ?? false;
+    return scopes.get(this.reservationScope())?.reserved.has(name) ?? false;
   }
 
   #release(names: string[]): void {
     if (names.length === 0) return;
-    const scope = this.reservationScope();
-    const set = inFlight.get(scope);
-    if (!set) return;
-    for (const n of names) set.delete(n);
-    if (set.size === 0) inFlight.delete(scope);
+    const state = scopes.get(this.reservationScope());
+    if (!state) return;
+    for (const n of names) state.reserved.delete(n);
+    state.finished++;
   }
 
   // ---------------------------------------------------------------- the rest of the contract
