@@ -13,6 +13,20 @@ export {
   StorageError,
   SuspiciousFileOperationError,
 } from "./errors.js";
+// File objects: a lazy handle on one stored object.
+export { StoredFile } from "./files/stored-file.js";
+// Prisma binding.
+export { type S3FilesOptions, s3Files } from "./prisma/extension.js";
+export { FieldFile } from "./prisma/field-file.js";
+export { FileAnnotationError } from "./prisma/generator/annotation.js";
+export { FileAnnotationErrors } from "./prisma/generator/metadata.js";
+export type {
+  FileFieldMetadata,
+  FileFieldsMetadataShape,
+  ModelFileMetadata,
+  RelationMetadata,
+} from "./prisma/metadata-types.js";
+export type { FileResultArgs, FilesExtension, FilesExtensionArgs, FileValue } from "./prisma/types.js";
 export type { CredentialStats, RefreshOptions } from "./session/credential-cache.js";
 export { getDefaultSession } from "./session/default-session.js";
 export { RedactedCredentials } from "./session/redacted-credentials.js";

@@ -54,9 +54,10 @@ export async function uploadMultipart(input: MultipartUploadInput): Promise<void
   try {
     const parts: CompletedPart[] = [];
     const running = new Set<Promise<void>>();
+    const buffers = new PartBuffers(input.partSize);
     let failure: { error: unknown } | undefined;
     let partNumber = 0;
-    for await (const part of chunks(input.prefix, input.rest, input.partSize)) {
+    for await (const part of chunks(input.prefix, input.rest, buffers)) {
       if (failure) break;
       const number = ++partNumber;
       const upload = client
@@ -66,8 +67,8 @@ export async function uploadMultipart(input: MultipartUploadInput): Promise<void
             Key: key,
             UploadId: uploadId,
             PartNumber: number,
-            Body: part,
-            ContentLength: part.byteLength,
+            Body: part.body,
+            ContentLength: part.body.byteLength,
             ...(input.checksums ? { ChecksumAlgorithm: "CRC32" } : {}),
           }),
           { abortSignal: signal },
@@ -78,6 +79,9 @@ export async function uploadMultipart(input: MultipartUploadInput): Promise<void
             ETag: r.ETag,
             ...(r.ChecksumCRC32 ? { ChecksumCRC32: r.ChecksumCRC32 } : {}),
           };
+          // S3 acknowledged the whole part, so the request is done with its bytes: refill the
+          // buffer with a later part. A failed part's buffer is not reused (nor needed).
+          buffers.release(part.buffer);
         })
         .catch((error: unknown) => {
           failure ??= { error };
@@ -114,27 +118,61 @@ export async function uploadMultipart(input: MultipartUploadInput): Promise<void
 }
 
 /**
- * Regroups byte chunks into parts of exactly `partSize` (the last may be shorter), copying into
- * one buffer per part so S3 gets parts of the size it requires whatever the source's chunking.
+ * Part-sized buffers, reused once S3 has acknowledged the part they held. Part buffers live for a
+ * whole UploadPart request, long enough for V8 to move them to the old generation, where dead
+ * ones wait for a full GC: allocating one per part let up to ~60 MiB of dead parts pile up on top
+ * of the queueSize parts in flight. Reused, the upload holds queueSize (+1) buffers in all.
+ */
+class PartBuffers {
+  readonly size: number;
+  readonly #free: Buffer[] = [];
+
+  constructor(size: number) {
+    this.size = size;
+  }
+
+  take(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafe(this.size);
+  }
+
+  release(buffer: Buffer): void {
+    this.#free.push(buffer);
+  }
+}
+
+/** One part: its bytes, and the pooled buffer they live in (to release once uploaded). */
+interface Part {
+  body: Uint8Array;
+  buffer: Buffer;
+}
+
+/**
+ * Regroups byte chunks into parts of exactly `buffers.size` bytes (the last may be shorter),
+ * copying into one pooled buffer per part so S3 gets parts of the size it requires whatever the
+ * source's chunking. A buffer is taken only when the next part starts to fill, i.e. after the
+ * caller asked for it.
  */
 async function* chunks(
   prefix: Uint8Array[],
   rest: AsyncIterator<Uint8Array> | undefined,
-  partSize: number,
-): AsyncGenerator<Uint8Array> {
-  let part = Buffer.allocUnsafe(partSize);
+  buffers: PartBuffers,
+): AsyncGenerator<Part> {
+  const partSize = buffers.size;
+  let part: Buffer | undefined;
   let filled = 0;
-  const take = function* (chunk: Uint8Array): Generator<Uint8Array> {
+  const take = function* (chunk: Uint8Array): Generator<Part> {
     let offset = 0;
     while (offset < chunk.byteLength) {
+      part ??= buffers.take();
       const n = Math.min(partSize - filled, chunk.byteLength - offset);
       part.set(chunk.subarray(offset, offset + n), filled);
       filled += n;
       offset += n;
       if (filled === partSize) {
-        yield part;
-        part = Buffer.allocUnsafe(partSize);
+        const full = part;
+        part = undefined;
         filled = 0;
+        yield { body: full, buffer: full };
       }
     }
   };
@@ -147,5 +185,5 @@ async function* chunks(
       yield* take(next.value);
     }
   }
-  if (filled > 0) yield part.subarray(0, filled);
+  if (part && filled > 0) yield { body: part.subarray(0, filled), buffer: part };
 }
