@@ -2,9 +2,18 @@ import { PrismaS3FilesError } from "../errors.js";
 import type { S3Session } from "../session/session.js";
 import { S3Storage } from "../storage/s3/s3-storage.js";
 import type { Storage } from "../storage/storage.js";
+import {
+  deleteObjects,
+  type LifecycleContext,
+  readOldKeys,
+  removeUnreferenced,
+  storeUploads,
+} from "./file-lifecycle.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
+import { transactionOverride, transactionScope } from "./transactions.js";
 import type { FilesExtension } from "./types.js";
+import { planWrite } from "./write-plan.js";
 
 /** Options of {@link s3Files}. */
 export interface S3FilesOptions<Meta extends FileFieldsMetadataShape> {
@@ -15,58 +24,123 @@ export interface S3FilesOptions<Meta extends FileFieldsMetadataShape> {
    * none) defaults to an {@link S3Storage} on the session's bucket.
    */
   storages?: { [name: string]: Storage };
+  /**
+   * Called with failures that must not fail a committed write: deleting a replaced object, or
+   * one uploaded for a write that rolled back (`sweepOrphans` finds what is left). Default:
+   * `console.warn`.
+   */
+  onCleanupError?: (error: unknown) => void;
+}
+
+/** The parameters of Prisma's `$allOperations` query hook that the binding uses. */
+interface HookParams {
+  model: string;
+  operation: string;
+  args: unknown;
+  query: (args: unknown) => Promise<unknown>;
+  /** Internal: `dataPath` of fluent calls, `transaction.kind` of batches. Covered by tests. */
+  __internalParams?: { dataPath?: string[]; transaction?: { kind?: string } };
 }
 
 /** The client part of Prisma's extension API that the binding uses; no Prisma import needed. */
 interface ExtensibleClient {
   $extends(extension: {
     name: string;
-    query: {
-      $allModels: {
-        $allOperations(params: {
-          model: string;
-          operation: string;
-          args: unknown;
-          query: (args: unknown) => Promise<unknown>;
-          __internalParams?: { dataPath?: string[] };
-        }): Promise<unknown>;
-      };
-    };
-  }): unknown;
+    query?: { $allModels: { $allOperations(params: HookParams): Promise<unknown> } };
+    client?: Record<string, unknown>;
+  }): ExtensibleClient;
 }
 
 /**
- * The Prisma client extension: `prisma.$extends(s3Files(session, { fields }))`. Every declared
- * file column then reads as a {@link FieldFile} (or `null`) on every read path.
+ * The Prisma client extension: `prisma.$extends(s3Files(session, { fields }))`.
+ *
+ * Reads: every declared file column reads as a {@link FieldFile} (or `null`) on every read path.
+ * Writes: a file column takes `upload(content)`; the bytes are validated and stored first, the
+ * row written next, and objects are cleaned up by outcome: the new ones if the write fails or its
+ * transaction rolls back, the replaced or deleted ones once the write has committed.
  */
 export function s3Files<const Meta extends FileFieldsMetadataShape>(
   session: S3Session | undefined,
   options: S3FilesOptions<Meta>,
 ): FilesExtension<Meta> {
+  const fields = options.fields;
   const storages = resolveStorages(session, options);
-  const mappers = compileMappers(options.fields, (model, field) => {
-    const name = options.fields[model]!.fileFields[field]!.storage;
-    return storages.get(name)!;
-  });
-  const extension = (client: unknown) =>
-    (client as ExtensibleClient).$extends({
-      name: "prisma-s3-files",
-      query: {
-        $allModels: {
-          async $allOperations({ model, operation, args, query, __internalParams }) {
-            const result = await query(args);
-            if (!ROW_OPERATIONS.has(operation)) return result;
-            // A fluent call (`user.findUnique(...).posts()`) hands the hook the relation's rows,
-            // already taken out along `dataPath` (["select", "posts", ...]): follow it to their model.
-            const path = __internalParams?.dataPath;
-            const target = path && path.length > 0 ? followDataPath(options.fields, model, path) : model;
-            return target === undefined ? result : mapRows(mappers, target, result);
+  const storageName = (model: string, field: string) => fields[model]!.fileFields[field]!.storage;
+  const storageOf = (model: string, field: string) => storages.get(storageName(model, field))!;
+  const mappers = compileMappers(fields, storageOf);
+  const report =
+    options.onCleanupError ??
+    ((error: unknown) => console.warn(`prisma-s3-files: cleanup failed: ${(error as Error)?.message ?? error}`));
+  const ctx: LifecycleContext = { fields, storageOf, storageName, report };
+
+  const mapResult = (params: HookParams, result: unknown) => {
+    if (!ROW_OPERATIONS.has(params.operation)) return result;
+    // A fluent call (`user.findUnique(...).posts()`) hands the hook the relation's rows,
+    // already taken out along `dataPath` (["select", "posts", ...]): follow it to their model.
+    const path = params.__internalParams?.dataPath;
+    const target = path && path.length > 0 ? followDataPath(fields, params.model, path) : params.model;
+    return target === undefined ? result : mapRows(mappers, target, result);
+  };
+
+  const extension = (client: unknown) => {
+    const base = client as ExtensibleClient;
+    const write = async (params: HookParams) => {
+      const args = (params.args ?? {}) as Record<string, unknown>;
+      const plan = planWrite(fields, params.model, params.operation, args);
+      if (plan.uploads.length === 0 && !plan.oldKeys) return mapResult(params, await params.query(args));
+      const scope = transactionScope.getStore();
+      // Inside an interactive transaction, read through it: it sees the transaction's own writes.
+      const reader = scope?.tx ?? base;
+      const oldKeys = plan.oldKeys
+        ? await readOldKeys(reader, params.model, params.operation, args, plan.oldKeys, ctx)
+        : [];
+      const stored = plan.uploads.length > 0 ? await storeUploads(plan.uploads, ctx) : [];
+      let result: unknown;
+      try {
+        result = await params.query(args);
+      } catch (error) {
+        // The row was not written: the new objects are nobody's. The error goes back unchanged.
+        await deleteObjects(stored, ctx);
+        throw error;
+      }
+      if (scope) {
+        scope.onRollback.push(() => deleteObjects(stored, ctx));
+        if (oldKeys.length > 0) scope.afterCommit.push(() => removeUnreferenced(base, oldKeys, ctx));
+      } else if (oldKeys.length > 0) {
+        // Committed (a single write, or a batch whose results arrive after its commit).
+        await removeUnreferenced(base, oldKeys, ctx).catch(report);
+      }
+      return mapResult(params, result);
+    };
+
+    return base
+      .$extends({
+        name: "prisma-s3-files",
+        query: {
+          $allModels: {
+            async $allOperations(params) {
+              if (WRITE_OPERATIONS.has(params.operation)) return write(params);
+              return mapResult(params, await params.query(params.args));
+            },
           },
         },
-      },
-    });
+      })
+      .$extends({ name: "prisma-s3-files:transactions", client: { $transaction: transactionOverride(report) } });
+  };
   return extension as unknown as FilesExtension<Meta>;
 }
+
+const WRITE_OPERATIONS: ReadonlySet<string> = new Set([
+  "create",
+  "createMany",
+  "createManyAndReturn",
+  "update",
+  "updateMany",
+  "updateManyAndReturn",
+  "upsert",
+  "delete",
+  "deleteMany",
+]);
 
 function followDataPath(fields: FileFieldsMetadataShape, model: string, path: readonly string[]): string | undefined {
   let current: string | undefined = model;
@@ -77,7 +151,7 @@ function followDataPath(fields: FileFieldsMetadataShape, model: string, path: re
 }
 
 /** Every storage the metadata names, checked up front: a missing one is a configuration error now, not at first read. */
-function resolveStorages(
+export function resolveStorages(
   session: S3Session | undefined,
   options: S3FilesOptions<FileFieldsMetadataShape>,
 ): Map<string, Storage> {

@@ -218,7 +218,13 @@ export abstract class BaseStorage implements Storage {
           sourceFailed = true;
           sourceError = error;
         });
-        const metered = meterContent(source, { total: body.length, signal, onProgress, fileName: target });
+        const metered = meterContent(source, {
+          total: body.length,
+          signal,
+          onProgress,
+          fileName: target,
+          limit: options.maxSize,
+        });
         let stored: string;
         try {
           stored = await this.writeObject({

@@ -27,6 +27,11 @@ export interface SaveOptions {
   metadata?: Record<string, string>;
   /** The longest name the caller can store (Django's `max_length`); names are shortened to fit. */
   maxLength?: number;
+  /**
+   * Largest accepted content in bytes, counted while streaming: past it the save fails with
+   * `ContentTooLargeError` and nothing is left behind.
+   */
+  maxSize?: number;
   /** Aborts the save; nothing is left behind. */
   signal?: AbortSignal;
   onProgress?: (progress: SaveProgress) => void;

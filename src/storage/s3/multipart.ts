@@ -118,10 +118,11 @@ export async function uploadMultipart(input: MultipartUploadInput): Promise<void
 }
 
 /**
- * Part-sized buffers, reused once S3 has acknowledged the part they held. Part buffers live for a
- * whole UploadPart request, long enough for V8 to move them to the old generation, where dead
- * ones wait for a full GC: allocating one per part let up to ~60 MiB of dead parts pile up on top
- * of the queueSize parts in flight. Reused, the upload holds queueSize (+1) buffers in all.
+ * Part-sized buffers, reused once S3 has acknowledged the part they held (the SDK may resend a
+ * part's bytes until then, on a retry). A part buffer lives for a whole UploadPart request, long
+ * enough for V8 to move it to the old generation, where dead ones wait for a full GC: with a new
+ * buffer per part, ~40-60 MiB of dead parts piled up on top of the parts in flight (1 GiB upload,
+ * 8 MiB × 4). Reused, an upload allocates at most queueSize buffers, whatever its length.
  */
 class PartBuffers {
   readonly size: number;

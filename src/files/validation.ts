@@ -1,0 +1,747 @@
+/**
+ * Validation of an upload before anything is written: its size against a field's `maxSize`
+ * (declared lengths up front, streams while they are read) and its type against `accept`, using
+ * the type the first bytes show as well as the declared one, so that a `.png` whose bytes are
+ * HTML is refused.
+ */
+import { Readable } from "node:stream";
+import { PrismaS3FilesError } from "../errors.js";
+import { ContentTooLargeError } from "../storage/content.js";
+import type { FileContent } from "../storage/storage.js";
+import { matchesAccept, mimeEssence, SNIFF_BYTES, sniffContentType } from "./sniff.js";
+
+/** Which model and field an upload is for, to name them in errors. */
+export interface FileFieldRef {
+  model?: string | undefined;
+  field?: string | undefined;
+}
+
+export type FileValidationReason = "too_large" | "type_not_accepted";
+
+/** An upload broke a field's rules (`maxSize`, `accept`). Nothing was written. */
+export class FileValidationError extends PrismaS3FilesError {
+  readonly model?: string;
+  readonly field?: string;
+  readonly reason: FileValidationReason;
+  /** The `maxSize` in bytes, for `too_large`. */
+  readonly limit?: number;
+  /** The type the upload was declared as (`contentType`, `File.type` or the extension's). */
+  readonly declaredType?: string;
+  /** The type its first bytes show, when they show one. */
+  readonly detectedType?: string;
+  /** The field's `accept` list, for `type_not_accepted`. */
+  readonly accept?: readonly string[];
+
+  constructor(
+    reason: FileValidationReason,
+    message: string,
+    details: FileFieldRef & {
+      limit?: number | undefined;
+      declaredType?: string | undefined;
+      detectedType?: string | undefined;
+      accept?: readonly string[] | undefined;
+      cause?: unknown;
+    } = {},
+  ) {
+    super("FILE_VALIDATION", message, { cause: details.cause });
+    this.reason = reason;
+    if (details.model !== undefined) this.model = details.model;
+    if (details.field !== undefined) this.field = details.field;
+    if (details.limit !== undefined) this.limit = details.limit;
+    if (details.declaredType !== undefined) this.declaredType = details.declaredType;
+    if (details.detectedType !== undefined) this.detectedType = details.detectedType;
+    if (details.accept !== undefined) this.accept = details.accept;
+  }
+}
+
+/** A file field's validation rules; `null` turns a rule off. */
+export interface FileRules {
+  /** Largest accepted size in bytes. */
+  maxSize: number | null;
+  /** Accepted types: exact (`image/png`), `image/*`, or `*` + `/*`. */
+  accept: readonly string[] | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------------------
+
+/** `User.avatar: ` (or what is known of it), so that every message names the field. */
+function prefix(where: FileFieldRef): string {
+  const { model, field } = where;
+  if (model && field) return `${model}.${field}: `;
+  if (field || model) return `${field || model}: `;
+  return "";
+}
+
+function sentence(where: FileFieldRef, text: string): string {
+  const start = prefix(where);
+  return start === "" ? text.charAt(0).toUpperCase() + text.slice(1) : start + text;
+}
+
+/** `5 MB (5000000 bytes)`: decimal units, as file sizes are usually quoted to users. */
+function formatSize(bytes: number): string {
+  const exact = `${bytes} ${bytes === 1 ? "byte" : "bytes"}`;
+  for (const [unit, size] of [
+    ["TB", 1e12],
+    ["GB", 1e9],
+    ["MB", 1e6],
+    ["kB", 1e3],
+  ] as const) {
+    if (bytes >= size) return `${Number((bytes / size).toFixed(2))} ${unit} (${exact})`;
+  }
+  return exact;
+}
+
+/** A client-supplied type, made safe to quote: its essence, printable, of bounded length. */
+function quoteType(type: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point
+  const clean = mimeEssence(type).replace(/[\u0000-\u001f\u007f]/g, "");
+  return clean === "" ? "(none)" : clean.length > 100 ? `${clean.slice(0, 100)}…` : clean;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Size
+// ---------------------------------------------------------------------------------------------
+
+function tooLarge(limit: number, where: FileFieldRef, cause?: unknown): FileValidationError {
+  return new FileValidationError("too_large", sentence(where, `file is larger than ${formatSize(limit)}`), {
+    ...where,
+    limit,
+    cause,
+  });
+}
+
+/**
+ * Refuses a content whose length is known up front (bytes, `Blob`) and over `maxSize`, before
+ * any of it is read. Streams are checked while they are read, by `meterContent`'s `limit`.
+ */
+export function checkDeclaredSize(length: number | undefined, rules: FileRules, where: FileFieldRef = {}): void {
+  if (rules.maxSize !== null && length !== undefined && length > rules.maxSize) throw tooLarge(rules.maxSize, where);
+}
+
+/**
+ * Maps the {@link ContentTooLargeError} that `meterContent` throws when a stream passes its
+ * `limit` to a `too_large` {@link FileValidationError} naming the field (the original attached as
+ * `cause`). Any other value is returned unchanged.
+ */
+export function toFileValidationError(error: unknown, where: FileFieldRef = {}): unknown {
+  if (error instanceof ContentTooLargeError) return tooLarge(error.limit, where, error);
+  return error;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Type
+// ---------------------------------------------------------------------------------------------
+
+/** Names the same format goes by; a sniffed and a declared type in one group agree. */
+const ALIASES: readonly (readonly string[])[] = [
+  ["image/jpeg", "image/jpg", "image/pjpeg"],
+  ["image/x-icon", "image/vnd.microsoft.icon", "image/ico", "image/icon"],
+  ["image/bmp", "image/x-bmp", "image/x-ms-bmp"],
+  ["image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence"],
+  ["image/tiff", "image/tiff-fx"],
+  ["image/vnd.adobe.photoshop", "image/x-photoshop", "application/x-photoshop", "application/photoshop"],
+  ["audio/mpeg", "audio/mp3", "audio/mpeg3", "audio/x-mpeg", "audio/x-mp3"],
+  ["audio/wav", "audio/wave", "audio/x-wav", "audio/vnd.wave", "audio/x-pn-wav"],
+  ["audio/flac", "audio/x-flac"],
+  ["audio/aac", "audio/x-aac", "audio/aacp"],
+  ["audio/aiff", "audio/x-aiff"],
+  ["audio/midi", "audio/x-midi", "audio/mid"],
+  ["audio/ogg", "video/ogg", "application/ogg", "audio/opus", "audio/vorbis", "audio/x-ogg"],
+  ["video/webm", "audio/webm"],
+  ["video/x-matroska", "audio/x-matroska", "video/webm", "audio/webm"],
+  // ISO base media: one container for audio-only and video files alike.
+  [
+    "video/mp4",
+    "audio/mp4",
+    "application/mp4",
+    "audio/x-m4a",
+    "audio/m4a",
+    "video/x-m4v",
+    "video/quicktime",
+    "video/3gpp",
+    "video/3gpp2",
+    "audio/3gpp",
+    "audio/3gpp2",
+  ],
+  ["video/x-msvideo", "video/avi", "video/msvideo"],
+  ["video/x-flv", "video/flv"],
+  ["font/ttf", "font/sfnt", "application/x-font-ttf", "application/font-sfnt", "application/x-font-truetype"],
+  ["font/otf", "font/sfnt", "application/x-font-otf", "application/font-sfnt", "application/x-font-opentype"],
+  ["font/woff", "application/font-woff", "application/x-font-woff"],
+  ["font/woff2", "application/font-woff2"],
+  ["font/collection", "font/ttc"],
+  [
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-compressed-tar",
+    "application/x-tgz",
+    "application/tar+gzip",
+  ],
+  ["application/vnd.rar", "application/x-rar-compressed", "application/x-rar"],
+  ["application/x-bzip2", "application/x-bzip"],
+  ["application/pdf", "application/x-pdf"],
+  ["application/x-msdownload", "application/vnd.microsoft.portable-executable", "application/x-dosexec"],
+  ["application/vnd.sqlite3", "application/x-sqlite3"],
+  ["text/xml", "application/xml"],
+];
+
+/** Every name `type` goes by, itself first. */
+function aliasesOf(type: string): string[] {
+  const names = [type];
+  for (const group of ALIASES) {
+    if (!group.includes(type)) continue;
+    for (const name of group) if (!names.includes(name)) names.push(name);
+  }
+  return names;
+}
+
+/** ZIP-based formats: a sniffed `application/zip` is what they look like. */
+function isZipBased(type: string): boolean {
+  return (
+    type.endsWith("+zip") ||
+    type.startsWith("application/vnd.openxmlformats-officedocument.") ||
+    type.startsWith("application/vnd.oasis.opendocument.") ||
+    type.startsWith("application/vnd.ms-") ||
+    [
+      "application/x-zip-compressed",
+      "application/x-zip",
+      "application/java-archive",
+      "application/vnd.android.package-archive",
+      "application/vnd.apple.keynote",
+      "application/vnd.apple.pages",
+      "application/vnd.apple.numbers",
+      "application/vnd.google-earth.kmz",
+      "application/x-xpinstall",
+      "application/vnd.sketch",
+      "model/vnd.usdz+zip",
+    ].includes(type)
+  );
+}
+
+/** Types whose content is text: a sniffed `text/plain` (or markup) is what they look like. */
+function isTextual(type: string): boolean {
+  if (type.startsWith("text/")) return true;
+  if (type === "image/svg+xml") return false; // an image: handled on its own
+  return (
+    type.endsWith("+json") ||
+    type.endsWith("+xml") ||
+    [
+      "application/json",
+      "application/xml",
+      "application/javascript",
+      "application/ecmascript",
+      "application/x-javascript",
+      "application/x-sh",
+      "application/x-csh",
+      "application/x-httpd-php",
+      "application/sql",
+      "application/x-sql",
+      "application/yaml",
+      "application/x-yaml",
+      "application/toml",
+      "application/x-tex",
+      "application/x-latex",
+      "application/rtf",
+      "application/x-ndjson",
+      "application/csv",
+      "application/x-subrip",
+      "application/graphql",
+      "application/x-www-form-urlencoded",
+      "message/rfc822",
+    ].includes(type)
+  );
+}
+
+/** What the content sniffer reports for text: plain text or markup. */
+const TEXTUAL_SNIFFS = new Set(["text/plain", "text/html", "text/xml", "image/svg+xml"]);
+
+/** Types whose media a browser decodes (so text posing as one is suspicious). */
+function isMedia(type: string): boolean {
+  return /^(image|audio|video|font)\//.test(type);
+}
+
+/**
+ * Types a browser renders as documents that can run scripts when an object is opened from the
+ * bucket (or the app's own origin): HTML, XHTML, SVG and generic XML (which can embed XHTML).
+ * A wildcard such as `image/*` or `text/*` is easily written to mean "pictures" or "text files";
+ * it must not silently let a stored-XSS vector in. So these are accepted only when `accept`
+ * names them (or one of their aliases) exactly, or accepts everything (star, slash, star).
+ */
+const ACTIVE_TYPES = new Set(["text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml"]);
+
+function accepts(type: string, accept: readonly string[]): boolean {
+  const names = aliasesOf(type);
+  if (!names.some((name) => matchesAccept(name, accept))) return false;
+  if (!ACTIVE_TYPES.has(type)) return true;
+  const listed = new Set(accept.map(mimeEssence));
+  return listed.has("*/*") || names.some((name) => listed.has(name));
+}
+
+/** Whether a sniffed type is simply what the declared type looks like on the wire. */
+function agrees(detected: string, declared: string): boolean {
+  if (aliasesOf(declared).includes(detected)) return true;
+  if (detected === "application/zip" && isZipBased(declared)) return true;
+  if (TEXTUAL_SNIFFS.has(detected) && isTextual(declared)) return true;
+  if (declared === "image/svg+xml" && detected === "text/xml") return true;
+  return false;
+}
+
+/** Types that say nothing about the content. */
+function isUnknownType(type: string): boolean {
+  return type === "" || type === "application/octet-stream" || type === "binary/octet-stream";
+}
+
+/**
+ * Checks an upload's type against `rules.accept` (no check when it is `null`), using the
+ * declared type (`contentType`, `File.type`, or the extension's) and the type its first bytes
+ * (`head`) show. Throws a `type_not_accepted` {@link FileValidationError} when:
+ *
+ * - the declared type is not accepted;
+ * - the content is text or markup while the declared type is an image, audio, video or font
+ *   type (a `.png` that is HTML), whatever `accept` says; an SVG declared as `image/svg+xml` may
+ *   of course sniff as SVG or XML;
+ * - the content shows another type that is not accepted either (a `.png` that is a PDF), unless
+ *   it is merely how the declared type looks (`application/zip` for a `.docx`, `text/plain` for
+ *   a `.csv`, `audio/wav` for `audio/x-wav`);
+ * - the type is HTML, XHTML, SVG or XML and `accept` matches it only through a wildcard
+ *   (`image/*`, `text/*`): these can carry scripts, see {@link ACTIVE_TYPES}.
+ *
+ * Content that matches no known signature is judged by its declared type. A declared type that
+ * says nothing (`application/octet-stream` or empty, e.g. a stream without a name) is replaced
+ * by the detected one when `accept` does not take `application/octet-stream` itself.
+ */
+export function checkType(
+  head: Uint8Array,
+  declaredType: string,
+  rules: FileRules,
+  where: FileFieldRef = {},
+): { detectedType: string | undefined } {
+  const detectedType = sniffContentType(head);
+  const accept = rules.accept;
+  if (accept === null) return { detectedType };
+
+  let declared = mimeEssence(declaredType);
+  const detected = detectedType === undefined ? undefined : mimeEssence(detectedType);
+  const refuse = (rejected: "declared" | "detected", why = ""): never => {
+    const type =
+      rejected === "declared"
+        ? quoteType(declaredType)
+        : `${detected} (detected from its content; declared ${quoteType(declaredType)})`;
+    const text = `file type ${type} is not accepted${why} (accepted: ${accept.join(", ") || "nothing"})`;
+    throw new FileValidationError("type_not_accepted", sentence(where, text), {
+      ...where,
+      declaredType: quoteType(declaredType),
+      detectedType,
+      accept,
+    });
+  };
+  /** Why a type `accept` matches is still refused, when it is an active type matched by a wildcard. */
+  const activeNote = (type: string) =>
+    ACTIVE_TYPES.has(type) && aliasesOf(type).some((name) => matchesAccept(name, accept))
+      ? ": it can carry scripts, so it must be listed explicitly"
+      : "";
+
+  // A type that says nothing about the content: let the content speak.
+  let fromContent = false;
+  if (isUnknownType(declared) && detected !== undefined && !accepts(declared, accept)) {
+    declared = detected;
+    fromContent = true;
+  }
+  if (!accepts(declared, accept)) refuse(fromContent ? "detected" : "declared", activeNote(declared));
+  if (detected === undefined || detected === declared || agrees(detected, declared)) return { detectedType };
+
+  if (!accepts(detected, accept)) refuse("detected", activeNote(detected));
+  // Both accepted (e.g. accept: image/*, text/plain), yet text posing as an image is still a lie.
+  if (isMedia(declared) && TEXTUAL_SNIFFS.has(detected)) refuse("detected", `: text content declared as ${declared}`);
+  return { detectedType };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peeking at the first bytes without losing them
+// ---------------------------------------------------------------------------------------------
+
+function isBlob(value: unknown): value is Blob {
+  if (typeof Blob !== "undefined" && value instanceof Blob) return true;
+  const v = value as Partial<Blob> | null;
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof v.slice === "function" &&
+    typeof v.arrayBuffer === "function" &&
+    typeof v.size === "number" &&
+    typeof v.type === "string"
+  );
+}
+
+function isWebReadableStream(value: unknown): value is ReadableStream<Uint8Array> {
+  if (typeof ReadableStream !== "undefined" && value instanceof ReadableStream) return true;
+  const v = value as { getReader?: unknown; pipeTo?: unknown } | null;
+  return typeof v === "object" && v !== null && typeof v.getReader === "function" && typeof v.pipeTo === "function";
+}
+
+/** A chunk as bytes, for the head only: the chunks themselves are passed on as they came. */
+function chunkBytes(chunk: unknown, encoding?: BufferEncoding | null): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (typeof chunk === "string") return Buffer.from(chunk, encoding ?? "utf8");
+  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
+  throw new TypeError(`File content yielded a chunk that is not bytes: ${Object.prototype.toString.call(chunk)}`);
+}
+
+/** The first `n` bytes of `chunks`, copying only when they span more than one chunk. */
+function headOf(chunks: readonly Uint8Array[], n: number): Uint8Array {
+  const first = chunks[0];
+  if (first === undefined) return new Uint8Array(0);
+  if (first.byteLength >= n || chunks.length === 1) return first.subarray(0, n);
+  let size = 0;
+  for (const chunk of chunks) size += chunk.byteLength;
+  const head = new Uint8Array(Math.min(size, n));
+  let offset = 0;
+  for (const chunk of chunks) {
+    if (offset >= head.length) break;
+    const part = chunk.subarray(0, head.length - offset);
+    head.set(part, offset);
+    offset += part.byteLength;
+  }
+  return head;
+}
+
+function prematureClose(): Error {
+  return Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
+}
+
+/**
+ * Listens to a source `Readable` for the whole time we own it (peek, then the replaying stream):
+ * listeners added and removed around each wait could miss an `end` emitted in between.
+ */
+class SourceTap {
+  ended = false;
+  closed = false;
+  error: unknown;
+  errored = false;
+  /** Called on every event once the replaying stream has taken over. */
+  onChange: (() => void) | undefined;
+  #wake: (() => void) | undefined;
+  readonly #listeners: [string, (...args: unknown[]) => void][];
+
+  constructor(readonly source: Readable) {
+    this.#listeners = [
+      ["readable", () => this.#notify()],
+      [
+        "end",
+        () => {
+          this.ended = true;
+          this.#notify();
+        },
+      ],
+      [
+        "error",
+        (error) => {
+          this.errored = true;
+          this.error = error;
+          this.#notify();
+        },
+      ],
+      [
+        "close",
+        () => {
+          this.closed = true;
+          this.#notify();
+        },
+      ],
+    ];
+    for (const [event, listener] of this.#listeners) source.on(event, listener);
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+    this.onChange?.();
+  }
+
+  /** Resolves at the next event (data, end, error, close). */
+  next(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  /** The error the source failed with, if it failed or closed before its end. */
+  failure(): unknown {
+    if (this.errored) return this.error ?? prematureClose();
+    if (this.closed && !this.ended) return prematureClose();
+    return undefined;
+  }
+
+  detach(): void {
+    for (const [event, listener] of this.#listeners) this.source.off(event, listener);
+    this.onChange = undefined;
+  }
+}
+
+/**
+ * Replays the peeked chunks, then the rest of the source, chunk by chunk as the consumer asks
+ * (the source is read only while this stream wants data). Errors of the source destroy this
+ * stream with them; destroying this stream destroys the source.
+ */
+class ReplayReadable extends Readable {
+  readonly #tap: SourceTap;
+  readonly #pending: Uint8Array[];
+  #wantData = false;
+
+  constructor(tap: SourceTap, peeked: Uint8Array[]) {
+    const source = tap.source;
+    super(source.readableObjectMode ? {} : { highWaterMark: source.readableHighWaterMark });
+    this.#tap = tap;
+    this.#pending = peeked;
+    tap.onChange = () => this.#sourceChanged();
+  }
+
+  override _read(): void {
+    this.#wantData = true;
+    this.#pump();
+  }
+
+  #sourceChanged(): void {
+    const failure = this.#tap.failure();
+    if (failure !== undefined) this.destroy(failure as Error);
+    else if (this.#wantData) this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#wantData && !this.destroyed) {
+      let chunk: Uint8Array | undefined = this.#pending.shift();
+      if (chunk === undefined) {
+        const failure = this.#tap.failure();
+        if (failure !== undefined) {
+          this.destroy(failure as Error);
+          return;
+        }
+        const raw: unknown = this.#tap.source.read();
+        if (raw === null) {
+          if (this.#tap.ended) {
+            this.#wantData = false;
+            this.push(null);
+          }
+          // Else wait: the tap's next `readable`/`end` event calls #sourceChanged.
+          return;
+        }
+        try {
+          chunk = chunkBytes(raw, this.#tap.source.readableEncoding);
+        } catch (error) {
+          this.destroy(error as Error);
+          return;
+        }
+      }
+      if (chunk.byteLength > 0) this.#wantData = this.push(chunk);
+    }
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#tap.detach();
+    this.#pending.length = 0;
+    const source = this.#tap.source;
+    // Without the error: destroy(err) would emit 'error' on a source nobody listens to any more.
+    if (!source.destroyed) source.destroy();
+    callback(error);
+  }
+}
+
+async function peekReadable(source: Readable, n: number): Promise<{ head: Uint8Array; content: Readable }> {
+  const tap = new SourceTap(source);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    if (source.readableEnded) tap.ended = true;
+    if (source.errored) {
+      tap.errored = true;
+      tap.error = source.errored;
+    } else if (source.destroyed && !tap.ended) tap.closed = true;
+    while (size < n && !tap.ended) {
+      const failure = tap.failure();
+      if (failure !== undefined) throw failure;
+      // Byte streams: read(n) returns exactly the bytes asked for once they are buffered (or what
+      // is left at the end), leaving the rest of a big chunk in the source, which then does not
+      // read ahead. Object mode streams give one chunk per read().
+      const raw: unknown = source.readableObjectMode ? source.read() : source.read(n - size);
+      if (raw === null) {
+        await tap.next();
+        continue;
+      }
+      const bytes = chunkBytes(raw, source.readableEncoding);
+      chunks.push(bytes);
+      size += bytes.byteLength;
+    }
+  } catch (error) {
+    tap.detach();
+    if (!source.destroyed) source.destroy();
+    throw error;
+  }
+  return { head: headOf(chunks, n), content: new ReplayReadable(tap, chunks) };
+}
+
+async function peekWebStream(
+  stream: ReadableStream<Uint8Array>,
+  n: number,
+): Promise<{ head: Uint8Array; content: ReadableStream<Uint8Array> }> {
+  const reader = stream.getReader();
+  const peeked: Uint8Array[] = [];
+  const heads: Uint8Array[] = [];
+  let size = 0;
+  let done = false;
+  try {
+    while (size < n) {
+      const result = await reader.read();
+      if (result.done) {
+        done = true;
+        break;
+      }
+      const bytes = chunkBytes(result.value);
+      peeked.push(result.value);
+      heads.push(bytes);
+      size += bytes.byteLength;
+    }
+  } catch (error) {
+    await reader.cancel(error).catch(() => undefined);
+    reader.releaseLock();
+    throw error;
+  }
+  if (done) reader.releaseLock();
+  const content = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const next = peeked.shift();
+        if (next !== undefined) {
+          controller.enqueue(next);
+          return;
+        }
+        if (done) {
+          controller.close();
+          return;
+        }
+        const result = await reader.read();
+        if (result.done) {
+          done = true;
+          reader.releaseLock();
+          controller.close();
+        } else controller.enqueue(result.value);
+      },
+      async cancel(reason) {
+        peeked.length = 0;
+        if (!done) await reader.cancel(reason);
+      },
+    },
+    // Pull only when the consumer reads: backpressure reaches the source unchanged.
+    { highWaterMark: 0 },
+  );
+  return { head: headOf(heads, n), content };
+}
+
+/** The rest of an async iterable after peeking, with a `destroy()` that reaches the source. */
+function replayIterable(
+  source: AsyncIterable<unknown>,
+  iterator: AsyncIterator<unknown>,
+  peeked: unknown[],
+  sourceDone: boolean,
+): AsyncIterable<Uint8Array> & { destroy(reason?: unknown): void } {
+  let finished = sourceDone;
+  let started = false;
+  const close = async () => {
+    if (finished) return;
+    finished = true;
+    peeked.length = 0;
+    await iterator.return?.();
+  };
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+      if (started) throw new TypeError("Peeked file content can only be read once");
+      started = true;
+      return {
+        async next(): Promise<IteratorResult<Uint8Array>> {
+          if (peeked.length > 0) return { value: peeked.shift() as Uint8Array, done: false };
+          if (finished) return { value: undefined, done: true };
+          const result = await iterator.next();
+          if (result.done) finished = true;
+          return result as IteratorResult<Uint8Array>;
+        },
+        async return(): Promise<IteratorResult<Uint8Array>> {
+          await close();
+          return { value: undefined, done: true };
+        },
+      };
+    },
+    destroy(reason?: unknown) {
+      const destroy = (source as { destroy?: unknown }).destroy;
+      if (typeof destroy === "function") destroy.call(source, reason);
+      else void close().catch(() => undefined);
+    },
+  };
+}
+
+async function peekIterable(
+  source: AsyncIterable<unknown>,
+  n: number,
+): Promise<{ head: Uint8Array; content: AsyncIterable<Uint8Array> }> {
+  const iterator = source[Symbol.asyncIterator]();
+  const peeked: unknown[] = [];
+  const heads: Uint8Array[] = [];
+  let size = 0;
+  let done = false;
+  while (size < n) {
+    const result = await iterator.next();
+    if (result.done) {
+      done = true;
+      break;
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = chunkBytes(result.value);
+    } catch (error) {
+      await iterator.return?.()?.catch?.(() => undefined);
+      throw error;
+    }
+    peeked.push(result.value);
+    heads.push(bytes);
+    size += bytes.byteLength;
+  }
+  return { head: headOf(heads, n), content: replayIterable(source, iterator, peeked, done) };
+}
+
+/**
+ * The first `bytes` bytes of `content` (fewer if it is shorter), without losing them:
+ *
+ * - bytes (`Buffer`, `Uint8Array`, `ArrayBuffer`): a view of the start; `content` is returned as is;
+ * - `Blob`/`File`: `blob.slice(0, bytes)` is read; the same `Blob` (name and type intact) is returned;
+ * - Node `Readable`: chunks are read until there are enough, and a new `Readable` is returned that
+ *   yields them and then the rest of the source, reading the source only as it is read itself
+ *   (backpressure), failing with the source's errors, and destroying the source when destroyed;
+ * - web `ReadableStream`: likewise, as a new `ReadableStream` that cancels the source when cancelled;
+ * - other async iterables: likewise, as a one-shot async iterable whose `destroy()` reaches the source.
+ *
+ * Only the chunks needed for the head are held; a byte `Readable` is asked for exactly `bytes`
+ * bytes, so a big first chunk stays in the source.
+ */
+export async function peekContent(
+  content: FileContent,
+  bytes: number = SNIFF_BYTES,
+): Promise<{ head: Uint8Array; content: FileContent }> {
+  if (!Number.isInteger(bytes) || bytes < 0) throw new RangeError(`bytes must be a non-negative integer: ${bytes}`);
+  if (content instanceof Uint8Array) return { head: content.subarray(0, bytes), content };
+  if (content instanceof ArrayBuffer) {
+    return { head: new Uint8Array(content, 0, Math.min(bytes, content.byteLength)), content };
+  }
+  if (ArrayBuffer.isView(content)) {
+    const view = content as ArrayBufferView;
+    return { head: new Uint8Array(view.buffer, view.byteOffset, Math.min(bytes, view.byteLength)), content };
+  }
+  if (isBlob(content)) return { head: new Uint8Array(await content.slice(0, bytes).arrayBuffer()), content };
+  if (bytes === 0) return { head: new Uint8Array(0), content };
+  if (content instanceof Readable) return peekReadable(content, bytes);
+  if (isWebReadableStream(content)) return peekWebStream(content, bytes);
+  if (typeof (content as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === "function") {
+    return peekIterable(content as AsyncIterable<unknown>, bytes);
+  }
+  throw new TypeError(`Unsupported file content: ${Object.prototype.toString.call(content)}`);
+}

@@ -1,0 +1,211 @@
+import mime from "mime";
+import { PrismaS3FilesError } from "../errors.js";
+import { checkDeclaredSize, checkType, peekContent, toFileValidationError } from "../files/validation.js";
+import { normalizeContent, resolveContentType } from "../storage/content.js";
+import { generateFilename } from "../storage/naming.js";
+import type { FileContent, Storage } from "../storage/storage.js";
+import type { FileFieldsMetadataShape } from "./metadata-types.js";
+import { discardUpload, type PendingUpload, takeUpload } from "./upload.js";
+import type { OldKeySelect, UploadAssignment } from "./write-plan.js";
+import { collectKeys, toPrismaSelect } from "./write-plan.js";
+
+/** An object written for a pending database write; removed again if that write does not happen. */
+export interface StoredObject {
+  storage: Storage;
+  key: string;
+}
+
+/** A key a row held before a write; deleted after the commit if no row references it any more. */
+export interface OldKey {
+  model: string;
+  field: string;
+  key: string;
+}
+
+/** What the lifecycle functions need from the extension. */
+export interface LifecycleContext {
+  fields: FileFieldsMetadataShape;
+  storageOf(model: string, field: string): Storage;
+  storageName(model: string, field: string): string;
+  /** Reports failures that must not fail the database write (cleanup after a commit). */
+  report(error: unknown): void;
+}
+
+/** A model's delegate (`client.user`) on any client; the binding does not import Prisma's types. */
+type Delegate = {
+  findUnique(args: unknown): Promise<unknown>;
+  findMany(args: unknown): Promise<unknown[]>;
+};
+export function delegate(client: unknown, model: string): Delegate {
+  return (client as Record<string, Delegate>)[model.charAt(0).toLowerCase() + model.slice(1)] as Delegate;
+}
+
+const UPLOAD_CONCURRENCY = 4;
+
+/**
+ * Validates every upload of a write, then stores them and puts their keys into the arguments.
+ * Validation of all of them comes first (declared size, type sniffed from the first bytes), so a
+ * bad file among several writes nothing; `maxSize` is also counted while streaming. On any
+ * failure the objects already stored are deleted and the rest discarded before rethrowing.
+ */
+export async function storeUploads(assignments: UploadAssignment[], ctx: LifecycleContext): Promise<StoredObject[]> {
+  const stored: StoredObject[] = [];
+  try {
+    const prepared: {
+      a: UploadAssignment;
+      pending: PendingUpload;
+      content: FileContent;
+      contentType: string;
+      filename: string;
+      where: { model: string; field: string };
+    }[] = [];
+    for (const a of assignments) {
+      const pending = takeUpload(a.token);
+      if (!pending) {
+        throw new PrismaS3FilesError(
+          "UPLOAD_NOT_FOUND",
+          `${a.model}.${a.field}: this upload() value was already used or expired (each upload can be written once, within 60 s)`,
+        );
+      }
+      const where = { model: a.model, field: a.field };
+      const rules = { maxSize: a.meta.maxSize, accept: a.meta.accept };
+      const normalized = normalizeContent(pending.content);
+      const contentType = resolveContentType(pending.filename ?? normalized.fileName ?? "", {
+        explicit: pending.contentType,
+        blobType: normalized.blobType,
+      });
+      const filename = pending.filename ?? normalized.fileName ?? defaultFilename(contentType);
+      checkDeclaredSize(normalized.length, rules, where);
+      const { head, content } = await peekContent(pending.content);
+      checkType(head, contentType, rules, where);
+      prepared.push({ a, pending, content, contentType, filename, where });
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < prepared.length) {
+        const { a, pending, content, contentType, filename, where } = prepared[next++]!;
+        const storage = ctx.storageOf(a.model, a.field);
+        const name = generateFilename(filename, {
+          uploadTo: a.meta.uploadTo,
+          record: a.record,
+          getValidName: (n) => storage.getValidName(n),
+        });
+        try {
+          const key = await storage.save(name, content, {
+            contentType,
+            ...(pending.metadata ? { metadata: pending.metadata } : {}),
+            ...(a.meta.maxLength === null ? {} : { maxLength: a.meta.maxLength }),
+            ...(a.meta.maxSize === null ? {} : { maxSize: a.meta.maxSize }),
+          });
+          stored.push({ storage, key });
+          a.replace(key);
+        } catch (error) {
+          throw toFileValidationError(error, where);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(UPLOAD_CONCURRENCY, prepared.length) }, worker));
+    return stored;
+  } catch (error) {
+    for (const a of assignments) discardUpload(a.token);
+    await deleteObjects(stored, ctx);
+    throw error;
+  }
+}
+
+/** Deletes objects, reporting (not throwing) failures: used where the caller's error must win. */
+export async function deleteObjects(objects: StoredObject[], ctx: LifecycleContext): Promise<void> {
+  await Promise.all(objects.map((o) => o.storage.delete(o.key).catch((e: unknown) => ctx.report(e))));
+}
+
+/** Reads the keys a write may replace or orphan, before the write. */
+export async function readOldKeys(
+  client: unknown,
+  model: string,
+  operation: string,
+  args: Record<string, unknown>,
+  select: OldKeySelect,
+  ctx: LifecycleContext,
+): Promise<OldKey[]> {
+  const query = { where: args.where, select: toPrismaSelect(select) };
+  const single = operation === "update" || operation === "upsert" || operation === "delete";
+  const rows = single ? await delegate(client, model).findUnique(query) : await delegate(client, model).findMany(query);
+  return collectKeys(ctx.fields, model, select, rows);
+}
+
+/** Pending delayed deletions, per storage and key: kept so `sweepOrphans` in this process leaves them alone. */
+export const delayedDeletions = new Map<Storage, Map<string, NodeJS.Timeout>>();
+
+/**
+ * After a commit: deletes the old keys that no row references any more (a key can be kept by
+ * another row, or written back), honouring `keepFiles` and `deleteAfterSeconds`. Reads committed
+ * data through `client`, so it never removes a file a committed row points at.
+ */
+export async function removeUnreferenced(client: unknown, oldKeys: OldKey[], ctx: LifecycleContext): Promise<void> {
+  const candidates = oldKeys.filter((k) => !ctx.fields[k.model]!.fileFields[k.field]!.keepFiles);
+  if (candidates.length === 0) return;
+  const byStorage = new Map<string, OldKey[]>();
+  for (const k of candidates) {
+    const name = ctx.storageName(k.model, k.field);
+    byStorage.set(name, [...(byStorage.get(name) ?? []), k]);
+  }
+  for (const [storageName, keys] of byStorage) {
+    const unique = [...new Set(keys.map((k) => k.key))];
+    const referenced = await referencedKeys(client, storageName, unique, ctx);
+    for (const k of keys) {
+      if (referenced.has(k.key)) continue;
+      referenced.add(k.key); // delete each key once
+      const storage = ctx.storageOf(k.model, k.field);
+      const delay = ctx.fields[k.model]!.fileFields[k.field]!.deleteAfterSeconds;
+      if (delay > 0) scheduleDeletion(storage, k.key, delay, ctx);
+      else await storage.delete(k.key).catch((e: unknown) => ctx.report(e));
+    }
+  }
+}
+
+/** Keys among `keys` that some row of any file column on the same storage still holds. */
+export async function referencedKeys(
+  client: unknown,
+  storageName: string,
+  keys: string[],
+  ctx: LifecycleContext,
+): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const [model, meta] of Object.entries(ctx.fields)) {
+    for (const field of Object.keys(meta.fileFields)) {
+      if (ctx.storageName(model, field) !== storageName) continue;
+      for (let i = 0; i < keys.length; i += 1000) {
+        const chunk = keys.slice(i, i + 1000);
+        const rows = await delegate(client, model).findMany({
+          where: { [field]: { in: chunk } },
+          select: { [field]: true },
+        });
+        for (const row of rows) {
+          const v = (row as Record<string, unknown>)[field];
+          found.add(typeof v === "string" ? v : (v as { name: string }).name);
+        }
+      }
+    }
+  }
+  return found;
+}
+
+function scheduleDeletion(storage: Storage, key: string, seconds: number, ctx: LifecycleContext): void {
+  let timers = delayedDeletions.get(storage);
+  if (!timers) {
+    timers = new Map();
+    delayedDeletions.set(storage, timers);
+  }
+  clearTimeout(timers.get(key));
+  const timer = setTimeout(() => {
+    timers.delete(key);
+    storage.delete(key).catch((e: unknown) => ctx.report(e));
+  }, seconds * 1000);
+  timer.unref(); // a process that exits leaves the object to sweepOrphans, never deletes early
+  timers.set(key, timer);
+}
+
+function defaultFilename(contentType: string): string {
+  const ext = mime.getExtension(contentType);
+  return ext ? `file.${ext}` : "file";
+}

@@ -1,0 +1,209 @@
+import type { FileFieldMetadata, FileFieldsMetadataShape } from "./metadata-types.js";
+import { isUploadToken } from "./upload.js";
+
+/** A file column receiving an upload somewhere in a write's arguments. */
+export interface UploadAssignment {
+  model: string;
+  field: string;
+  meta: FileFieldMetadata;
+  token: string;
+  /** The data object the column is in: what an `uploadTo` function sees as the record. */
+  record: Record<string, unknown>;
+  /** Puts the stored key where the token was. */
+  replace(key: string): void;
+}
+
+/** A `select` tree for reading, before the write, the keys the write may replace or orphan. */
+export interface OldKeySelect {
+  fields: Set<string>;
+  relations: Map<string, { model: string; wheres: (object | undefined)[]; select: OldKeySelect }>;
+}
+
+export interface WritePlan {
+  uploads: UploadAssignment[];
+  /** What to read before the write; `undefined` when the write can replace or delete no file. */
+  oldKeys: OldKeySelect | undefined;
+}
+
+type Data = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Data => v !== null && typeof v === "object" && !Array.isArray(v);
+const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : v === undefined ? [] : [v]);
+
+/**
+ * Walks a write's arguments (Prisma's shapes, nested writes included) through the relation map:
+ * finds every upload token in a file column, and builds the read that captures the keys the
+ * write replaces or deletes. Prisma's query hook sees only the top-level operation, so nested
+ * `create`/`update`/`upsert`/`connectOrCreate`/`delete` are found here.
+ */
+export function planWrite(metadata: FileFieldsMetadataShape, model: string, operation: string, args: Data): WritePlan {
+  const planner = new Planner(metadata);
+  const root = emptySelect();
+  switch (operation) {
+    case "create":
+      planner.create(model, args.data);
+      break;
+    case "createMany":
+    case "createManyAndReturn":
+      for (const row of asArray(args.data)) planner.create(model, row);
+      break;
+    case "update":
+    case "updateMany":
+    case "updateManyAndReturn":
+      planner.update(model, args.data, root);
+      break;
+    case "upsert":
+      planner.create(model, args.create);
+      planner.update(model, args.update, root);
+      break;
+    case "delete":
+    case "deleteMany":
+      planner.deleteRows(model, root);
+      break;
+    default:
+      return { uploads: [], oldKeys: undefined };
+  }
+  return { uploads: planner.uploads, oldKeys: isEmpty(root) ? undefined : root };
+}
+
+function emptySelect(): OldKeySelect {
+  return { fields: new Set(), relations: new Map() };
+}
+
+function isEmpty(s: OldKeySelect): boolean {
+  return s.fields.size === 0 && s.relations.size === 0;
+}
+
+class Planner {
+  readonly uploads: UploadAssignment[] = [];
+  constructor(private readonly metadata: FileFieldsMetadataShape) {}
+
+  /** Create input: uploads in file columns, nested creates below. */
+  create(model: string, data: unknown): void {
+    if (!isObject(data)) return;
+    const meta = this.metadata[model];
+    if (!meta) return;
+    for (const [field, f] of Object.entries(meta.fileFields)) this.#token(model, field, f, data, data, field);
+    for (const [rel, r] of Object.entries(meta.relations)) {
+      const nested = data[rel];
+      if (!isObject(nested)) continue;
+      this.#nestedCreates(r.model, nested);
+    }
+  }
+
+  /** Update input: uploads and replaced columns, nested writes below. */
+  update(model: string, data: unknown, select: OldKeySelect): void {
+    if (!isObject(data)) return;
+    const meta = this.metadata[model];
+    if (!meta) return;
+    for (const [field, f] of Object.entries(meta.fileFields)) {
+      if (!(field in data)) continue;
+      const value = data[field];
+      // `{ set: value }` is the long form of a scalar update.
+      if (isObject(value) && "set" in value) this.#token(model, field, f, data, value, "set");
+      else this.#token(model, field, f, data, data, field);
+      select.fields.add(field); // whatever the new value, the old key may be orphaned
+    }
+    for (const [rel, r] of Object.entries(meta.relations)) {
+      const ops = data[rel];
+      if (!isObject(ops)) continue;
+      this.#nestedCreates(r.model, ops);
+      const child = (where: object | undefined) => this.#relationSelect(select, rel, r.model, where);
+      for (const u of asArray(ops.update)) {
+        if (!isObject(u)) continue;
+        // To-many: `{ where, data }`; to-one: the data itself, or `{ where?, data }`.
+        const wrapped = r.list || ("data" in u && Object.keys(u).every((k) => k === "data" || k === "where"));
+        const where = wrapped && isObject(u.where) ? u.where : undefined;
+        this.update(r.model, wrapped ? u.data : u, child(where));
+      }
+      for (const u of asArray(ops.updateMany)) {
+        if (isObject(u)) this.update(r.model, u.data, child(isObject(u.where) ? u.where : undefined));
+      }
+      for (const u of asArray(ops.upsert)) {
+        if (!isObject(u)) continue;
+        this.create(r.model, u.create);
+        this.update(r.model, u.update, child(isObject(u.where) ? u.where : undefined));
+      }
+      for (const d of [...asArray(ops.delete), ...asArray(ops.deleteMany)]) {
+        // `delete: true` (to-one) or a where filter; every file column of those rows may be orphaned.
+        this.deleteRows(r.model, child(isObject(d) ? d : undefined));
+      }
+    }
+  }
+
+  /** Rows about to be deleted: all their file columns. */
+  deleteRows(model: string, select: OldKeySelect): void {
+    for (const field of Object.keys(this.metadata[model]?.fileFields ?? {})) select.fields.add(field);
+  }
+
+  #nestedCreates(model: string, ops: Data): void {
+    for (const c of asArray(ops.create)) this.create(model, c);
+    for (const cm of asArray(ops.createMany))
+      if (isObject(cm)) for (const row of asArray(cm.data)) this.create(model, row);
+    for (const coc of asArray(ops.connectOrCreate)) if (isObject(coc)) this.create(model, coc.create);
+  }
+
+  #relationSelect(parent: OldKeySelect, rel: string, model: string, where: object | undefined): OldKeySelect {
+    let entry = parent.relations.get(rel);
+    if (!entry) {
+      entry = { model, wheres: [], select: emptySelect() };
+      parent.relations.set(rel, entry);
+    }
+    entry.wheres.push(where);
+    return entry.select;
+  }
+
+  #token(model: string, field: string, meta: FileFieldMetadata, record: Data, holder: Data, key: string): void {
+    const value = holder[key];
+    if (!isUploadToken(value)) return;
+    this.uploads.push({
+      model,
+      field,
+      meta,
+      token: value,
+      record,
+      replace: (stored) => {
+        holder[key] = stored;
+      },
+    });
+  }
+}
+
+/**
+ * The Prisma `select` argument for an {@link OldKeySelect}: wheres of one relation are OR-ed
+ * (reading a few rows too many only costs a read: keys still referenced are never deleted).
+ */
+export function toPrismaSelect(s: OldKeySelect): Record<string, unknown> {
+  const select: Record<string, unknown> = {};
+  for (const f of s.fields) select[f] = true;
+  for (const [rel, { wheres, select: child }] of s.relations) {
+    const inner = toPrismaSelect(child);
+    if (Object.keys(inner).length === 0) continue;
+    const all = wheres.some((w) => w === undefined);
+    select[rel] =
+      all || wheres.length === 0
+        ? { select: inner }
+        : { where: wheres.length === 1 ? wheres[0] : { OR: wheres }, select: inner };
+  }
+  return select;
+}
+
+/** Every key (with its model and field) found in rows read with {@link toPrismaSelect}. */
+export function collectKeys(
+  metadata: FileFieldsMetadataShape,
+  model: string,
+  s: OldKeySelect,
+  rows: unknown,
+  out: { model: string; field: string; key: string }[] = [],
+): { model: string; field: string; key: string }[] {
+  for (const row of asArray(rows)) {
+    if (!isObject(row)) continue;
+    for (const field of s.fields) {
+      const v = row[field];
+      const key = typeof v === "string" ? v : isObject(v) && typeof v.name === "string" ? v.name : undefined;
+      if (key) out.push({ model, field, key });
+    }
+    for (const [rel, { model: target, select }] of s.relations) collectKeys(metadata, target, select, row[rel], out);
+  }
+  return out;
+}

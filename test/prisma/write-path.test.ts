@@ -1,0 +1,419 @@
+import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { FileValidationError } from "../../src/files/validation.js";
+import { MemoryStorage, PrismaS3FilesError, type S3Session, S3Storage, strftime } from "../../src/index.js";
+import { s3Files } from "../../src/prisma/extension.js";
+import { FieldFile } from "../../src/prisma/field-file.js";
+import { pendingUploadCount, upload } from "../../src/prisma/upload.js";
+import { fileFields } from "../generated/files/index.js";
+import { Prisma } from "../generated/prisma/client.js";
+import { listKeys } from "../harness/s3.js";
+import { harnessSession, plainClient } from "./client.js";
+
+const s3 = inject("s3");
+const tag = randomBytes(4).toString("hex");
+const location = `write-${tag}`;
+let session: S3Session;
+let storages: { default: S3Storage; private: S3Storage; public: MemoryStorage };
+let prisma: ReturnType<typeof makeClient>;
+const plain = plainClient();
+
+function makeClient() {
+  return plainClient().$extends(s3Files(session, { fields: fileFields, storages }));
+}
+
+/** A real 1×1 PNG. */
+const PNG = Buffer.from(
+  "89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082",
+  "hex",
+);
+const month = strftime("%Y/%m/", new Date());
+let n = 0;
+const email = () => `w${n++}-${tag}@example.com`;
+const keys = () => listKeys(s3, location);
+const privateKeys = () => listKeys(s3, `${location}-private`);
+
+beforeAll(() => {
+  session = harnessSession();
+  storages = {
+    default: new S3Storage({ session, location }),
+    private: new S3Storage({ session, location: `${location}-private` }),
+    public: new MemoryStorage({ baseUrl: "https://public.example.com/" }),
+  };
+  prisma = makeClient();
+});
+afterAll(async () => {
+  await prisma.$disconnect();
+  await plain.$disconnect();
+  await session.destroy();
+});
+
+describe("uploads where users write data", () => {
+  it("create: the bytes go to the column's storage under uploadTo, the key to the column", async () => {
+    const user = await prisma.user.create({
+      data: {
+        email: email(),
+        avatar: upload(PNG, { filename: "me.png" }),
+        badge: upload(Buffer.from("%PDF-1.7\n"), { filename: "id card.pdf" }),
+      },
+    });
+    expect(user.avatar).toBeInstanceOf(FieldFile);
+    expect(user.avatar!.name).toBe(`avatars/${month}me.png`);
+    expect(user.badge.name).toBe("badges/id_card.pdf");
+    expect(Buffer.from(await user.avatar!.read())).toEqual(PNG);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(`avatars/${month}me.png`);
+    expect(await storages.private.exists("badges/id_card.pdf")).toBe(true);
+    expect(pendingUploadCount()).toBe(0);
+  });
+
+  it("takes a File (name and type from it), a Node Readable and a web ReadableStream", async () => {
+    const fromFile = await prisma.user.create({
+      data: {
+        email: email(),
+        avatar: upload(new File([PNG], "holiday photo.png", { type: "image/png" })),
+        badge: "badges/x.pdf",
+      },
+    });
+    expect(fromFile.avatar!.name).toBe(`avatars/${month}holiday_photo.png`);
+    const fromStream = await prisma.user.update({
+      where: { id: fromFile.id },
+      data: { avatar: upload(Readable.from([PNG.subarray(0, 10), PNG.subarray(10)]), { filename: "s.png" }) },
+    });
+    expect(Buffer.from(await fromStream.avatar!.read())).toEqual(PNG);
+    const web = new Blob([PNG]).stream();
+    const fromWeb = await prisma.user.update({
+      where: { id: fromFile.id },
+      data: { avatar: upload(web, { filename: "w.png" }) },
+    });
+    expect(fromWeb.avatar!.name).toBe(`avatars/${month}w.png`);
+    expect(await storages.default.exists(`avatars/${month}s.png`)).toBe(false); // replaced twice: old ones gone
+    expect(await storages.default.exists(`avatars/${month}holiday_photo.png`)).toBe(false);
+  });
+
+  it("a taken name gets Django's random suffix; a plain string still means a key", async () => {
+    const a = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "same.png" }), badge: "k" },
+    });
+    const b = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "same.png" }), badge: "k" },
+    });
+    expect(a.avatar!.name).toBe(`avatars/${month}same.png`);
+    expect(b.avatar!.name).toMatch(new RegExp(`^avatars/${month}same_[A-Za-z0-9]{7}\\.png$`));
+    const c = await prisma.user.create({ data: { email: email(), avatar: a.avatar!.name, badge: "k" } });
+    expect(c.avatar!.name).toBe(a.avatar!.name);
+  });
+
+  it("an upload value can be written once", async () => {
+    const token = upload(PNG, { filename: "once.png" });
+    await prisma.user.create({ data: { email: email(), avatar: token, badge: "k" } });
+    const error = await prisma.user
+      .create({ data: { email: email(), avatar: token, badge: "k" } })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PrismaS3FilesError);
+    expect((error as PrismaS3FilesError).code).toBe("UPLOAD_NOT_FOUND");
+  });
+});
+
+describe("validation before anything is written", () => {
+  it("maxSize counted while streaming: aborts mid-stream, no object, no row", async () => {
+    const before = await keys();
+    let produced = 0;
+    const big = Readable.from(
+      (function* () {
+        yield PNG; // a real PNG header first, so only the size is wrong
+        for (let i = 0; i < 200; i++) {
+          produced++;
+          yield Buffer.alloc(64 * 1024);
+        }
+      })(),
+    );
+    const address = email();
+    const error = await prisma.user
+      .create({ data: { email: address, avatar: upload(big, { filename: "huge.png" }), badge: "k" } })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FileValidationError);
+    expect((error as FileValidationError).message).toMatch(/User\.avatar/);
+    expect(produced).toBeLessThan(200); // stopped reading past the limit
+    expect(await keys()).toEqual(before);
+    expect(await plain.user.findUnique({ where: { email: address } })).toBeNull();
+  });
+
+  it("a known size over maxSize is refused before reading", async () => {
+    const tooBig = new File([new Uint8Array(5_000_001)], "big.png", { type: "image/png" });
+    await expect(
+      prisma.user.create({ data: { email: email(), avatar: upload(tooBig), badge: "k" } }),
+    ).rejects.toBeInstanceOf(FileValidationError);
+  });
+
+  it("accept: a .png that is HTML is rejected by what its bytes are; nothing is written", async () => {
+    const before = await keys();
+    const address = email();
+    const html = new File(["<!DOCTYPE html><script>alert(1)</script>"], "cat.png", { type: "image/png" });
+    const error = await prisma.user
+      .create({ data: { email: address, avatar: upload(html), badge: "k" } })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FileValidationError);
+    expect((error as FileValidationError).message).toMatch(/User\.avatar.*text\/html/);
+    expect(await keys()).toEqual(before);
+    expect(await plain.user.findUnique({ where: { email: address } })).toBeNull();
+  });
+
+  it("a bad file among several writes nothing", async () => {
+    const before = await keys();
+    const beforePrivate = await privateKeys();
+    const html = Buffer.from("<html><body>not a picture</body></html>");
+    await expect(
+      prisma.user.create({
+        data: {
+          email: email(),
+          badge: upload(Buffer.from("%PDF-1.4"), { filename: "ok.pdf" }),
+          avatar: upload(html, { filename: "x.png" }),
+        },
+      }),
+    ).rejects.toBeInstanceOf(FileValidationError);
+    expect(await keys()).toEqual(before);
+    expect(await privateKeys()).toEqual(beforePrivate);
+  });
+});
+
+describe("consistency", () => {
+  it("a database constraint failure after upload: the error comes back unchanged, no object is left", async () => {
+    const taken = email();
+    await prisma.user.create({ data: { email: taken, badge: "k" } });
+    const before = await keys();
+    const error = await prisma.user
+      .create({ data: { email: taken, avatar: upload(PNG, { filename: "dup.png" }), badge: "k" } })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Prisma.PrismaClientKnownRequestError);
+    expect((error as Prisma.PrismaClientKnownRequestError).code).toBe("P2002");
+    expect(await keys()).toEqual(before);
+  });
+
+  it("replace: the old object is deleted after the write; a failed replace keeps the old and removes the new", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "v1.png" }), badge: "k" },
+    });
+    const v1 = user.avatar!.name;
+    const replaced = await prisma.user.update({
+      where: { id: user.id },
+      data: { avatar: upload(PNG, { filename: "v2.png" }) },
+    });
+    expect(await storages.default.exists(v1)).toBe(false);
+    expect(await storages.default.exists(replaced.avatar!.name)).toBe(true);
+
+    const taken = email();
+    await plain.user.create({ data: { email: taken, badge: "k" } });
+    const before = await keys();
+    await expect(
+      prisma.user.update({
+        where: { id: user.id },
+        data: { email: taken, avatar: upload(PNG, { filename: "v3.png" }) },
+      }),
+    ).rejects.toBeInstanceOf(Prisma.PrismaClientKnownRequestError);
+    expect(await keys()).toEqual(before);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(replaced.avatar!.name);
+  });
+
+  it("setting the column to null deletes the old object", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "gone.png" }), badge: "k" },
+    });
+    await prisma.user.update({ where: { id: user.id }, data: { avatar: null } });
+    expect(await storages.default.exists(user.avatar!.name)).toBe(false);
+    const again = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "set.png" }), badge: "k" },
+    });
+    await prisma.user.update({ where: { id: again.id }, data: { avatar: { set: null } } });
+    expect(await storages.default.exists(again.avatar!.name)).toBe(false);
+  });
+
+  it("a key another row still references is never deleted", async () => {
+    const a = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "shared.png" }), badge: "k" },
+    });
+    const b = await prisma.user.create({ data: { email: email(), avatar: a.avatar!.name, badge: "k" } });
+    await prisma.user.update({ where: { id: a.id }, data: { avatar: null } });
+    expect(await storages.default.exists(a.avatar!.name)).toBe(true);
+    await prisma.user.delete({ where: { id: b.id } });
+    expect(await storages.default.exists(a.avatar!.name)).toBe(false);
+  });
+
+  it("delete and deleteMany remove the rows' objects after commit: 100 rows, 100 objects", async () => {
+    const group = `bulk-${tag}`;
+    const rows = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        prisma.user.create({
+          data: {
+            email: `${group}-${i}@example.com`,
+            badge: upload(Buffer.from(`%PDF-1.7 ${i}`), { filename: `b${i}.pdf` }),
+          },
+        }),
+      ),
+    );
+    const names = rows.map((r) => r.badge.name);
+    expect(new Set(names).size).toBe(100);
+    for (const name of names.slice(0, 3)) expect(await storages.private.exists(name)).toBe(true);
+    const deleted = await prisma.user.deleteMany({ where: { email: { startsWith: group } } });
+    expect(deleted.count).toBe(100);
+    const left = new Set(await privateKeys());
+    expect(names.filter((k) => left.has(k))).toEqual([]);
+  });
+
+  it("updateMany replacing files deletes the replaced objects", async () => {
+    const group = `um-${tag}`;
+    const a = await prisma.user.create({
+      data: { email: `${group}-a@example.com`, avatar: upload(PNG, { filename: "um-a.png" }), badge: "k" },
+    });
+    const b = await prisma.user.create({
+      data: { email: `${group}-b@example.com`, avatar: upload(PNG, { filename: "um-b.png" }), badge: "k" },
+    });
+    await prisma.user.updateMany({
+      where: { email: { startsWith: group } },
+      data: { avatar: "avatars/shared-default.png" },
+    });
+    expect(await storages.default.exists(a.avatar!.name)).toBe(false);
+    expect(await storages.default.exists(b.avatar!.name)).toBe(false);
+  });
+});
+
+describe("nested writes", () => {
+  it("nested create with a file under a relation, and nested update replacing it", async () => {
+    const user = await prisma.user.create({
+      data: {
+        email: email(),
+        badge: "k",
+        posts: { create: [{ title: "with cover", cover: upload(PNG, { filename: "cover.png" }) }] },
+      },
+      include: { posts: true },
+    });
+    const cover = user.posts[0]!.cover!;
+    expect(cover.name).toBe(`posts/covers/${strftime("%Y", new Date())}/cover.png`);
+    expect(await storages.default.exists(cover.name)).toBe(true);
+
+    const updated = await prisma.user.update({
+      where: { id: user.id },
+      data: {
+        posts: {
+          update: { where: { id: user.posts[0]!.id }, data: { cover: upload(PNG, { filename: "cover2.png" }) } },
+        },
+      },
+      include: { posts: true },
+    });
+    expect(updated.posts[0]!.cover!.name).toMatch(/cover2\.png$/);
+    expect(await storages.default.exists(cover.name)).toBe(false);
+  });
+
+  it("nested createMany, connectOrCreate and upsert take uploads", async () => {
+    const user = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const post = await prisma.post.create({
+      data: {
+        title: "attachments",
+        author: { connect: { id: user.id } },
+        attachments: {
+          createMany: { data: [{ original: upload(Buffer.from("%PDF-1.7 a"), { filename: "a.pdf" }) }] },
+        },
+      },
+      include: { attachments: true },
+    });
+    expect(await storages.private.exists(post.attachments[0]!.original.name)).toBe(true);
+    const other = await prisma.post.create({
+      data: {
+        title: "coc",
+        author: {
+          connectOrCreate: {
+            where: { email: `coc-${tag}@example.com` },
+            create: {
+              email: `coc-${tag}@example.com`,
+              badge: upload(Buffer.from("%PDF-1.7 c"), { filename: "coc.pdf" }),
+            },
+          },
+        },
+      },
+      include: { author: true },
+    });
+    expect(other.author.badge.name).toBe("badges/coc.pdf");
+    const upserted = await prisma.user.update({
+      where: { id: user.id },
+      data: {
+        posts: {
+          upsert: {
+            where: { id: post.id },
+            create: { title: "x" },
+            update: { cover: upload(PNG, { filename: "up.png" }) },
+          },
+        },
+      },
+      include: { posts: true },
+    });
+    expect(upserted.posts.find((p) => p.id === post.id)?.cover?.name).toMatch(/up\.png$/);
+  });
+});
+
+describe("transactions", () => {
+  it("interactive: a rollback removes the new upload and keeps the old file", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "keep.png" }), badge: "k" },
+    });
+    const old = user.avatar!.name;
+    let uploaded = "";
+    await expect(
+      prisma.$transaction(async (tx) => {
+        const u = await tx.user.update({
+          where: { id: user.id },
+          data: { avatar: upload(PNG, { filename: "rolled.png" }) },
+        });
+        uploaded = u.avatar!.name;
+        expect(await storages.default.exists(uploaded)).toBe(true);
+        throw new Error("changed my mind");
+      }),
+    ).rejects.toThrow("changed my mind");
+    expect(await storages.default.exists(uploaded)).toBe(false);
+    expect(await storages.default.exists(old)).toBe(true);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(old);
+  });
+
+  it("interactive: the old file is deleted after the commit, never before", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "before.png" }), badge: "k" },
+    });
+    const old = user.avatar!.name;
+    let existedInside = false;
+    await prisma.$transaction(async (tx) => {
+      await tx.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "after.png" }) } });
+      existedInside = await storages.default.exists(old);
+    });
+    expect(existedInside).toBe(true);
+    expect(await storages.default.exists(old)).toBe(false);
+  });
+
+  it("a transaction started inside another joins it", async () => {
+    const address = email();
+    await expect(
+      prisma.$transaction(async () => {
+        await prisma.$transaction(async (inner) => {
+          await inner.user.create({
+            data: { email: address, avatar: upload(PNG, { filename: "inner.png" }), badge: "k" },
+          });
+        });
+        throw new Error("outer fails");
+      }),
+    ).rejects.toThrow("outer fails");
+    expect(await plain.user.findUnique({ where: { email: address } })).toBeNull();
+    expect(await storages.default.exists(`avatars/${month}inner.png`)).toBe(false);
+  });
+
+  it("batch: a failing batch removes the uploads of its other writes", async () => {
+    const taken = email();
+    await plain.user.create({ data: { email: taken, badge: "k" } });
+    const before = await keys();
+    await expect(
+      prisma.$transaction([
+        prisma.user.create({ data: { email: email(), avatar: upload(PNG, { filename: "batch-ok.png" }), badge: "k" } }),
+        prisma.user.create({ data: { email: taken, avatar: upload(PNG, { filename: "batch-dup.png" }), badge: "k" } }),
+      ]),
+    ).rejects.toBeInstanceOf(Prisma.PrismaClientKnownRequestError);
+    expect(await keys()).toEqual(before);
+  });
+});
