@@ -15,6 +15,7 @@ export {
 } from "./errors.js";
 // File objects: a lazy handle on one stored object.
 export { StoredFile } from "./files/stored-file.js";
+export { FileValidationError, type FileValidationReason } from "./files/validation.js";
 // Prisma binding.
 export { type S3FilesOptions, s3Files } from "./prisma/extension.js";
 export { FieldFile } from "./prisma/field-file.js";
@@ -26,7 +27,9 @@ export type {
   ModelFileMetadata,
   RelationMetadata,
 } from "./prisma/metadata-types.js";
+export { type SweepOptions, type SweepReport, sweepOrphans } from "./prisma/sweep.js";
 export type { FileResultArgs, FilesExtension, FilesExtensionArgs, FileValue } from "./prisma/types.js";
+export { type Upload, type UploadOptions, upload } from "./prisma/upload.js";
 export type { CredentialStats, RefreshOptions } from "./session/credential-cache.js";
 export { getDefaultSession } from "./session/default-session.js";
 export { RedactedCredentials } from "./session/redacted-credentials.js";

@@ -381,10 +381,13 @@ function isWebReadableStream(value: unknown): value is ReadableStream<Uint8Array
   return typeof v === "object" && v !== null && typeof v.getReader === "function" && typeof v.pipeTo === "function";
 }
 
-/** A chunk as bytes, for the head only: the chunks themselves are passed on as they came. */
-function chunkBytes(chunk: unknown, encoding?: BufferEncoding | null): Uint8Array {
+/**
+ * A chunk as bytes. Strings (object mode, or a stream with `setEncoding`) are taken as UTF-8,
+ * as `normalizeContent` does, so peeking never changes what would be stored.
+ */
+function chunkBytes(chunk: unknown): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk;
-  if (typeof chunk === "string") return Buffer.from(chunk, encoding ?? "utf8");
+  if (typeof chunk === "string") return Buffer.from(chunk, "utf8");
   if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
   throw new TypeError(`File content yielded a chunk that is not bytes: ${Object.prototype.toString.call(chunk)}`);
 }
@@ -529,7 +532,7 @@ class ReplayReadable extends Readable {
           return;
         }
         try {
-          chunk = chunkBytes(raw, this.#tap.source.readableEncoding);
+          chunk = chunkBytes(raw);
         } catch (error) {
           this.destroy(error as Error);
           return;
@@ -564,13 +567,15 @@ async function peekReadable(source: Readable, n: number): Promise<{ head: Uint8A
       if (failure !== undefined) throw failure;
       // Byte streams: read(n) returns exactly the bytes asked for once they are buffered (or what
       // is left at the end), leaving the rest of a big chunk in the source, which then does not
-      // read ahead. Object mode streams give one chunk per read().
-      const raw: unknown = source.readableObjectMode ? source.read() : source.read(n - size);
+      // read ahead. Object mode streams give one chunk per read(); decoded (string) streams all
+      // they have, as their length counts characters, not bytes.
+      const whole = source.readableObjectMode || source.readableEncoding !== null;
+      const raw: unknown = whole ? source.read() : source.read(n - size);
       if (raw === null) {
         await tap.next();
         continue;
       }
-      const bytes = chunkBytes(raw, source.readableEncoding);
+      const bytes = chunkBytes(raw);
       chunks.push(bytes);
       size += bytes.byteLength;
     }

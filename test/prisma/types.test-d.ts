@@ -1,5 +1,6 @@
 import { describe, expectTypeOf, it } from "vitest";
 import type { FieldFile } from "../../src/prisma/field-file.js";
+import { upload } from "../../src/prisma/upload.js";
 import type { filesClient } from "./client.js";
 
 // Types only: the client is never constructed here.
@@ -52,5 +53,26 @@ describe("file columns are typed end to end", () => {
       where: { avatar: "avatars/a.png" },
       orderBy: { avatar: "asc" },
     });
+  });
+
+  it("upload() is accepted where a file column is written, nested too; raw content is not", () => {
+    const file = new File(["x"], "a.png");
+    prisma.user.create({
+      data: { email: "a", badge: upload(file), avatar: upload(Buffer.from("x"), { filename: "a.png" }) },
+    });
+    prisma.user.update({ where: { id: 1 }, data: { avatar: { set: upload(file) } } });
+    prisma.user.create({
+      data: { email: "a", badge: "k", posts: { create: { title: "t", cover: upload(file) } } },
+    });
+    prisma.post.update({
+      where: { id: 1 },
+      data: { attachments: { create: { original: upload(file) } } },
+    });
+    // @ts-expect-error raw content must go through upload()
+    prisma.user.create({ data: { email: "a", badge: Buffer.from("x") } });
+    // @ts-expect-error a File is not a key either
+    prisma.user.update({ where: { id: 1 }, data: { avatar: file } });
+    // @ts-expect-error upload() takes content, not a key string
+    upload("avatars/a.png");
   });
 });

@@ -417,3 +417,99 @@ describe("transactions", () => {
     expect(await keys()).toEqual(before);
   });
 });
+
+describe("failures, grace periods and the sweeper", () => {
+  it("the storage failing mid-stream leaves the row unchanged and nothing stored", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "stay.png" }), badge: "k" },
+    });
+    const before = await keys();
+    const failure = new Error("client went away");
+    const broken = Readable.from(
+      (async function* () {
+        yield PNG;
+        yield Buffer.alloc(1000);
+        throw failure;
+      })(),
+    );
+    await expect(
+      prisma.user.update({ where: { id: user.id }, data: { avatar: upload(broken, { filename: "broken.png" }) } }),
+    ).rejects.toBe(failure);
+    expect(await keys()).toEqual(before);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(user.avatar!.name);
+  });
+
+  it("keepFiles leaves the object; deleteAfterSeconds deletes it only after the grace period", async () => {
+    const withRules = (rules: { keepFiles?: boolean; deleteAfterSeconds?: number }) => ({
+      ...fileFields,
+      User: {
+        ...fileFields.User,
+        fileFields: { ...fileFields.User.fileFields, avatar: { ...fileFields.User.fileFields.avatar, ...rules } },
+      },
+    });
+    const keeping = plainClient().$extends(s3Files(session, { fields: withRules({ keepFiles: true }), storages }));
+    const kept = await keeping.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "kept.png" }), badge: "k" },
+    });
+    await keeping.user.delete({ where: { id: kept.id } });
+    expect(await storages.default.exists(kept.avatar!.name)).toBe(true);
+
+    const grace = plainClient().$extends(s3Files(session, { fields: withRules({ deleteAfterSeconds: 1 }), storages }));
+    const u = await grace.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "grace.png" }), badge: "k" },
+    });
+    const url = await u.avatar!.url();
+    await grace.user.update({ where: { id: u.id }, data: { avatar: null } });
+    expect(await storages.default.exists(u.avatar!.name)).toBe(true);
+    expect((await fetch(url)).status).toBe(200); // a URL already handed out keeps working
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(await storages.default.exists(u.avatar!.name)).toBe(false);
+    await Promise.all([keeping.$disconnect(), grace.$disconnect()]);
+  });
+
+  it("sweepOrphans finds objects orphaned by a cascade delete, and keeps referenced ones", async () => {
+    const { sweepOrphans } = await import("../../src/prisma/sweep.js");
+    const user = await prisma.user.create({
+      data: {
+        email: email(),
+        avatar: upload(PNG, { filename: "sweep-keep.png" }),
+        badge: "k",
+        posts: {
+          create: {
+            title: "p",
+            cover: upload(PNG, { filename: "sweep-cascade.png" }),
+            attachments: { create: { original: upload(Buffer.from("%PDF-1.7"), { filename: "sweep.pdf" }) } },
+          },
+        },
+      },
+      include: { posts: { include: { attachments: true } } },
+    });
+    const cover = user.posts[0]!.cover!.name;
+    const original = user.posts[0]!.attachments[0]!.original.name;
+    // The database cascades the post and its attachment; no hook sees those rows.
+    await plain.post.delete({ where: { id: user.posts[0]!.id } });
+    expect(await storages.default.exists(cover)).toBe(true);
+
+    const dry = await sweepOrphans(plain, session, { fields: fileFields, storages, olderThan: 0, dryRun: true });
+    const found = dry.orphans.map((o) => o.key);
+    expect(found).toContain(cover);
+    expect(found).toContain(original);
+    expect(found).not.toContain(user.avatar!.name);
+    expect(await storages.default.exists(cover)).toBe(true);
+
+    const done = await sweepOrphans(plain, session, { fields: fileFields, storages, olderThan: 0 });
+    expect(done.deleted).toBe(done.orphans.length);
+    expect(await storages.default.exists(cover)).toBe(false);
+    expect(await storages.private.exists(original)).toBe(false);
+    expect(await storages.default.exists(user.avatar!.name)).toBe(true);
+    // Every object a row references survived the sweep.
+    const referenced = await plain.user.findMany({
+      where: { avatar: { startsWith: `avatars/${month}` } },
+      select: { avatar: true },
+    });
+    const left = new Set(await keys());
+    const uploadedHere = referenced.map((r) => r.avatar!).filter((k) => dry.examined > 0 && left.has(k));
+    expect(uploadedHere.length).toBeGreaterThan(5);
+    for (const k of referenced.map((r) => r.avatar!)) expect(done.orphans.map((o) => o.key)).not.toContain(k);
+  });
+});
