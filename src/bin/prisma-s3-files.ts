@@ -16,7 +16,8 @@ type Command = (args: string[]) => Promise<number>;
 const USAGE = `Usage: prisma-s3-files <command>
 
 Commands:
-  help        Show this help.
+  sweep       Delete objects no row references (orphans); --dry-run lists them.
+  help        Show this help; \`help <command>\` shows a command's options.
 
 As a Prisma generator (schema.prisma):
   generator files {
@@ -28,13 +29,16 @@ As a Prisma generator (schema.prisma):
 /**
  * The CLI's subcommands, by name. A command loads its module lazily, so that the generator mode
  * and `help` do not pay for the others, e.g.
- * `sweep: async (args) => (await import("../prisma/sweep.js")).sweepCommand(args)`.
+ * `sweep: async (args) => (await import("../cli/sweep-command.js")).sweepCommand(args)`.
  */
 const commands: Record<string, Command> = {
-  help: async () => {
+  help: async ([topic]) => {
+    // `help <command>` is `<command> --help`.
+    if (topic !== undefined && topic !== "help" && Object.hasOwn(commands, topic)) return commands[topic]!(["--help"]);
     process.stdout.write(USAGE);
     return 0;
   },
+  sweep: async (args) => (await import("../cli/sweep-command.js")).sweepCommand(args),
 };
 
 /** Whether this process was started by `prisma generate`. */

@@ -1,7 +1,7 @@
 import { PrismaS3FilesError } from "../errors.js";
 import type { S3Session } from "../session/session.js";
 import { S3Storage } from "../storage/s3/s3-storage.js";
-import type { Storage } from "../storage/storage.js";
+import type { FileContent, Storage } from "../storage/storage.js";
 import {
   deleteObjects,
   type LifecycleContext,
@@ -13,6 +13,7 @@ import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
 import { transactionOverride, transactionScope } from "./transactions.js";
 import type { FilesExtension } from "./types.js";
+import { type UploadOptions, upload } from "./upload.js";
 import { planWrite } from "./write-plan.js";
 
 /** Options of {@link s3Files}. */
@@ -48,6 +49,7 @@ interface ExtensibleClient {
     name: string;
     query?: { $allModels: { $allOperations(params: HookParams): Promise<unknown> } };
     client?: Record<string, unknown>;
+    model?: { $allModels: Record<string, unknown> };
   }): ExtensibleClient;
 }
 
@@ -73,17 +75,19 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     ((error: unknown) => console.warn(`prisma-s3-files: cleanup failed: ${(error as Error)?.message ?? error}`));
   const ctx: LifecycleContext = { fields, storageOf, storageName, report };
 
-  const mapResult = (params: HookParams, result: unknown) => {
-    if (!ROW_OPERATIONS.has(params.operation)) return result;
-    // A fluent call (`user.findUnique(...).posts()`) hands the hook the relation's rows,
-    // already taken out along `dataPath` (["select", "posts", ...]): follow it to their model.
-    const path = params.__internalParams?.dataPath;
-    const target = path && path.length > 0 ? followDataPath(fields, params.model, path) : params.model;
-    return target === undefined ? result : mapRows(mappers, target, result);
-  };
-
   const extension = (client: unknown) => {
     const base = client as ExtensibleClient;
+    // The client with the query hook: what files read outside a transaction write back through.
+    let hooked: unknown;
+    const mapResult = (params: HookParams, result: unknown) => {
+      if (!ROW_OPERATIONS.has(params.operation)) return result;
+      // A fluent call (`user.findUnique(...).posts()`) hands the hook the relation's rows,
+      // already taken out along `dataPath` (["select", "posts", ...]): follow it to their model.
+      const path = params.__internalParams?.dataPath;
+      const target = path && path.length > 0 ? followDataPath(fields, params.model, path) : params.model;
+      if (target === undefined) return result;
+      return mapRows(mappers, target, result, transactionScope.getStore()?.tx ?? hooked);
+    };
     const write = async (params: HookParams) => {
       const args = (params.args ?? {}) as Record<string, unknown>;
       const plan = planWrite(fields, params.model, params.operation, args);
@@ -107,25 +111,28 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
         scope.onRollback.push(() => deleteObjects(stored, ctx));
         if (oldKeys.length > 0) scope.afterCommit.push(() => removeUnreferenced(base, oldKeys, ctx));
       } else if (oldKeys.length > 0) {
-        // Committed (a single write, or a batch whose results arrive after its commit).
+        // Not in a transaction: the write has committed.
         await removeUnreferenced(base, oldKeys, ctx).catch(report);
       }
       return mapResult(params, result);
     };
 
-    return base
-      .$extends({
-        name: "prisma-s3-files",
-        query: {
-          $allModels: {
-            async $allOperations(params) {
-              if (WRITE_OPERATIONS.has(params.operation)) return write(params);
-              return mapResult(params, await params.query(params.args));
-            },
+    hooked = base.$extends({
+      name: "prisma-s3-files",
+      query: {
+        $allModels: {
+          async $allOperations(params) {
+            if (WRITE_OPERATIONS.has(params.operation)) return write(params);
+            return mapResult(params, await params.query(params.args));
           },
         },
-      })
-      .$extends({ name: "prisma-s3-files:transactions", client: { $transaction: transactionOverride(report) } });
+      },
+    });
+    return (hooked as ExtensibleClient).$extends({
+      name: "prisma-s3-files:transactions",
+      client: { $transaction: transactionOverride(report) },
+      model: { $allModels: modelMethods(fields) },
+    });
   };
   return extension as unknown as FilesExtension<Meta>;
 }
@@ -141,6 +148,34 @@ const WRITE_OPERATIONS: ReadonlySet<string> = new Set([
   "delete",
   "deleteMany",
 ]);
+
+/**
+ * `prisma.user.attach(where, "avatar", content, options?)` and `detach(where, "avatar")`: the
+ * record-level `FieldFile.save` / `delete` from a `where`, through the same write path (and the
+ * transaction, when called on `tx`).
+ */
+function modelMethods(fields: FileFieldsMetadataShape) {
+  type Delegate = { $name: string; update(args: unknown): Promise<Record<string, unknown>> };
+  /** Checks the field and returns a select of it and the primary key (so the returned file can `save()` again). */
+  const selectFor = (delegate: Delegate, field: string) => {
+    const model = fields[delegate.$name];
+    if (!model?.fileFields[field]) {
+      throw new PrismaS3FilesError("CONFIGURATION", `${delegate.$name}.${field} is not a file field`);
+    }
+    return Object.fromEntries([...model.primaryKey, field].map((k) => [k, true]));
+  };
+  return {
+    async attach(this: Delegate, where: unknown, field: string, content: FileContent, options?: UploadOptions) {
+      const select = selectFor(this, field);
+      const row = await this.update({ where, data: { [field]: upload(content, options) }, select });
+      return row[field];
+    },
+    async detach(this: Delegate, where: unknown, field: string) {
+      const select = selectFor(this, field);
+      await this.update({ where, data: { [field]: null }, select });
+    },
+  };
+}
 
 function followDataPath(fields: FileFieldsMetadataShape, model: string, path: readonly string[]): string | undefined {
   let current: string | undefined = model;

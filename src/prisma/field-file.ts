@@ -1,19 +1,37 @@
+import { PrismaS3FilesError } from "../errors.js";
 import { StoredFile } from "../files/stored-file.js";
-import type { Storage } from "../storage/storage.js";
+import type { FileContent, Storage } from "../storage/storage.js";
+import { type UploadOptions, upload } from "./upload.js";
+
+/** How a file read from a row reaches that row again: the client it was read with (a transaction's, if any). */
+export interface RowBinding {
+  /** The client (or transaction client) whose model delegates write through the extension. */
+  client: unknown;
+  /** The row's primary-key fields. */
+  primaryKey: readonly string[];
+}
+
+type Row = Record<string, unknown>;
+type Delegate = { update(args: unknown): Promise<Row> };
 
 /**
  * The value a declared file column reads as (Django's `FieldFile`): a {@link StoredFile} that
- * also knows which model and field it came from. `user.avatar?.url()`, `.open()`, `.size()`;
- * serializes as its key.
+ * knows the model, field and row it came from. `user.avatar?.url()`, `.open()`, `.size()`;
+ * `save()` and `delete()` write the row through the same client (inside its transaction, if it
+ * was read in one). Serializes as its key.
  */
 export class FieldFile extends StoredFile {
   readonly #model: string;
   readonly #field: string;
+  readonly #row: Row | undefined;
+  readonly #binding: RowBinding | undefined;
 
-  constructor(storage: Storage, name: string, model: string, field: string) {
+  constructor(storage: Storage, name: string, model: string, field: string, row?: Row, binding?: RowBinding) {
     super(storage, name);
     this.#model = model;
     this.#field = field;
+    this.#row = row;
+    this.#binding = binding;
   }
 
   /** The Prisma model the value was read from, e.g. `User`. */
@@ -24,5 +42,51 @@ export class FieldFile extends StoredFile {
   /** The file column, e.g. `avatar`. */
   get field(): string {
     return this.#field;
+  }
+
+  /**
+   * Django's `FieldFile.save`: uploads `content` as this column's new file, updates the row, and
+   * deletes this (old) object once the update has committed. Returns the new file; the row
+   * object this file came from is updated too.
+   */
+  async save(content: FileContent, options?: UploadOptions): Promise<FieldFile> {
+    await this.#update(upload(content, options));
+    return this.#row![this.#field] as FieldFile;
+  }
+
+  /**
+   * Django's `FieldFile.delete`: sets the column to `null` and deletes the object after the
+   * update has committed. A required column cannot be emptied: use `save()` to replace it.
+   */
+  async delete(): Promise<void> {
+    await this.#update(null);
+  }
+
+  async #update(value: string | null): Promise<Row> {
+    const row = this.#row;
+    const binding = this.#binding;
+    const label = `${this.#model}.${this.#field}`;
+    if (!row || !binding) {
+      throw new PrismaS3FilesError(
+        "NOT_BOUND",
+        `${label}: this file was not read from a row; use the client to update it`,
+      );
+    }
+    if (binding.primaryKey.length === 0 || binding.primaryKey.some((k) => row[k] === undefined)) {
+      throw new PrismaS3FilesError(
+        "NOT_BOUND",
+        `${label}: save()/delete() need the row's primary key (${binding.primaryKey.join(", ") || "none"}) in the query's select`,
+      );
+    }
+    const where = Object.fromEntries(binding.primaryKey.map((k) => [k, row[k]]));
+    const model = this.#model.charAt(0).toLowerCase() + this.#model.slice(1);
+    const delegate = (binding.client as Record<string, Delegate>)[model] as Delegate;
+    const select = Object.fromEntries([...binding.primaryKey, this.#field].map((k) => [k, true]));
+    const updated = await delegate.update({ where, data: { [this.#field]: value }, select });
+    // The new value stays bound to the row this file came from, so it can be saved or deleted in turn.
+    const stored = updated[this.#field];
+    const name = stored instanceof FieldFile ? stored.name : typeof stored === "string" ? stored : null;
+    row[this.#field] = name === null ? null : new FieldFile(this.storage, name, this.#model, this.#field, row, binding);
+    return updated;
   }
 }

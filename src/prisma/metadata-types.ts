@@ -34,6 +34,8 @@ export interface RelationMetadata {
 export interface ModelFileMetadata {
   readonly fileFields: { readonly [field: string]: FileFieldMetadata };
   readonly relations: { readonly [field: string]: RelationMetadata };
+  /** The primary key's fields (`@id` or `@@id`); empty when the model has none. */
+  readonly primaryKey: readonly string[];
 }
 
 /** Every model of the schema, keyed by model name (models without file columns included). */

@@ -1,9 +1,9 @@
 import type { Storage } from "../storage/storage.js";
-import { FieldFile } from "./field-file.js";
+import { FieldFile, type RowBinding } from "./field-file.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 
 /** Replaces file-column strings by {@link FieldFile}s in one row (and the rows nested in it), in place. */
-type RowMapper = (row: Record<string, unknown>) => void;
+type RowMapper = (row: Record<string, unknown>, client: unknown) => void;
 
 /** Operations whose result is rows of the model (others return counts or aggregates). */
 export const ROW_OPERATIONS: ReadonlySet<string> = new Set([
@@ -34,33 +34,42 @@ export function compileMappers(
   const mappers = new Map<string, RowMapper>();
   for (const model of reaches) {
     const meta = metadata[model]!;
+    const primaryKey = meta.primaryKey ?? [];
     const files = Object.keys(meta.fileFields).map((field) => ({ field, storage: storageFor(model, field) }));
     const relations = Object.entries(meta.relations)
       .filter(([, r]) => reaches.has(r.model))
       .map(([field, r]) => ({ field, model: r.model }));
-    mappers.set(model, (row) => {
+    mappers.set(model, (row, client) => {
+      let binding: RowBinding | undefined;
       for (const { field, storage } of files) {
         const value = row[field];
         // Only strings: a FieldFile (the extension applied twice) or null stays as it is.
-        if (typeof value === "string") row[field] = new FieldFile(storage, value, model, field);
+        if (typeof value === "string") {
+          binding ??= { client, primaryKey };
+          row[field] = new FieldFile(storage, value, model, field, row, binding);
+        }
       }
       for (const { field, model: target } of relations) {
         const value = row[field];
-        if (value !== null && typeof value === "object") mapRows(mappers, target, value);
+        if (value !== null && typeof value === "object") mapRows(mappers, target, value, client);
       }
     });
   }
   return mappers;
 }
 
-/** Maps a result (a row, an array of rows, or null) of `model` in place and returns it. */
-export function mapRows(mappers: Map<string, RowMapper>, model: string, result: unknown): unknown {
+/**
+ * Maps a result (a row, an array of rows, or null) of `model` in place and returns it. `client`
+ * is what the files' `save()`/`delete()` will write through.
+ */
+export function mapRows(mappers: Map<string, RowMapper>, model: string, result: unknown, client: unknown): unknown {
   const mapper = mappers.get(model);
   if (!mapper || result === null || typeof result !== "object") return result;
   if (Array.isArray(result)) {
-    for (const row of result) if (row !== null && typeof row === "object") mapper(row as Record<string, unknown>);
+    for (const row of result)
+      if (row !== null && typeof row === "object") mapper(row as Record<string, unknown>, client);
   } else {
-    mapper(result as Record<string, unknown>);
+    mapper(result as Record<string, unknown>, client);
   }
   return result;
 }

@@ -1,5 +1,7 @@
+import type { FileContent } from "../storage/storage.js";
 import type { FieldFile } from "./field-file.js";
 import type { FileFieldMetadata, FileFieldsMetadataShape } from "./metadata-types.js";
+import type { UploadOptions } from "./upload.js";
 
 /** What a file column reads as: `FieldFile`, or `FieldFile | null` for an optional column. */
 export type FileValue<F extends FileFieldMetadata> = F["nullable"] extends false ? FieldFile : FieldFile | null;
@@ -21,14 +23,41 @@ export type FileResultArgs<Meta extends FileFieldsMetadataShape> = {
   };
 };
 
+type ModelsWithFiles<Meta extends FileFieldsMetadataShape> = {
+  [M in keyof Meta as keyof FileColumns<Meta, M> extends never ? never : Uncapitalize<M & string>]: M;
+};
+
+type NullableColumns<Meta extends FileFieldsMetadataShape, M extends keyof Meta> = {
+  [P in keyof FileColumns<Meta, M>]: FileColumns<Meta, M>[P]["nullable"] extends true ? P : never;
+}[keyof FileColumns<Meta, M>];
+
+/** `attach` / `detach` on each model with file columns (see {@link FilesExtensionArgs}). */
+export interface FileModelMethods<Meta extends FileFieldsMetadataShape, M extends keyof Meta> {
+  /** Uploads `content` into `field` of the row `where` selects; the old object goes after the commit. Returns the new file. */
+  attach: (
+    where: Record<string, unknown>,
+    field: keyof FileColumns<Meta, M> & string,
+    content: FileContent,
+    options?: UploadOptions,
+  ) => Promise<FieldFile>;
+  /** Empties `field` (an optional column) of the row `where` selects; the object goes after the commit. */
+  detach: (where: Record<string, unknown>, field: NullableColumns<Meta, M> & string) => Promise<void>;
+}
+
 /** Prisma's internal extension-arguments shape (`InternalArgs`) for {@link FileResultArgs}. */
 export interface FilesExtensionArgs<Meta extends FileFieldsMetadataShape> {
   result: {
     [K in keyof FileResultArgs<Meta>]: { [P in keyof FileResultArgs<Meta>[K]]: () => FileResultArgs<Meta>[K][P] };
   };
+  model: {
+    [K in keyof ModelsWithFiles<Meta>]: {
+      [P in keyof FileModelMethods<Meta, ModelsWithFiles<Meta>[K] & keyof Meta>]: () => FileModelMethods<
+        Meta,
+        ModelsWithFiles<Meta>[K] & keyof Meta
+      >[P];
+    };
+  };
   // biome-ignore lint/complexity/noBannedTypes: Prisma's InternalArgs uses {} for "no entries".
-  model: {};
-  // biome-ignore lint/complexity/noBannedTypes: as above.
   query: {};
   // biome-ignore lint/complexity/noBannedTypes: as above.
   client: {};

@@ -193,8 +193,9 @@ describe("prisma generate with a good schema", () => {
           mentor: { model: "Author", list: false },
           mentees: { model: "Author", list: true },
         },
+        primaryKey: ["id"],
       },
-      Tag: { fileFields: {}, relations: {} },
+      Tag: { fileFields: {}, relations: {}, primaryKey: ["id"] },
       Zine: {
         fileFields: {
           cover: {
@@ -219,6 +220,7 @@ describe("prisma generate with a good schema", () => {
           },
         },
         relations: { author: { model: "Author", list: false } },
+        primaryKey: ["id"],
       },
     });
   });
@@ -454,7 +456,7 @@ describe("buildMetadata and emitModule", () => {
     expect(emitModule(meta)).toBe(source);
     expect(source.indexOf("  A: {")).toBeLessThan(source.indexOf("  B: {"));
     expect(source).toContain('"a-b": {');
-    expect(source).toContain("  B: {\n    fileFields: {},\n    relations: {},\n  },");
+    expect(source).toContain("  B: {\n    fileFields: {},\n    relations: {},\n    primaryKey: [],\n  },");
   });
 });
 

@@ -513,3 +513,62 @@ describe("failures, grace periods and the sweeper", () => {
     for (const k of referenced.map((r) => r.avatar!)) expect(done.orphans.map((o) => o.key)).not.toContain(k);
   });
 });
+
+describe("record-bound methods", () => {
+  it("FieldFile.save uploads, updates the row and removes the old object; delete empties the column", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "s1.png" }), badge: "k" },
+    });
+    const old = user.avatar!;
+    const saved = await old.save(new File([PNG], "s2.png", { type: "image/png" }));
+    expect(saved.name).toBe(`avatars/${month}s2.png`);
+    expect(user.avatar).toBe(saved); // the row object follows
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(saved.name);
+    expect(await old.exists()).toBe(false);
+    await saved.delete();
+    expect(user.avatar).toBeNull();
+    expect(await saved.exists()).toBe(false);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBeNull();
+  });
+
+  it("FieldFile.save inside a transaction writes through it", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "t1.png" }), badge: "k" },
+    });
+    let inner = "";
+    await expect(
+      prisma.$transaction(async (tx) => {
+        const row = await tx.user.findUniqueOrThrow({ where: { id: user.id } });
+        inner = (await row.avatar!.save(PNG, { filename: "t2.png" })).name;
+        throw new Error("roll back");
+      }),
+    ).rejects.toThrow("roll back");
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(user.avatar!.name);
+    expect(await storages.default.exists(inner)).toBe(false);
+    expect(await storages.default.exists(user.avatar!.name)).toBe(true);
+  });
+
+  it("save() needs the primary key in the select", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "pk.png" }), badge: "k" },
+    });
+    const picked = await prisma.user.findUniqueOrThrow({ where: { id: user.id }, select: { avatar: true } });
+    await expect(picked.avatar!.save(PNG, { filename: "x.png" })).rejects.toThrow(/primary key \(id\)/);
+  });
+
+  it("attach / detach from a where", async () => {
+    const user = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const file = await prisma.user.attach({ id: user.id }, "avatar", PNG, { filename: "att.png" });
+    expect(file.name).toBe(`avatars/${month}att.png`);
+    expect(await file.exists()).toBe(true);
+    const next = await prisma.user.attach({ id: user.id }, "avatar", PNG, { filename: "att2.png" });
+    expect(await file.exists()).toBe(false);
+    await prisma.user.detach({ id: user.id }, "avatar");
+    expect(await next.exists()).toBe(false);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBeNull();
+    // @ts-expect-error a required column cannot be detached
+    await expect(prisma.user.detach({ id: user.id }, "badge")).rejects.toThrow();
+    // @ts-expect-error not a file field
+    await expect(prisma.user.attach({ id: user.id }, "email", PNG)).rejects.toThrow(/not a file field/);
+  });
+});

@@ -37,6 +37,7 @@ export interface RelationMetadata {
 export interface ModelFileMetadata {
   readonly fileFields: { readonly [field: string]: FileFieldMetadata };
   readonly relations: { readonly [field: string]: RelationMetadata };
+  readonly primaryKey: readonly string[];
 }
 
 /** Every model of the schema, keyed by model name. */
@@ -90,7 +91,7 @@ export function emitModule(metadata: FileFieldsMetadataShape): string {
     const relations = Object.entries(model.relations).map(
       ([field, rel]) => `      ${key(field)}: ${relationSource(rel)},\n`,
     );
-    return `  ${key(name)}: {\n    fileFields: ${block(fileFields, "    ")},\n    relations: ${block(relations, "    ")},\n  },\n`;
+    return `  ${key(name)}: {\n    fileFields: ${block(fileFields, "    ")},\n    relations: ${block(relations, "    ")},\n    primaryKey: ${literal(model.primaryKey)},\n  },\n`;
   });
 
   return `${HEADER}

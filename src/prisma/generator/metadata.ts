@@ -18,12 +18,15 @@ export interface DmmfFieldLike {
   readonly documentation?: string | undefined;
   readonly relationName?: string | null | undefined;
   readonly nativeType?: readonly [string, readonly string[]] | null | undefined;
+  readonly isId?: boolean | undefined;
 }
 
 /** The parts of a DMMF model the generator reads. */
 export interface DmmfModelLike {
   readonly name: string;
   readonly fields: readonly DmmfFieldLike[];
+  /** A compound `@@id([...])`. */
+  readonly primaryKey?: { readonly fields: readonly string[] } | null | undefined;
 }
 
 /** The parts of `options.dmmf.datamodel` the generator reads. */
@@ -118,7 +121,11 @@ export function buildMetadata(
   const errors: FileAnnotationError[] = [];
   const result: Record<
     string,
-    { fileFields: Record<string, FileFieldMetadata>; relations: Record<string, RelationMetadata> }
+    {
+      fileFields: Record<string, FileFieldMetadata>;
+      relations: Record<string, RelationMetadata>;
+      primaryKey: readonly string[];
+    }
   > = {};
 
   const models = [...datamodel.models].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -137,7 +144,9 @@ export function buildMetadata(
         relations[field.name] = { model: field.type, list: field.isList };
       }
     }
-    result[model.name] = { fileFields, relations };
+    // The row's identity, so a file read from it can update that row (FieldFile.save/delete).
+    const primaryKey = model.primaryKey?.fields ?? model.fields.filter((f) => f.isId).map((f) => f.name);
+    result[model.name] = { fileFields, relations, primaryKey: [...primaryKey] };
   }
 
   for (const type of datamodel.types ?? []) {

@@ -1,0 +1,518 @@
+/**
+ * `prisma-s3-files sweep`: deletes objects that no row references, with a progress bar and a
+ * dry-run summary. A thin shell over {@link sweepOrphans}; the client, metadata and storages
+ * come from a config module the command imports.
+ */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import type { FileFieldsMetadataShape } from "../prisma/metadata-types.js";
+import { type SweepReport, sweepOrphans } from "../prisma/sweep.js";
+import type { S3Session } from "../session/session.js";
+import type { Storage } from "../storage/storage.js";
+
+/** What the config module default-exports (or a function, possibly async, returns). */
+export interface SweepConfig {
+  /** A Prisma client (plain or extended) on the database whose rows reference the objects. */
+  client: unknown;
+  /** The generated metadata: `fileFields` from the generator's output module. */
+  fields: FileFieldsMetadataShape;
+  /** The session of the default storage (unless `storages.default` is given). Destroyed at the end. */
+  session?: S3Session;
+  /** Storages by the names used in `@file(storage: "...")`, as given to `s3Files()`. */
+  storages?: { [name: string]: Storage };
+}
+
+/** The streams the command talks to; `process`'s by default, fakes in tests. */
+export interface CommandIO {
+  stdout: { write(chunk: string): unknown; isTTY?: boolean };
+  stderr: { write(chunk: string): unknown; isTTY?: boolean };
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  cwd: string;
+}
+
+export const DEFAULT_CONFIG_FILES = ["prisma-s3-files.config.mjs", "prisma-s3-files.config.js"] as const;
+export const DEFAULT_OLDER_THAN = 3600;
+/** Keys listed in a dry-run summary. */
+export const SAMPLE_KEYS = 20;
+
+export const SWEEP_USAGE = `Usage: prisma-s3-files sweep [--config <path>] [--older-than <seconds>] [--dry-run] [--yes]
+
+Deletes objects under the file columns' prefixes that no row references: what cascading
+deletes, raw SQL, or a crash between upload and commit leave behind.
+
+Options:
+  -c, --config <path>       Config module. Default: ${DEFAULT_CONFIG_FILES[0]}, then
+                            ${DEFAULT_CONFIG_FILES[1]}, in the current directory.
+      --older-than <age>    Only objects at least this old: seconds, or with a unit
+                            (90s, 30m, 2h, 7d). Default: ${DEFAULT_OLDER_THAN}. Keep it above the time an
+                            upload takes. Age counts from the upload: objects an app
+                            process keeps for deleteAfterSeconds are orphans to this
+                            command and go now.
+  -n, --dry-run             List what would be deleted; delete nothing.
+  -y, --yes                 Delete without asking. Without it, the command shows a dry run and
+                            asks; when stdin is not a terminal, --yes (or --dry-run) is required.
+  -h, --help                Show this help.
+
+The config module default-exports { client, fields, session?, storages? }, or a function
+(possibly async) returning it. The client and session are closed when the command ends.
+
+  // ${DEFAULT_CONFIG_FILES[0]}
+  import { PrismaPg } from "@prisma/adapter-pg";
+  import { createSession, S3Storage } from "prisma-s3-files";
+  import { fileFields } from "./src/generated/files/index.js";
+  import { PrismaClient } from "./src/generated/prisma/client.js";
+
+  export default () => {
+    const session = createSession({ bucket: "my-bucket" });
+    const client = new PrismaClient({ adapter: new PrismaPg({ connectionString: process.env.DATABASE_URL }) });
+    return { client, fields: fileFields, session, storages: { private: new S3Storage({ session, location: "private" }) } };
+  };
+
+A TypeScript config (.ts) works when Node can load it, e.g. under tsx:
+  NODE_OPTIONS="--import tsx" npx prisma-s3-files sweep --config prisma-s3-files.config.ts
+
+Exit codes: 0 done, 1 failure (or deletion declined), 2 usage error.
+`;
+
+const HELP_HINT = "Run `prisma-s3-files sweep --help` for the options and the config module.";
+
+/** A usage error: exit code 2. */
+class UsageError extends Error {}
+
+export interface SweepArgs {
+  config: string | undefined;
+  olderThan: number;
+  dryRun: boolean;
+  yes: boolean;
+  help: boolean;
+}
+
+/** Parses the command's arguments; throws a usage error (exit 2) on anything it does not take. */
+export function parseSweepArgs(args: string[]): SweepArgs {
+  let values: { config?: string; "older-than"?: string; "dry-run"?: boolean; yes?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: "string", short: "c" },
+        "older-than": { type: "string" },
+        "dry-run": { type: "boolean", short: "n" },
+        yes: { type: "boolean", short: "y" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const olderThan = values["older-than"] === undefined ? DEFAULT_OLDER_THAN : parseAge(values["older-than"]);
+  if (values.config === "") throw new UsageError("--config needs a path");
+  return {
+    config: values.config,
+    olderThan,
+    dryRun: values["dry-run"] ?? false,
+    yes: values.yes ?? false,
+    help: values.help ?? false,
+  };
+}
+
+const UNITS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** `3600`, `90s`, `30m`, `2h`, `7d` → seconds. */
+export function parseAge(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([smhd]?)$/i.exec(text.trim());
+  if (!match) throw new UsageError(`--older-than takes seconds (or 90s, 30m, 2h, 7d), not ${JSON.stringify(text)}`);
+  return Number(match[1]) * UNITS[match[2]!.toLowerCase()]!;
+}
+
+/**
+ * Runs `sweep` with its arguments (after the command name). Resolves to the exit code; never
+ * rejects, and prints errors as one message (no stack: a stack or a cause may carry a URL with
+ * credentials).
+ */
+export async function sweepCommand(args: string[], io: CommandIO = processIO()): Promise<number> {
+  let options: SweepArgs;
+  try {
+    options = parseSweepArgs(args);
+  } catch (error) {
+    io.stderr.write(
+      `prisma-s3-files sweep: ${(error as Error).message}\n${SWEEP_USAGE.split("\n")[0]}\n${HELP_HINT}\n`,
+    );
+    return 2;
+  }
+  if (options.help) {
+    io.stdout.write(SWEEP_USAGE);
+    return 0;
+  }
+  const confirm = !options.dryRun && !options.yes;
+  if (confirm && !io.stdin.isTTY) {
+    io.stderr.write(
+      "prisma-s3-files sweep: stdin is not a terminal, so there is no one to confirm the deletion.\n" +
+        "Pass --yes to delete orphaned objects, or --dry-run to only list them.\n",
+    );
+    return 2;
+  }
+  let configPath: string;
+  try {
+    configPath = findConfig(options.config, io.cwd);
+  } catch (error) {
+    io.stderr.write(`prisma-s3-files sweep: ${(error as Error).message}\n`);
+    return 2;
+  }
+
+  let config: Partial<SweepConfig> | undefined;
+  let code: number;
+  try {
+    config = await loadConfig(configPath, (loaded) => {
+      config = loaded; // close what a half-valid config opened
+    });
+    code = await run(config as SweepConfig, options, confirm, io);
+  } catch (error) {
+    io.stderr.write(`prisma-s3-files sweep: ${describeError(error, configPath)}\n`);
+    code = 1;
+  } finally {
+    await closeConfig(config, io);
+  }
+  return code;
+}
+
+async function run(config: SweepConfig, options: SweepArgs, confirm: boolean, io: CommandIO): Promise<number> {
+  const storageNames = storagesOf(config.fields);
+  const sweep = async (dryRun: boolean, olderThan: number) => {
+    const progress = new ProgressReporter(io.stderr, storageNames.length, dryRun ? "dry run" : "sweep");
+    try {
+      const report = await sweepOrphans(config.client, config.session, {
+        fields: config.fields,
+        storages: config.storages,
+        olderThan,
+        dryRun,
+        onProgress: (p) => progress.update(p),
+      });
+      progress.finish();
+      return { report, examined: progress.examined };
+    } catch (error) {
+      progress.abort();
+      throw error;
+    }
+  };
+
+  if (!confirm) {
+    const { report, examined } = await sweep(options.dryRun, options.olderThan);
+    io.stdout.write(formatSummary(report, { examined, olderThan: options.olderThan }));
+    return 0;
+  }
+
+  // Ask after a dry run. The second pass keeps the first one's cutoff, so it deletes what was
+  // shown (less anything a row took up since), not objects that came of age while the user read.
+  const started = Date.now();
+  const preview = await sweep(true, options.olderThan);
+  io.stdout.write(formatSummary(preview.report, { examined: preview.examined, olderThan: options.olderThan }));
+  const count = preview.report.orphans.length;
+  if (count === 0) return 0;
+  io.stderr.write(`Delete ${plural(count, "object")}? [y/N] `);
+  const answer = await readLine(io.stdin);
+  if (answer === undefined) io.stderr.write("\n");
+  if (!/^\s*y(es)?\s*$/i.test(answer ?? "")) {
+    io.stderr.write("Aborted; nothing was deleted.\n");
+    return 1;
+  }
+  const { report, examined } = await sweep(false, options.olderThan + (Date.now() - started) / 1000);
+  io.stdout.write(formatSummary(report, { examined, olderThan: options.olderThan }));
+  return 0;
+}
+
+/** The config file to load: `--config` (relative to cwd), else the first default that exists. */
+export function findConfig(given: string | undefined, cwd: string): string {
+  if (given !== undefined) {
+    const path = resolve(cwd, given);
+    if (!existsSync(path)) throw new UsageError(`config file not found: ${path}`);
+    return path;
+  }
+  for (const name of DEFAULT_CONFIG_FILES) {
+    const path = resolve(cwd, name);
+    if (existsSync(path)) return path;
+  }
+  throw new UsageError(
+    `no config file: looked for ${DEFAULT_CONFIG_FILES.join(" and ")} in ${cwd}; pass --config <path> (see --help)`,
+  );
+}
+
+/** Imports the config module and checks its shape. */
+async function loadConfig(path: string, opened: (config: Partial<SweepConfig>) => void): Promise<SweepConfig> {
+  const mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
+  let value = mod.default;
+  if (value === undefined) {
+    throw new Error(`${path} has no default export; export default { client, fields, session?, storages? }`);
+  }
+  if (typeof value === "function") value = await (value as () => unknown)();
+  if (value === null || typeof value !== "object") {
+    throw new Error(
+      `the default export of ${path} must be { client, fields, session?, storages? } or a function returning it`,
+    );
+  }
+  const config = value as Partial<SweepConfig>;
+  opened(config);
+  const problems: string[] = [];
+  if (config.client === null || (typeof config.client !== "object" && typeof config.client !== "function")) {
+    problems.push("client (a Prisma client) is missing");
+  }
+  if (!isFieldsMetadata(config.fields)) problems.push("fields (the generated fileFields) is missing or not metadata");
+  if (config.session !== undefined && typeof (config.session as { destroy?: unknown })?.destroy !== "function") {
+    problems.push("session is not an S3Session");
+  }
+  if (config.storages !== undefined && (config.storages === null || typeof config.storages !== "object")) {
+    problems.push("storages is not an object of storages by name");
+  }
+  if (problems.length > 0) throw new Error(`invalid config ${path}: ${problems.join("; ")}`);
+  return config as SweepConfig;
+}
+
+function isFieldsMetadata(value: unknown): value is FileFieldsMetadataShape {
+  if (value === null || typeof value !== "object") return false;
+  return Object.values(value).every(
+    (m) => m !== null && typeof m === "object" && typeof (m as { fileFields?: unknown }).fileFields === "object",
+  );
+}
+
+/** `$disconnect()` the client and destroy the session, whatever happened before. */
+async function closeConfig(config: Partial<SweepConfig> | undefined, io: CommandIO): Promise<void> {
+  if (!config) return;
+  const client = config.client as { $disconnect?: () => Promise<void> } | null | undefined;
+  try {
+    if (typeof client?.$disconnect === "function") await client.$disconnect();
+  } catch (error) {
+    io.stderr.write(`prisma-s3-files sweep: warning: disconnecting the client failed: ${describeError(error)}\n`);
+  }
+  try {
+    if (typeof config.session?.destroy === "function") await config.session.destroy();
+  } catch (error) {
+    io.stderr.write(`prisma-s3-files sweep: warning: destroying the session failed: ${describeError(error)}\n`);
+  }
+}
+
+/** Storage names in the order `sweepOrphans` walks them (first use in the metadata). */
+function storagesOf(fields: FileFieldsMetadataShape): string[] {
+  const names = new Set<string>();
+  for (const meta of Object.values(fields)) for (const f of Object.values(meta.fileFields)) names.add(f.storage);
+  return [...names];
+}
+
+/** One line per error, with the password of any URL in it masked. */
+export function describeError(error: unknown, configPath?: string): string {
+  const e = error as { message?: unknown; code?: unknown } | null;
+  let message = typeof e?.message === "string" && e.message !== "" ? e.message : String(error);
+  if (e?.code === "ERR_UNKNOWN_FILE_EXTENSION" && configPath && /\.[cm]?ts$/.test(configPath)) {
+    message += ` (Node cannot load TypeScript by itself: run under a loader, e.g. NODE_OPTIONS="--import tsx", or write the config as .mjs)`;
+  }
+  return redactUrls(message).trim();
+}
+
+/** `postgres://user:secret@host` → `postgres://user:***@host`. */
+export function redactUrls(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*):[^\s@/]*@/gi, "$1:***@");
+}
+
+/** Reads one line; `undefined` when the input ends first. */
+function readLine(input: NodeJS.ReadableStream): Promise<string | undefined> {
+  return new Promise((resolveLine) => {
+    const rl = createInterface({ input, terminal: false });
+    let answered = false;
+    rl.once("line", (line) => {
+      answered = true;
+      rl.close();
+      resolveLine(line);
+    });
+    rl.once("close", () => {
+      if (!answered) resolveLine(undefined);
+    });
+  });
+}
+
+function processIO(): CommandIO {
+  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, cwd: process.cwd() };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress and summary (pure formatting, unit-tested)
+
+export interface Progress {
+  storage: string;
+  examined: number;
+  orphans: number;
+}
+
+/**
+ * Shows `sweepOrphans`' progress on stderr: a one-line bar redrawn with `\r` on a terminal,
+ * plain lines otherwise (one per storage, plus one every few seconds on a long storage).
+ */
+export class ProgressReporter {
+  /** Objects examined per storage, from the last report of each. */
+  readonly examined = new Map<string, number>();
+  private current: Progress | undefined;
+  private lastLine = 0;
+  private readonly tty: boolean;
+
+  constructor(
+    private readonly out: { write(chunk: string): unknown; isTTY?: boolean },
+    private readonly total: number,
+    private readonly label = "sweep",
+    private readonly now: () => number = Date.now,
+  ) {
+    this.tty = Boolean(out.isTTY);
+    this.lastLine = now();
+    if (this.tty) this.draw(0, undefined);
+    else out.write(`${label}: examining ${plural(total, "storage")}\n`);
+  }
+
+  update(progress: Progress): void {
+    if (this.current && this.current.storage !== progress.storage && !this.tty) this.line(this.current);
+    this.current = { ...progress };
+    this.examined.set(progress.storage, progress.examined);
+    if (this.tty) this.draw(this.examined.size - 1, progress);
+    else if (this.now() - this.lastLine >= 2000) {
+      this.lastLine = this.now();
+      this.out.write(
+        `${this.label}: ${progress.storage}: examined ${progress.examined}, orphans ${progress.orphans} so far\n`,
+      );
+    }
+  }
+
+  finish(): void {
+    if (this.tty) {
+      this.draw(this.total, this.current);
+      this.out.write("\n");
+    } else if (this.current) this.line(this.current);
+  }
+
+  /** Ends the bar's line, so an error message starts on its own. */
+  abort(): void {
+    if (this.tty) this.out.write("\n");
+  }
+
+  private line(p: Progress): void {
+    this.out.write(`${this.label}: ${p.storage}: examined ${p.examined}, orphans ${p.orphans}\n`);
+  }
+
+  private draw(done: number, p: Progress | undefined): void {
+    this.out.write(`\r${formatProgressLine(this.label, done, this.total, p)}\x1b[K`);
+  }
+}
+
+/** `sweep [######--------------] 1/3 storages  private: examined 120, orphans 4`. */
+export function formatProgressLine(label: string, done: number, total: number, p: Progress | undefined, width = 20) {
+  const fraction = total === 0 ? 1 : Math.min(1, Math.max(0, done / total));
+  const filled = Math.round(fraction * width);
+  const bar = `[${"#".repeat(filled)}${"-".repeat(width - filled)}]`;
+  const state = p ? `${p.storage}: examined ${p.examined}, orphans ${p.orphans}` : "listing...";
+  return `${label} ${bar} ${Math.min(done, total)}/${total} storages  ${state}`;
+}
+
+export interface SummaryOptions {
+  /** Objects examined per storage (from progress); the report only has the total. */
+  examined?: ReadonlyMap<string, number>;
+  /** The age cutoff used, in seconds. */
+  olderThan?: number;
+  /** Keys listed in a dry run (default {@link SAMPLE_KEYS}). */
+  sample?: number;
+}
+
+/**
+ * The summary printed on stdout: a table per storage (examined, orphans, bytes where the report
+ * knows sizes, deleted), then in a dry run "Would delete N objects:" and the first keys.
+ */
+export function formatSummary(report: SweepReport, options: SummaryOptions = {}): string {
+  const sample = options.sample ?? SAMPLE_KEYS;
+  const rows = new Map<string, { examined?: number; orphans: number; bytes: number; sized: number }>();
+  for (const [storage, examined] of options.examined ?? [])
+    rows.set(storage, { examined, orphans: 0, bytes: 0, sized: 0 });
+  for (const o of report.orphans) {
+    const row = rows.get(o.storage) ?? { orphans: 0, bytes: 0, sized: 0 };
+    row.orphans++;
+    if (typeof o.size === "number") {
+      row.bytes += o.size;
+      row.sized++;
+    }
+    rows.set(o.storage, row);
+  }
+  const anySize = [...rows.values()].some((r) => r.sized > 0);
+  const header = [
+    "storage",
+    "examined",
+    "orphans",
+    ...(anySize ? ["bytes"] : []),
+    ...(report.dryRun ? [] : ["deleted"]),
+  ];
+  const table = [...rows].map(([storage, r]) => [
+    storage,
+    r.examined === undefined ? "?" : String(r.examined),
+    String(r.orphans),
+    ...(anySize
+      ? [r.sized === 0 ? (r.orphans === 0 ? "0 B" : "?") : `${formatBytes(r.bytes)}${r.sized < r.orphans ? "+" : ""}`]
+      : []),
+    // sweepOrphans deletes every orphan it reports, or fails the whole sweep.
+    ...(report.dryRun ? [] : [String(r.orphans)]),
+  ]);
+
+  const age = options.olderThan === undefined ? "" : ` older than ${formatAge(options.olderThan)}`;
+  const lines: string[] = [];
+  lines.push(
+    report.dryRun
+      ? `Dry run, nothing deleted: ${plural(report.examined, "object")} examined, ${plural(report.orphans.length, "orphan")}${age}.`
+      : `Swept ${plural(report.examined, "object")}: ${plural(report.orphans.length, "orphan")}${age}, ${report.deleted} deleted.`,
+  );
+  if (table.length > 0) lines.push(...formatTable(header, table).map((l) => `  ${l}`));
+  if (report.dryRun) {
+    const n = report.orphans.length;
+    lines.push(`Would delete ${plural(n, "object")}${n > 0 ? ":" : "."}`);
+    const shown = report.orphans.slice(0, sample);
+    const width = Math.max(0, ...shown.map((o) => o.storage.length));
+    for (const o of shown) lines.push(`  ${o.storage.padEnd(width)}  ${o.key}`);
+    if (n > shown.length) lines.push(`  ... and ${n - shown.length} more`);
+  } else {
+    lines.push(`Deleted ${plural(report.deleted, "object")}.`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+/** Left-aligned first column, right-aligned numbers. */
+function formatTable(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const fmt = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join("  ")
+      .trimEnd();
+  return [fmt(header), ...rows.map(fmt)];
+}
+
+/** 1536 → `1.5 KiB`. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/** 3600 → `1h`, 90 → `90s`. */
+export function formatAge(seconds: number): string {
+  for (const [unit, size] of [
+    ["d", 86400],
+    ["h", 3600],
+    ["m", 60],
+  ] as const) {
+    if (seconds >= size && seconds % size === 0) return `${seconds / size}${unit}`;
+  }
+  return `${seconds}s`;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
