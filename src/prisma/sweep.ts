@@ -1,5 +1,5 @@
 import type { S3Session } from "../session/session.js";
-import type { Storage } from "../storage/storage.js";
+import type { ObjectInfo } from "../storage/storage.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
 import { delayedDeletions, type LifecycleContext, referencedKeys } from "./file-lifecycle.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
@@ -23,6 +23,8 @@ export interface SweepReport {
   /** Objects no row references (deleted unless `dryRun`), per storage name. */
   orphans: { storage: string; key: string; size?: number }[];
   deleted: number;
+  /** Orphans whose deletion failed (the sweep goes on). */
+  failed: { storage: string; key: string; error: string }[];
   dryRun: boolean;
 }
 
@@ -30,7 +32,10 @@ export interface SweepReport {
  * Deletes objects that no row references: left by cascading deletes, raw SQL, or a crash
  * between upload and commit. Lists each file column's prefix (the fixed part of `uploadTo`
  * before its first `%` directive) in its storage, and keeps every key any file column on that
- * storage holds. Reads through `client` (a plain or extended Prisma client).
+ * storage holds. Objects younger than `olderThan`, and those this process keeps for
+ * `deleteAfterSeconds`, are left alone. Reads through `client` (a plain or extended Prisma
+ * client). An `uploadTo` without a fixed directory (`""`, `"%Y/"`) makes the whole storage the
+ * prefix: give such a storage a `location` of its own.
  */
 export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
   client: unknown,
@@ -48,7 +53,7 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
   };
   const olderThanMs = (options.olderThan ?? 3600) * 1000;
   const cutoff = Date.now() - olderThanMs;
-  const report: SweepReport = { examined: 0, orphans: [], deleted: 0, dryRun: options.dryRun ?? false };
+  const report: SweepReport = { examined: 0, orphans: [], deleted: 0, failed: [], dryRun: options.dryRun ?? false };
 
   // Prefixes per storage; a prefix inside another is covered by it.
   const prefixes = new Map<string, Set<string>>();
@@ -63,24 +68,33 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
   for (const [name, set] of prefixes) {
     const storage = storages.get(name)!;
     const roots = [...set].filter((p) => ![...set].some((q) => q !== p && p.startsWith(q)));
-    const keys: string[] = [];
-    for (const root of roots) for await (const key of walk(storage, root.replace(/\/+$/, ""))) keys.push(key);
-    report.examined += keys.length;
-    const referenced = await referencedKeys(client, name, keys, ctx);
+    const objects: ObjectInfo[] = [];
+    for (const root of roots) for await (const o of storage.listAll(root.replace(/\/+$/, ""))) objects.push(o);
+    report.examined += objects.length;
+    options.onProgress?.({ storage: name, examined: objects.length, orphans: 0 });
+    const referenced = await referencedKeys(
+      client,
+      name,
+      objects.map((o) => o.name),
+      ctx,
+    );
     const pending = delayedDeletions.get(storage);
     let orphans = 0;
-    for (const key of keys) {
-      if (referenced.has(key) || pending?.has(key)) continue;
-      if ((await storage.modifiedTime(key)).getTime() > cutoff) continue;
+    for (const o of objects) {
+      if (referenced.has(o.name) || pending?.has(o.name) || o.modifiedTime.getTime() > cutoff) continue;
       orphans++;
-      report.orphans.push({ storage: name, key });
+      report.orphans.push({ storage: name, key: o.name, size: o.size });
       if (!report.dryRun) {
-        await storage.delete(key);
-        report.deleted++;
+        try {
+          await storage.delete(o.name);
+          report.deleted++;
+        } catch (error) {
+          // One failure must not lose the report of what was already deleted.
+          report.failed.push({ storage: name, key: o.name, error: (error as Error)?.message ?? String(error) });
+        }
       }
-      options.onProgress?.({ storage: name, examined: keys.length, orphans });
+      options.onProgress?.({ storage: name, examined: objects.length, orphans });
     }
-    options.onProgress?.({ storage: name, examined: keys.length, orphans });
   }
   return report;
 }
@@ -90,12 +104,4 @@ export function staticPrefix(uploadTo: string): string {
   const i = uploadTo.indexOf("%");
   const fixed = i === -1 ? uploadTo : uploadTo.slice(0, i);
   return fixed.slice(0, fixed.lastIndexOf("/") + 1);
-}
-
-/** Every file name under `dir` (recursively), as storage names. */
-async function* walk(storage: Storage, dir: string): AsyncGenerator<string> {
-  const { directories, files } = await storage.listdir(dir);
-  const prefix = dir === "" ? "" : `${dir}/`;
-  for (const f of files) yield prefix + f;
-  for (const d of directories) yield* walk(storage, prefix + d);
 }

@@ -9,7 +9,7 @@ import {
   resolveContentType,
 } from "./content.js";
 import { assertSafeKey, generateFilename, getAvailableName, getValidFilename, validateFileName } from "./naming.js";
-import type { FileContent, ListResult, OpenOptions, SaveOptions, Storage, UrlOptions } from "./storage.js";
+import type { FileContent, ListResult, ObjectInfo, OpenOptions, SaveOptions, Storage, UrlOptions } from "./storage.js";
 
 /** Options every backend shares. */
 export interface BaseStorageOptions {
@@ -362,6 +362,30 @@ export abstract class BaseStorage implements Storage {
   async listdir(path: string): Promise<ListResult> {
     const dir = this.normalizeDirectory(path);
     return guard("list", path, () => this.listObjects(dir));
+  }
+
+  /** Every object under `prefix`, at any depth. */
+  listAll(prefix = ""): AsyncIterable<ObjectInfo> {
+    return this.listObjectsDeep(this.normalizeDirectory(prefix));
+  }
+
+  /**
+   * Walks {@link BaseStorage.listObjects} and stats each file. Backends with a flat listing
+   * that carries sizes and times (S3) override this with one paged request stream.
+   */
+  protected async *listObjectsDeep(dir: string): AsyncGenerator<ObjectInfo> {
+    const { directories, files } = await this.listObjects(dir);
+    const prefix = dir === "" ? "" : `${dir}/`;
+    for (const file of files) {
+      const name = prefix + file;
+      try {
+        const stat = await this.statObject(name);
+        yield { name, size: stat.size, modifiedTime: stat.modifiedTime };
+      } catch (error) {
+        if (!(error instanceof FileNotFoundError)) throw error; // deleted while we walked
+      }
+    }
+    for (const d of directories) yield* this.listObjectsDeep(prefix + d);
   }
 
   /** `""`/`.`/`/`-terminated forms → the canonical `a/b` (or `""`), validated like a name. */

@@ -53,6 +53,13 @@ export interface UrlOptions {
   contentType?: string;
 }
 
+/** One object found by {@link Storage.listAll}. */
+export interface ObjectInfo {
+  name: string;
+  size: number;
+  modifiedTime: Date;
+}
+
 export interface ListResult {
   directories: string[];
   files: string[];
@@ -79,6 +86,11 @@ export interface Storage {
   url(name: string, opts?: UrlOptions): Promise<string>;
   /** Immediate children of `path`: sub-directories (prefixes) and files, as names relative to `path`. */
   listdir(path: string): Promise<ListResult>;
+  /**
+   * Every object under `prefix` (a directory name, `""` for the whole storage), at any depth,
+   * with its size and modification time; for sweeps and audits. Order is unspecified.
+   */
+  listAll(prefix?: string): AsyncIterable<ObjectInfo>;
   /** Django's `get_valid_name`: a safe file name for `name`. */
   getValidName(name: string): string;
   /** Django's `generate_filename`: validates the directory part, cleans the base name. */

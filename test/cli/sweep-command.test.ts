@@ -95,6 +95,7 @@ describe("formatting", () => {
     examined: 9,
     orphans,
     deleted: dryRun ? 0 : orphans.length,
+    failed: [],
     dryRun,
   });
   const examined = new Map([
@@ -414,8 +415,8 @@ export default async () => {
     expect(stderr).toMatch(/^dry run: private: examined 5, orphans 3$/m);
     expect(code, stderr).toBe(0);
     expect(stdout).toMatch(/^Dry run, nothing deleted: 12 objects examined, 8 orphans older than 0s\.$/m);
-    expect(stdout).toMatch(/^ {2}default +7 +5$/m);
-    expect(stdout).toMatch(/^ {2}private +5 +3$/m);
+    expect(stdout).toMatch(/^ {2}default +7 +5 +\d+ B$/m);
+    expect(stdout).toMatch(/^ {2}private +5 +3 +35 B$/m);
     expect(stdout).toMatch(/^Would delete 8 objects:$/m);
     expect(listed(stdout)).toEqual(orphans);
     expect(await bucket()).toEqual(before);
@@ -444,8 +445,8 @@ export default async () => {
     expect(code, stderr).toBe(0);
     expect(stderr).toMatch(/^sweep: private: examined \d+, orphans 3$/m);
     expect(stdout).toMatch(/^Swept 12 objects: 8 orphans older than 0s, 8 deleted\.$/m);
-    expect(stdout).toMatch(/^ {2}storage +examined +orphans +deleted$/m);
-    expect(stdout).toMatch(/^ {2}default +7 +5 +5$/m);
+    expect(stdout).toMatch(/^ {2}storage +examined +orphans +bytes +deleted$/m);
+    expect(stdout).toMatch(/^ {2}default +7 +5 +\d+ B +5$/m);
     expect(stdout).toMatch(/^Deleted 8 objects\.$/m);
     expect(await bucket()).toEqual([...referenced, `default ${outside}`].sort());
     const again = await cli("--dry-run", "--older-than", "0");

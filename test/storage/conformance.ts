@@ -298,6 +298,32 @@ export function describeStorageConformance(label: string, setup: ConformanceSetu
         }
       });
 
+      it("listAll walks every depth with sizes and times; a prefix narrows it; unsafe prefixes are refused", async () => {
+        const all = [];
+        for await (const o of storage.listAll()) all.push(o);
+        expect(all.map((o) => o.name).sort()).toEqual([
+          "a.txt",
+          "b.txt",
+          "dir/c.txt",
+          "dir/sub/d.txt",
+          "dir/sub/e.txt",
+          "other/f.txt",
+        ]);
+        for (const o of all) {
+          expect(o.size).toBe(o.name.length);
+          expect(o.modifiedTime).toBeInstanceOf(Date);
+          expect(Math.abs(o.modifiedTime.getTime() - Date.now())).toBeLessThan(10 * 60_000);
+        }
+        const under = [];
+        for await (const o of storage.listAll("dir/sub")) under.push(o.name);
+        expect(under.sort()).toEqual(["dir/sub/d.txt", "dir/sub/e.txt"]);
+        await expect(
+          (async () => {
+            for await (const _ of storage.listAll("../x")) void _;
+          })(),
+        ).rejects.toBeInstanceOf(SuspiciousFileOperationError);
+      });
+
       it("lists the root: directories and files, sorted", async () => {
         expect(await storage.listdir("")).toEqual({ directories: ["dir", "other"], files: ["a.txt", "b.txt"] });
       });

@@ -21,7 +21,7 @@ import {
   type ObjectStat,
   type WriteObjectRequest,
 } from "../base-storage.js";
-import type { ListResult, UrlOptions } from "../storage.js";
+import type { ListResult, ObjectInfo, UrlOptions } from "../storage.js";
 import { type ObjectWriteParams, uploadMultipart } from "./multipart.js";
 import { contentDispositionFor, type PresignTarget, QueryPresigner, s3BaseUrl } from "./presigner.js";
 import { isConditionalConflict, isNotFound, isPreconditionFailed } from "./s3-errors.js";
@@ -357,6 +357,26 @@ export class S3Storage extends BaseStorage {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return { directories: directories.sort(), files: files.sort() };
+  }
+
+  /** One flat, paged listing: sizes and times come with it, no request per object. */
+  protected override async *listObjectsDeep(dir: string): AsyncGenerator<ObjectInfo> {
+    const client = await this.#s3();
+    const base = dir === "" ? this.location : this.key(dir);
+    const prefix = base === "" ? "" : `${base}/`;
+    const strip = this.location === "" ? 0 : this.location.length + 1;
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const o of page.Contents ?? []) {
+        const name = o.Key?.slice(strip);
+        if (!name || name.endsWith("/")) continue; // directory markers
+        yield { name, size: o.Size ?? 0, modifiedTime: o.LastModified ?? new Date(0) };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   // ---------------------------------------------------------------- URLs
