@@ -361,10 +361,8 @@ export default async () => {
     expect(await plain.attachment.findUnique({ where: { id: goneAttachment.id } })).toBeNull();
 
     // Objects put straight into the bucket: four under file columns' prefixes, one outside.
-    // The two under avatars/ also make every level of avatars/%Y/%m/ hold an object: s3rver (the
-    // harness's S3 without Docker) leaves a "directory" that holds only directories out of a
-    // delimited listing's CommonPrefixes, so listdir("") and listdir("avatars") would not show
-    // avatars/ or avatars/%Y/ there. Real S3 and MinIO list them either way.
+    // Strays at several depths under avatars/: the sweep must find them at any level (it lists
+    // flat; s3rver's delimited listings also drop directories that hold only directories).
     const year = strftime("%Y", new Date());
     const client = harnessClient(s3);
     try {
