@@ -48,7 +48,7 @@ const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
  * with any extension on the client Prisma walks every result row for computed fields.
  */
 const bench: Bench = {
-  description: `findMany() of ${ROWS} rows with two file columns: plain client vs s3Files() vs a Prisma result extension`,
+  description: `findMany() of ${ROWS} rows with two file columns: plain client vs s3Files() (and Prisma result / no-op query extensions)`,
   async run(ctx) {
     const db = await createTestDatabase("psf_bench");
     const plain = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.url }) });
@@ -66,6 +66,7 @@ const bench: Bench = {
         private: new MemoryStorage(),
       };
       const files = plain.$extends(s3Files(undefined, { fields: fileFields, storages }));
+      const fastFiles = plain.$extends(s3Files(undefined, { fields: fileFields, storages, fastReads: true }));
       const resultExtension = plain.$extends({
         result: {
           attachment: {
@@ -87,11 +88,15 @@ const bench: Bench = {
       });
 
       // The variants must read the same rows, and s3Files must really map them.
-      const [plainRows, fileRows, resultRows] = await Promise.all([
+      const [plainRows, fileRows, resultRows, fastRows] = await Promise.all([
         plain.attachment.findMany(),
         files.attachment.findMany(),
         resultExtension.attachment.findMany(),
+        fastFiles.attachment.findMany(),
       ]);
+      if (!(fastRows[0]!.preview instanceof FieldFile) || JSON.stringify(fastRows) !== JSON.stringify(plainRows)) {
+        throw new Error("s3Files with fastReads did not map the rows like s3Files");
+      }
       if (plainRows.length !== ROWS || fileRows.length !== ROWS || resultRows.length !== ROWS) {
         throw new Error(`expected ${ROWS} rows, got ${plainRows.length}/${fileRows.length}/${resultRows.length}`);
       }
@@ -105,11 +110,13 @@ const bench: Bench = {
       const read = await alternate({
         plain: () => plain.attachment.findMany(),
         s3Files: () => files.attachment.findMany(),
+        "s3Files-fastReads": () => fastFiles.attachment.findMany(),
         "noop-query-extension": () => noopExtension.attachment.findMany(),
       });
       const json = await alternate({
         plain: async () => JSON.stringify(await plain.attachment.findMany()),
         s3Files: async () => JSON.stringify(await files.attachment.findMany()),
+        "s3Files-fastReads": async () => JSON.stringify(await fastFiles.attachment.findMany()),
       });
       // In a rotation of its own: its proxies leave several times the garbage of a plain read.
       const reference = await alternate({
@@ -127,6 +134,15 @@ const bench: Bench = {
       ctx.report("s3Files", "median_ms", round(filesMs), "ms");
       ctx.report("s3Files", "ratio_vs_plain", ratio(filesMs, plainMs), "x");
       ctx.report("s3Files", "ratio_vs_plain_json", jsonRatio, "x");
+      const fastMs = median(read["s3Files-fastReads"]!);
+      ctx.report("s3Files-fastReads", "median_ms", round(fastMs), "ms");
+      ctx.report("s3Files-fastReads", "ratio_vs_plain", ratio(fastMs, plainMs), "x");
+      ctx.report(
+        "s3Files-fastReads",
+        "ratio_vs_plain_json",
+        ratio(median(json["s3Files-fastReads"]!), median(json.plain!)),
+        "x",
+      );
       ctx.report("prisma-result-extension", "median_ms", round(resultMs), "ms");
       ctx.report("prisma-result-extension", "ratio_vs_plain", ratio(resultMs, resultPlainMs), "x");
       ctx.report("noop-query-extension", "median_ms", round(noopMs), "ms");

@@ -239,3 +239,27 @@ describe("file objects", () => {
     );
   });
 });
+
+describe("fastReads", () => {
+  it("maps every read path the same way while skipping Prisma's result pass", async () => {
+    const fast = plainClient().$extends(s3Files(session, { fields: fileFields, storages, fastReads: true }));
+    const user = await fast.user.findUniqueOrThrow({ where: { id: userId }, include: { posts: { include: { attachments: true } } } });
+    expectFile(user.avatar, `avatars/${tag}/me.png`);
+    expectFile(user.posts.find((p) => p.cover)?.cover, `posts/covers/${tag}-1.jpg`);
+    const posts = await fast.user.findUnique({ where: { id: userId } }).posts({ orderBy: { id: "asc" } });
+    expectFile(posts?.[0]?.cover, `posts/covers/${tag}-1.jpg`);
+    const picked = await fast.user.findUniqueOrThrow({ where: { id: userId }, select: { email: true } });
+    expect(Object.keys(picked)).toEqual(["email"]);
+    await fast.$disconnect();
+  });
+
+  it("keeps Prisma's result pass when a result extension was applied before", async () => {
+    const client = plainClient()
+      .$extends({ result: { user: { shout: { needs: { email: true }, compute: (u) => u.email.toUpperCase() } } } })
+      .$extends(s3Files(session, { fields: fileFields, storages, fastReads: true }));
+    const user = await client.user.findUniqueOrThrow({ where: { id: userId } });
+    expect(user.shout).toBe(`READER-${tag.toUpperCase()}@EXAMPLE.COM`);
+    expectFile(user.avatar, `avatars/${tag}/me.png`);
+    await client.$disconnect();
+  });
+});
