@@ -6,7 +6,7 @@
  */
 import { Readable } from "node:stream";
 import { PrismaS3FilesError } from "../errors.js";
-import { ContentTooLargeError } from "../storage/content.js";
+import { ContentTooLargeError, chunkBytes, isBlob, isWebReadableStream } from "../storage/content.js";
 import type { FileContent } from "../storage/storage.js";
 import { matchesAccept, mimeEssence, SNIFF_BYTES, sniffContentType } from "./sniff.js";
 
@@ -361,36 +361,6 @@ export function checkType(
 // ---------------------------------------------------------------------------------------------
 // Peeking at the first bytes without losing them
 // ---------------------------------------------------------------------------------------------
-
-function isBlob(value: unknown): value is Blob {
-  if (typeof Blob !== "undefined" && value instanceof Blob) return true;
-  const v = value as Partial<Blob> | null;
-  return (
-    typeof v === "object" &&
-    v !== null &&
-    typeof v.slice === "function" &&
-    typeof v.arrayBuffer === "function" &&
-    typeof v.size === "number" &&
-    typeof v.type === "string"
-  );
-}
-
-function isWebReadableStream(value: unknown): value is ReadableStream<Uint8Array> {
-  if (typeof ReadableStream !== "undefined" && value instanceof ReadableStream) return true;
-  const v = value as { getReader?: unknown; pipeTo?: unknown } | null;
-  return typeof v === "object" && v !== null && typeof v.getReader === "function" && typeof v.pipeTo === "function";
-}
-
-/**
- * A chunk as bytes. Strings (object mode, or a stream with `setEncoding`) are taken as UTF-8,
- * as `normalizeContent` does, so peeking never changes what would be stored.
- */
-function chunkBytes(chunk: unknown): Uint8Array {
-  if (chunk instanceof Uint8Array) return chunk;
-  if (typeof chunk === "string") return Buffer.from(chunk, "utf8");
-  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
-  throw new TypeError(`File content yielded a chunk that is not bytes: ${Object.prototype.toString.call(chunk)}`);
-}
 
 /** The first `n` bytes of `chunks`, copying only when they span more than one chunk. */
 function headOf(chunks: readonly Uint8Array[], n: number): Uint8Array {

@@ -2,13 +2,7 @@ import { PrismaS3FilesError } from "../errors.js";
 import type { S3Session } from "../session/session.js";
 import { S3Storage } from "../storage/s3/s3-storage.js";
 import type { FileContent, Storage } from "../storage/storage.js";
-import {
-  deleteObjects,
-  type LifecycleContext,
-  readOldKeys,
-  removeUnreferenced,
-  storeUploads,
-} from "./file-lifecycle.js";
+import { deleteObjects, lifecycleContext, readOldKeys, removeUnreferenced, storeUploads } from "./file-lifecycle.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
 import { transactionOverride, transactionScope } from "./transactions.js";
@@ -74,13 +68,11 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
 ): FilesExtension<Meta> {
   const fields = options.fields;
   const storages = resolveStorages(session, options);
-  const storageName = (model: string, field: string) => fields[model]!.fileFields[field]!.storage;
-  const storageOf = (model: string, field: string) => storages.get(storageName(model, field))!;
-  const mappers = compileMappers(fields, storageOf);
   const report =
     options.onCleanupError ??
     ((error: unknown) => console.warn(`prisma-s3-files: cleanup failed: ${(error as Error)?.message ?? error}`));
-  const ctx: LifecycleContext = { fields, storageOf, storageName, report };
+  const ctx = lifecycleContext(fields, storages, report);
+  const mappers = compileMappers(fields, ctx.storageOf);
 
   const extension = (client: unknown) => {
     const base = client as ExtensibleClient;

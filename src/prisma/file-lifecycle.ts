@@ -31,6 +31,16 @@ export interface LifecycleContext {
   report(error: unknown): void;
 }
 
+/** The context for `fields` and their resolved storages (by storage name). */
+export function lifecycleContext(
+  fields: FileFieldsMetadataShape,
+  storages: Map<string, Storage>,
+  report: (error: unknown) => void,
+): LifecycleContext {
+  const storageName = (model: string, field: string) => fields[model]!.fileFields[field]!.storage;
+  return { fields, storageName, storageOf: (m, f) => storages.get(storageName(m, f))!, report };
+}
+
 /** A model's delegate (`client.user`) on any client; the binding does not import Prisma's types. */
 type Delegate = {
   findUnique(args: unknown): Promise<unknown>;

@@ -1,7 +1,7 @@
 import type { S3Session } from "../session/session.js";
 import type { ObjectInfo } from "../storage/storage.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
-import { delayedDeletions, type LifecycleContext, referencedKeys } from "./file-lifecycle.js";
+import { delayedDeletions, lifecycleContext, referencedKeys } from "./file-lifecycle.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 
 /** Options of {@link sweepOrphans}. */
@@ -44,13 +44,7 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
 ): Promise<SweepReport> {
   const fields = options.fields;
   const storages = resolveStorages(session, options);
-  const storageName = (model: string, field: string) => fields[model]!.fileFields[field]!.storage;
-  const ctx: LifecycleContext = {
-    fields,
-    storageName,
-    storageOf: (m, f) => storages.get(storageName(m, f))!,
-    report: () => undefined,
-  };
+  const ctx = lifecycleContext(fields, storages, () => undefined);
   const olderThanMs = (options.olderThan ?? 3600) * 1000;
   const cutoff = Date.now() - olderThanMs;
   const report: SweepReport = { examined: 0, orphans: [], deleted: 0, failed: [], dryRun: options.dryRun ?? false };

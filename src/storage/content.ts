@@ -53,21 +53,22 @@ async function* fromBytes(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield* sliceBytes(bytes);
 }
 
-function isBlob(value: unknown): value is Blob {
+/** A `Blob` (or `File`), also from another realm or a polyfill: duck-typed on the parts we use. */
+export function isBlob(value: unknown): value is Blob {
   if (typeof Blob !== "undefined" && value instanceof Blob) return true;
-  // Blobs from another realm or polyfill: duck-type the parts we use.
   const v = value as Partial<Blob> | null;
   return (
     typeof v === "object" &&
     v !== null &&
     typeof v.stream === "function" &&
+    typeof v.slice === "function" &&
     typeof v.arrayBuffer === "function" &&
     typeof v.size === "number" &&
     typeof v.type === "string"
   );
 }
 
-function isWebReadableStream(value: unknown): value is ReadableStream<Uint8Array> {
+export function isWebReadableStream(value: unknown): value is ReadableStream<Uint8Array> {
   if (typeof ReadableStream !== "undefined" && value instanceof ReadableStream) return true;
   const v = value as { getReader?: unknown; pipeTo?: unknown } | null;
   return typeof v === "object" && v !== null && typeof v.getReader === "function" && typeof v.pipeTo === "function";
@@ -108,15 +109,16 @@ async function* fromWebStream(
   }
 }
 
-/** Checks each chunk: streams in text mode yield strings, which we store as UTF-8. */
+/** A chunk as bytes: streams in text mode yield strings, which we store as UTF-8. */
+export function chunkBytes(chunk: unknown): Uint8Array {
+  if (chunk instanceof Uint8Array) return chunk;
+  if (typeof chunk === "string") return Buffer.from(chunk, "utf8");
+  if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
+  throw new TypeError(`File content yielded a chunk that is not bytes: ${Object.prototype.toString.call(chunk)}`);
+}
+
 async function* asBytes(source: AsyncIterable<unknown>): AsyncGenerator<Uint8Array> {
-  for await (const chunk of source) {
-    if (chunk instanceof Uint8Array) yield chunk;
-    else if (typeof chunk === "string") yield Buffer.from(chunk, "utf8");
-    else if (chunk instanceof ArrayBuffer) yield new Uint8Array(chunk);
-    else
-      throw new TypeError(`File content yielded a chunk that is not bytes: ${Object.prototype.toString.call(chunk)}`);
-  }
+  for await (const chunk of source) yield chunkBytes(chunk);
 }
 
 function oneShot(label: string, make: () => AsyncIterable<Uint8Array>): () => AsyncIterable<Uint8Array> {

@@ -43,6 +43,21 @@ export function harnessClient(t: S3Target): S3Client {
   });
 }
 
+/**
+ * Options for `createSession()` reaching the target with its own keys; checksums only where
+ * required (s3rver rejects the SDK's default CRC32).
+ */
+export function sessionOptionsFor(t: S3Target) {
+  return {
+    region: t.region,
+    endpoint: t.endpoint,
+    forcePathStyle: t.forcePathStyle,
+    bucket: t.bucket,
+    credentials: { accessKeyId: t.accessKeyId, secretAccessKey: t.secretAccessKey },
+    checksums: "when_required" as const,
+  };
+}
+
 export async function createBucket(t: S3Target, bucket: string): Promise<void> {
   const client = harnessClient(t);
   try {

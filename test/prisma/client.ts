@@ -4,6 +4,7 @@ import { createSession, MemoryStorage, type S3Session, S3Storage } from "../../s
 import { s3Files } from "../../src/prisma/extension.js";
 import { fileFields } from "../generated/files/index.js";
 import { PrismaClient } from "../generated/prisma/client.js";
+import { sessionOptionsFor } from "../harness/s3.js";
 
 /** A plain client on the run's database. */
 export function plainClient(): PrismaClient {
@@ -12,15 +13,7 @@ export function plainClient(): PrismaClient {
 
 /** A session on the harness's S3 server. */
 export function harnessSession(): S3Session {
-  const s3 = inject("s3");
-  return createSession({
-    region: s3.region,
-    endpoint: s3.endpoint,
-    forcePathStyle: s3.forcePathStyle,
-    bucket: s3.bucket,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    checksums: "when_required",
-  });
+  return createSession(sessionOptionsFor(inject("s3")));
 }
 
 /** The test schema's storages: default (S3, signed), private (S3 under its own prefix), public (memory, counting calls). */

@@ -243,7 +243,10 @@ describe("file objects", () => {
 describe("fastReads", () => {
   it("maps every read path the same way while skipping Prisma's result pass", async () => {
     const fast = plainClient().$extends(s3Files(session, { fields: fileFields, storages, fastReads: true }));
-    const user = await fast.user.findUniqueOrThrow({ where: { id: userId }, include: { posts: { include: { attachments: true } } } });
+    const user = await fast.user.findUniqueOrThrow({
+      where: { id: userId },
+      include: { posts: { include: { attachments: true } } },
+    });
     expectFile(user.avatar, `avatars/${tag}/me.png`);
     expectFile(user.posts.find((p) => p.cover)?.cover, `posts/covers/${tag}-1.jpg`);
     const posts = await fast.user.findUnique({ where: { id: userId } }).posts({ orderBy: { id: "asc" } });

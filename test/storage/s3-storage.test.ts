@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from
 import { createSession, getDefaultSession, type S3Session, S3Storage, StorageError } from "../../src/index.js";
 import { readAll } from "../../src/storage/content.js";
 import { MetadataFixture } from "../harness/metadata-fixture.js";
-import { harnessClient, listKeys } from "../harness/s3.js";
+import { harnessClient, listKeys, sessionOptionsFor } from "../harness/s3.js";
 import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
 import { describeStorageConformance, testBytes } from "./conformance.js";
 
@@ -14,14 +14,7 @@ const s3 = inject("s3");
 let session: S3Session;
 
 beforeAll(() => {
-  session = createSession({
-    region: s3.region,
-    endpoint: s3.endpoint,
-    forcePathStyle: s3.forcePathStyle,
-    bucket: s3.bucket,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    checksums: "when_required",
-  });
+  session = createSession(sessionOptionsFor(s3));
 });
 afterAll(() => session.destroy());
 
