@@ -54,7 +54,7 @@ let tmp: string;
 async function generate(
   name: string,
   models: string,
-  generatorConfig = 'storages = ["public", "private"]',
+  generatorConfig = 'storages = ["public", "private"]\n  runtime = "none"',
 ): Promise<Run> {
   const dir = join(tmp, name);
   await mkdir(dir, { recursive: true });
@@ -318,7 +318,7 @@ describe("prisma generate with bad annotations", () => {
 
   it("refuses an unknown generator config key", () => {
     expect(badConfig.code).not.toBe(0);
-    expect(badConfig.stderr).toContain('generator files: unknown config key "storage" (known: storages)');
+    expect(badConfig.stderr).toContain('generator files: unknown config key "storage" (known: storages, runtime)');
   });
 });
 
@@ -441,7 +441,7 @@ describe("buildMetadata and emitModule", () => {
     expect(readGeneratorConfig({ storages: "a" })).toEqual({ storages: ["a"] });
     expect(() => readGeneratorConfig({ storages: ["a b"] })).toThrow(PrismaS3FilesError);
     expect(() => readGeneratorConfig({ storagez: ["a"] }, "gen")).toThrow(
-      'generator gen: unknown config key "storagez"',
+      'generator gen: unknown config key "storagez" (known: storages, runtime)',
     );
   });
 

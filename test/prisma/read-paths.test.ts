@@ -266,3 +266,15 @@ describe("fastReads", () => {
     await client.$disconnect();
   });
 });
+
+describe("the generated module", () => {
+  it("exports s3Files pre-bound to the schema: s3Files(session) alone works with the default storage", async () => {
+    const { s3Files: bound } = await import("../generated/files/index.js");
+    const client = plainClient().$extends(bound(session, { storages }));
+    const user = await client.user.findUniqueOrThrow({ where: { id: userId } });
+    expectFile(user.avatar, `avatars/${tag}/me.png`);
+    expect(user.avatar!.storage.constructor.name).toBe("S3Storage");
+    expect(() => bound(session)).toThrow(/"p(ublic|rivate)"/); // named storages still have to be given
+    await client.$disconnect();
+  });
+});

@@ -80,8 +80,12 @@ function block(entries: string[], indent: string): string {
   return entries.length === 0 ? "{}" : `{\n${entries.join("")}${indent}}`;
 }
 
-/** The TypeScript source of the generated module (`<output>/index.ts`). */
-export function emitModule(metadata: FileFieldsMetadataShape): string {
+/**
+ * The TypeScript source of the generated module (`<output>/index.ts`). With a `runtime` (the
+ * package, or a path to it), the module also exports `s3Files(session?, options?)` bound to
+ * its metadata; `"none"` keeps it free of imports.
+ */
+export function emitModule(metadata: FileFieldsMetadataShape, options: { runtime?: string } = {}): string {
   const models = Object.keys(metadata).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const modelSources = models.map((name) => {
     const model = metadata[name]!;
@@ -94,7 +98,27 @@ export function emitModule(metadata: FileFieldsMetadataShape): string {
     return `  ${key(name)}: {\n    fileFields: ${block(fileFields, "    ")},\n    relations: ${block(relations, "    ")},\n    primaryKey: ${literal(model.primaryKey)},\n  },\n`;
   });
 
-  return `${HEADER}
+  const runtime = options.runtime === undefined || options.runtime === "none" ? undefined : options.runtime;
+  const bound =
+    runtime === undefined
+      ? ""
+      : `
+/**
+ * The Prisma extension bound to this schema's file fields:
+ * \`prisma.$extends(s3Files(session))\`, or \`s3Files(session, { storages })\` for named storages.
+ */
+export function s3Files(
+  session?: S3Session,
+  options: Omit<S3FilesOptions<FileFieldsMetadata>, "fields"> = {},
+): FilesExtension<FileFieldsMetadata> {
+  return bindS3Files(session, { ...options, fields: fileFields });
+}
+`;
+  const imports =
+    runtime === undefined
+      ? ""
+      : `import { s3Files as bindS3Files, type FilesExtension, type S3FilesOptions, type S3Session } from ${JSON.stringify(runtime)};\n`;
+  return `${HEADER}${imports}
 ${TYPES}
 /**
  * Every model with its file columns (declared by \`/// @file(...)\` comments) and its relation
@@ -104,5 +128,5 @@ export const fileFields = ${block(modelSources, "")} as const satisfies FileFiel
 
 /** The exact (literal) type of {@link fileFields}. */
 export type FileFieldsMetadata = typeof fileFields;
-`;
+${bound}`;
 }

@@ -64,11 +64,9 @@ export async function manifest(): Promise<GeneratorManifest> {
 export async function generate(options: GeneratorOptions): Promise<string> {
   const output = options.generator.output?.value;
   if (!output) throw new Error(`generator ${options.generator.name}: no output directory`);
-  const metadata = buildMetadata(
-    options.dmmf.datamodel,
-    readGeneratorConfig(options.generator.config, options.generator.name),
-  );
-  const source = emitModule(metadata);
+  const config = readGeneratorConfig(options.generator.config, options.generator.name);
+  const metadata = buildMetadata(options.dmmf.datamodel, config);
+  const source = emitModule(metadata, { runtime: config.runtime ?? "prisma-s3-files" });
   await mkdir(output, { recursive: true });
   const file = join(output, "index.ts");
   const temporary = `${file}.${process.pid}.tmp`;

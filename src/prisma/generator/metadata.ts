@@ -42,6 +42,12 @@ export interface BuildMetadataOptions {
    * `"default"` is always allowed. `undefined`: storage names are not checked.
    */
   storages?: readonly string[] | undefined;
+  /**
+   * Where the generated module imports the runtime from for its pre-bound `s3Files`
+   * (`runtime = "..."` in the generator block; default `"prisma-s3-files"`; `"none"`: no import,
+   * no pre-bound function).
+   */
+  runtime?: string | undefined;
 }
 
 /** Several `@file` annotations are wrong; `errors` lists them, the message has one per line. */
@@ -177,7 +183,7 @@ export function readGeneratorConfig(
   config: { readonly [key: string]: string | readonly string[] | undefined },
   generatorName = "files",
 ): BuildMetadataOptions {
-  const known = ["storages"];
+  const known = ["storages", "runtime"];
   for (const key of Object.keys(config)) {
     if (!known.includes(key)) {
       throw new PrismaS3FilesError(
@@ -186,8 +192,12 @@ export function readGeneratorConfig(
       );
     }
   }
+  const runtime = config.runtime;
+  if (runtime !== undefined && (typeof runtime !== "string" || runtime === "")) {
+    throw new PrismaS3FilesError("GENERATOR_CONFIG", `generator ${generatorName}: runtime must be a module specifier`);
+  }
   const raw = config.storages;
-  if (raw === undefined) return {};
+  if (raw === undefined) return runtime === undefined ? {} : { runtime };
   const storages = typeof raw === "string" ? [raw] : [...raw];
   for (const name of storages) {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) {
@@ -197,5 +207,5 @@ export function readGeneratorConfig(
       );
     }
   }
-  return { storages };
+  return runtime === undefined ? { storages } : { storages, runtime };
 }
