@@ -105,6 +105,37 @@ describe("uploads where users write data", () => {
     expect(c.avatar!.name).toBe(a.avatar!.name);
   });
 
+  it("createMany, createManyAndReturn and upsert take uploads too", async () => {
+    const group = `many-${tag}`;
+    const count = await prisma.user.createMany({
+      data: [
+        { email: `${group}-1@example.com`, badge: upload(Buffer.from("%PDF-1.7 1"), { filename: "m1.pdf" }) },
+        { email: `${group}-2@example.com`, badge: upload(Buffer.from("%PDF-1.7 2"), { filename: "m2.pdf" }) },
+      ],
+    });
+    expect(count.count).toBe(2);
+    const rows = await plain.user.findMany({ where: { email: { startsWith: group } }, orderBy: { email: "asc" } });
+    expect(rows.map((r) => r.badge)).toEqual(["badges/m1.pdf", "badges/m2.pdf"]);
+    for (const r of rows) expect(await storages.private.exists(r.badge)).toBe(true);
+    const returned = await prisma.user.createManyAndReturn({
+      data: [{ email: `${group}-3@example.com`, badge: "k", avatar: upload(PNG, { filename: "cmr.png" }) }],
+    });
+    expect(returned[0]!.avatar!.name).toBe(`avatars/${month}cmr.png`);
+    const upserted = await prisma.user.upsert({
+      where: { email: `${group}-3@example.com` },
+      create: { email: "never@example.com", badge: "k" },
+      update: { avatar: upload(PNG, { filename: "ups.png" }) },
+    });
+    expect(upserted.avatar!.name).toBe(`avatars/${month}ups.png`);
+    expect(await storages.default.exists(`avatars/${month}cmr.png`)).toBe(false);
+    const created = await prisma.user.upsert({
+      where: { email: `${group}-4@example.com` },
+      create: { email: `${group}-4@example.com`, badge: upload(Buffer.from("%PDF-1.7 4"), { filename: "m4.pdf" }) },
+      update: {},
+    });
+    expect(created.badge.name).toBe("badges/m4.pdf");
+  });
+
   it("an upload value can be written once", async () => {
     const token = upload(PNG, { filename: "once.png" });
     await prisma.user.create({ data: { email: email(), avatar: token, badge: "k" } });
