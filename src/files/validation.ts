@@ -6,7 +6,7 @@
  */
 import { Readable } from "node:stream";
 import { PrismaS3FilesError } from "../errors.js";
-import { ContentTooLargeError, chunkBytes, isBlob, isWebReadableStream } from "../storage/content.js";
+import { ContentTooLargeError, chunkBytes, isBlob, isWebReadableStream, stopReadable } from "../storage/content.js";
 import type { FileContent } from "../storage/storage.js";
 import { matchesAccept, mimeEssence, SNIFF_BYTES, sniffContentType } from "./sniff.js";
 
@@ -515,9 +515,7 @@ class ReplayReadable extends Readable {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#tap.detach();
     this.#pending.length = 0;
-    const source = this.#tap.source;
-    // Without the error: destroy(err) would emit 'error' on a source nobody listens to any more.
-    if (!source.destroyed) source.destroy();
+    stopReadable(this.#tap.source);
     callback(error);
   }
 }
@@ -551,7 +549,7 @@ async function peekReadable(source: Readable, n: number): Promise<{ head: Uint8A
     }
   } catch (error) {
     tap.detach();
-    if (!source.destroyed) source.destroy();
+    stopReadable(source);
     throw error;
   }
   return { head: headOf(chunks, n), content: new ReplayReadable(tap, chunks) };

@@ -2,7 +2,14 @@ import { PrismaS3FilesError } from "../errors.js";
 import type { S3Session } from "../session/session.js";
 import { S3Storage } from "../storage/s3/s3-storage.js";
 import type { FileContent, Storage } from "../storage/storage.js";
-import { deleteObjects, lifecycleContext, readOldKeys, removeUnreferenced, storeUploads } from "./file-lifecycle.js";
+import {
+  deleteObjects,
+  lifecycleContext,
+  readOldKeys,
+  removeUnreferenced,
+  removeUntakenUploads,
+  storeUploads,
+} from "./file-lifecycle.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
 import { transactionOverride, transactionScope } from "./transactions.js";
@@ -112,10 +119,12 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       }
       if (scope) {
         scope.onRollback.push(() => deleteObjects(stored, ctx));
+        scope.afterCommit.push(() => removeUntakenUploads(base, stored, ctx));
         if (oldKeys.length > 0) scope.afterCommit.push(() => removeUnreferenced(base, oldKeys, ctx));
-      } else if (oldKeys.length > 0) {
+      } else {
         // Not in a transaction: the write has committed.
-        await removeUnreferenced(base, oldKeys, ctx).catch(report);
+        await removeUntakenUploads(base, stored, ctx).catch(report);
+        if (oldKeys.length > 0) await removeUnreferenced(base, oldKeys, ctx).catch(report);
       }
       return mapResult(params, result);
     };

@@ -13,6 +13,10 @@ import { collectKeys, toPrismaSelect } from "./write-plan.js";
 export interface StoredObject {
   storage: Storage;
   key: string;
+  model: string;
+  field: string;
+  /** Written for a branch the database may not take (see `UploadAssignment.conditional`). */
+  conditional: boolean;
 }
 
 /** A key a row held before a write; deleted after the commit if no row references it any more. */
@@ -107,7 +111,7 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
             ...(a.meta.maxLength === null ? {} : { maxLength: a.meta.maxLength }),
             ...(a.meta.maxSize === null ? {} : { maxSize: a.meta.maxSize }),
           });
-          stored.push({ storage, key });
+          stored.push({ storage, key, model: a.model, field: a.field, conditional: a.conditional });
           a.replace(key);
         } catch (error) {
           throw toFileValidationError(error, where);
@@ -126,6 +130,37 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
 /** Deletes objects, reporting (not throwing) failures: used where the caller's error must win. */
 export async function deleteObjects(objects: StoredObject[], ctx: LifecycleContext): Promise<void> {
   await Promise.all(objects.map((o) => o.storage.delete(o.key).catch((e: unknown) => ctx.report(e))));
+}
+
+/**
+ * After a successful write: objects uploaded for a branch the database did not take (the
+ * other side of an `upsert`, a `connectOrCreate` that connected) are referenced by no row;
+ * delete those.
+ */
+export async function removeUntakenUploads(
+  client: unknown,
+  stored: StoredObject[],
+  ctx: LifecycleContext,
+): Promise<void> {
+  const conditional = stored.filter((o) => o.conditional);
+  if (conditional.length === 0) return;
+  const byStorage = new Map<string, StoredObject[]>();
+  for (const o of conditional) {
+    const name = ctx.storageName(o.model, o.field);
+    byStorage.set(name, [...(byStorage.get(name) ?? []), o]);
+  }
+  for (const [name, objects] of byStorage) {
+    const referenced = await referencedKeys(
+      client,
+      name,
+      objects.map((o) => o.key),
+      ctx,
+    );
+    await deleteObjects(
+      objects.filter((o) => !referenced.has(o.key)),
+      ctx,
+    );
+  }
 }
 
 /** Reads the keys a write may replace or orphan, before the write. */

@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { stopReadable } from "../storage/content.js";
 import type { FileContent } from "../storage/storage.js";
 
 declare const uploadBrand: unique symbol;
@@ -69,10 +71,11 @@ export function takeUpload(token: string): PendingUpload | undefined {
 
 /** Drops an unconsumed upload and stops its stream, if any. */
 export function discardUpload(token: string): void {
-  const entry = takeUpload(token);
-  const content = entry?.content as { destroy?: (e?: Error) => void; cancel?: () => Promise<void> } | undefined;
-  if (typeof content?.destroy === "function") content.destroy();
-  else if (typeof content?.cancel === "function") content.cancel().catch(() => undefined);
+  const content = takeUpload(token)?.content;
+  if (content instanceof Readable) stopReadable(content);
+  else if (content && typeof (content as ReadableStream).cancel === "function" && !(content as ReadableStream).locked) {
+    (content as ReadableStream).cancel().catch(() => undefined);
+  }
 }
 
 /** Number of uploads waiting for a write (for tests and diagnostics). */

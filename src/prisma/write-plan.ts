@@ -11,6 +11,11 @@ export interface UploadAssignment {
   record: Record<string, unknown>;
   /** Puts the stored key where the token was. */
   replace(key: string): void;
+  /**
+   * In a branch the database may not take (an `upsert`'s create or update, a
+   * `connectOrCreate`'s create): the object may end up unreferenced after a successful write.
+   */
+  conditional: boolean;
 }
 
 /** A `select` tree for reading, before the write, the keys the write may replace or orphan. */
@@ -53,8 +58,10 @@ export function planWrite(metadata: FileFieldsMetadataShape, model: string, oper
       planner.update(model, args.data, root);
       break;
     case "upsert":
-      planner.create(model, args.create);
-      planner.update(model, args.update, root);
+      planner.branch(() => {
+        planner.create(model, args.create);
+        planner.update(model, args.update, root);
+      });
       break;
     case "delete":
     case "deleteMany":
@@ -76,6 +83,8 @@ function isEmpty(s: OldKeySelect): boolean {
 
 class Planner {
   readonly uploads: UploadAssignment[] = [];
+  /** Depth of branches the database may skip; uploads found inside are conditional. */
+  #conditional = 0;
   constructor(private readonly metadata: FileFieldsMetadataShape) {}
 
   /** Create input: uploads in file columns, nested creates below. */
@@ -121,13 +130,25 @@ class Planner {
       }
       for (const u of asArray(ops.upsert)) {
         if (!isObject(u)) continue;
-        this.create(r.model, u.create);
-        this.update(r.model, u.update, child(isObject(u.where) ? u.where : undefined));
+        this.branch(() => {
+          this.create(r.model, u.create);
+          this.update(r.model, u.update, child(isObject(u.where) ? u.where : undefined));
+        });
       }
       for (const d of [...asArray(ops.delete), ...asArray(ops.deleteMany)]) {
         // `delete: true` (to-one) or a where filter; every file column of those rows may be orphaned.
         this.deleteRows(r.model, child(isObject(d) ? d : undefined));
       }
+    }
+  }
+
+  /** Runs `plan` with uploads marked conditional. */
+  branch(plan: () => void): void {
+    this.#conditional++;
+    try {
+      plan();
+    } finally {
+      this.#conditional--;
     }
   }
 
@@ -140,7 +161,8 @@ class Planner {
     for (const c of asArray(ops.create)) this.create(model, c);
     for (const cm of asArray(ops.createMany))
       if (isObject(cm)) for (const row of asArray(cm.data)) this.create(model, row);
-    for (const coc of asArray(ops.connectOrCreate)) if (isObject(coc)) this.create(model, coc.create);
+    for (const coc of asArray(ops.connectOrCreate))
+      if (isObject(coc)) this.branch(() => this.create(model, coc.create));
   }
 
   #relationSelect(parent: OldKeySelect, rel: string, model: string, where: object | undefined): OldKeySelect {
@@ -165,6 +187,7 @@ class Planner {
       replace: (stored) => {
         holder[key] = stored;
       },
+      conditional: this.#conditional > 0,
     });
   }
 }

@@ -1,3 +1,4 @@
+import { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
 import mime from "mime";
 import { StorageError } from "../errors.js";
@@ -109,6 +110,17 @@ async function* fromWebStream(
   }
 }
 
+/**
+ * Stops a stream we will not read to the end. A server request body is only paused: destroying
+ * it would close the socket before the application can answer (413, 422), which clients see as
+ * a connection reset. Other streams are destroyed, without an error (destroy(err) would emit
+ * 'error', fatal for a stream nobody listens to).
+ */
+export function stopReadable(stream: Readable): void {
+  if (stream instanceof IncomingMessage) stream.pause();
+  else if (!stream.destroyed) stream.destroy();
+}
+
 /** A chunk as bytes: streams in text mode yield strings, which we store as UTF-8. */
 export function chunkBytes(chunk: unknown): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk;
@@ -165,12 +177,12 @@ export function normalizeContent(content: FileContent): NormalizedContent {
     };
   }
   if (content instanceof Readable) {
+    // An HTTP request body must survive an early stop (the server still has to answer), so its
+    // iterator must not destroy it on return.
+    const source = content instanceof IncomingMessage ? content.iterator({ destroyOnReturn: false }) : content;
     return streamed(
-      oneShot("Readable", () => asBytes(content)),
-      // Without an error: destroy(err) would emit 'error', fatal for a stream nobody listens to.
-      () => {
-        if (!content.destroyed) content.destroy();
-      },
+      oneShot("Readable", () => asBytes(source)),
+      () => stopReadable(content),
     );
   }
   if (isWebReadableStream(content)) {

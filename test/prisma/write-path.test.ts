@@ -603,3 +603,80 @@ describe("record-bound methods", () => {
     await expect(prisma.user.attach({ id: user.id }, "email", PNG)).rejects.toThrow(/not a file field/);
   });
 });
+
+describe("uploads in branches the database may not take", () => {
+  it("upsert with uploads on both sides keeps only the one written; connectOrCreate that connects drops its upload", async () => {
+    const address = email();
+    const first = await prisma.user.upsert({
+      where: { email: address },
+      create: { email: address, badge: "k", avatar: upload(PNG, { filename: "branch-create.png" }) },
+      update: { avatar: upload(PNG, { filename: "branch-update.png" }) },
+    });
+    expect(first.avatar!.name).toBe(`avatars/${month}branch-create.png`);
+    expect(await storages.default.exists(`avatars/${month}branch-update.png`)).toBe(false);
+    const second = await prisma.user.upsert({
+      where: { email: address },
+      create: { email: address, badge: "k", avatar: upload(PNG, { filename: "branch-create2.png" }) },
+      update: { avatar: upload(PNG, { filename: "branch-update2.png" }) },
+    });
+    expect(second.avatar!.name).toBe(`avatars/${month}branch-update2.png`);
+    expect(await storages.default.exists(`avatars/${month}branch-create2.png`)).toBe(false);
+
+    const post = await prisma.post.create({
+      data: {
+        title: "coc",
+        author: {
+          connectOrCreate: {
+            where: { email: address },
+            create: { email: address, badge: upload(Buffer.from("%PDF-1.7"), { filename: "never-used.pdf" }) },
+          },
+        },
+      },
+    });
+    expect(post.authorId).toBe(first.id);
+    expect(await storages.private.exists("badges/never-used.pdf")).toBe(false);
+  });
+
+  it("the same inside a batch transaction", async () => {
+    const address = email();
+    await prisma.user.create({ data: { email: address, badge: "k" } });
+    await prisma.$transaction([
+      prisma.user.upsert({
+        where: { email: address },
+        create: { email: address, badge: "k", avatar: upload(PNG, { filename: "batch-create.png" }) },
+        update: { avatar: upload(PNG, { filename: "batch-update.png" }) },
+      }),
+    ]);
+    expect(await storages.default.exists(`avatars/${month}batch-create.png`)).toBe(false);
+    expect(await storages.default.exists(`avatars/${month}batch-update.png`)).toBe(true);
+  });
+});
+
+describe("request bodies as uploads", () => {
+  it("an over-size request body streamed into upload() can still be answered (413, not a reset)", async () => {
+    const { createServer } = await import("node:http");
+    const before = await keys();
+    const server = createServer(async (req, res) => {
+      try {
+        await prisma.user.create({
+          data: { email: email(), badge: "k", avatar: upload(req, { filename: "big.png" }) },
+        });
+        res.writeHead(201).end("created");
+      } catch (error) {
+        res.writeHead(error instanceof FileValidationError ? 413 : 500).end((error as Error).message);
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const body = Buffer.concat([PNG, Buffer.alloc(7 * 1024 * 1024)]);
+      const response = await fetch(`http://127.0.0.1:${port}/`, { method: "POST", body });
+      expect(response.status).toBe(413);
+      expect(await response.text()).toMatch(/User\.avatar: file is larger than 5 MB/);
+      expect(await keys()).toEqual(before);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+});
