@@ -48,6 +48,7 @@ const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
  * with any extension on the client Prisma walks every result row for computed fields.
  */
 const bench: Bench = {
+  baseline: "plain",
   description: `findMany() of ${ROWS} rows with two file columns: plain client vs s3Files() (and Prisma result / no-op query extensions)`,
   async run(ctx) {
     const db = await createTestDatabase("psf_bench");

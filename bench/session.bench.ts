@@ -30,6 +30,7 @@ async function drive(op: (i: number) => Promise<unknown>, ops = OPS, concurrency
  * credentials from the IMDSv2 fixture at 50 ms per request (300 ms for the refresh variants).
  */
 const bench: Bench = {
+  baseline: "client-per-op",
   description: "metadata calls and per-operation latency: client per op vs shared SDK client vs session",
   async run(ctx) {
     const server = await startOkServer();

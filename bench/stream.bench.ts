@@ -388,6 +388,7 @@ function assertDiskRoom(total: number): void {
 // ---------------------------------------------------------------- the benchmark
 
 const bench: Bench = {
+  baseline: "lib-storage",
   description:
     `${SIZE_MIB} MiB generated body: S3Storage.save()+open() vs lib-storage Upload + GetObject ` +
     `(partSize 8 MiB, queueSize 4, ${ROUNDS} rounds, one process per run)`,

@@ -38,6 +38,7 @@ const amzDate = (url: string) => new URL(url).searchParams.get("X-Amz-Date");
  * I/O on either side): the SDK's getSignedUrl on the session's client vs `S3Storage.url()`.
  */
 const bench: Bench = {
+  baseline: "getSignedUrl",
   description: `presigned GET URL latency, ${CALLS} warm awaited calls each (SDK getSignedUrl vs S3Storage.url)`,
   async run(ctx) {
     const session = createSession({

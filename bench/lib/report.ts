@@ -14,6 +14,8 @@ export interface BenchContext {
 export interface Bench {
   /** What the benchmark measures, one line. */
   description: string;
+  /** The variant others are compared with in the table (same metric, same run). */
+  baseline?: string;
   run(ctx: BenchContext): Promise<void>;
 }
 
