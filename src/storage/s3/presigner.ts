@@ -61,6 +61,27 @@ export interface PresignGetOptions {
   extraQuery?: Record<string, string>;
 }
 
+/** Options of {@link QueryPresigner.presignPost}. */
+export interface PresignPostOptions {
+  /** The bucket (the policy names it). */
+  bucket: string;
+  /** Lifetime of the grant in whole seconds, 1..604800. */
+  expiresIn: number;
+  /** Pin the object's Content-Type. */
+  contentType?: string;
+  /** Size range in bytes the upload must fall in (`content-length-range`). */
+  minSize?: number;
+  maxSize?: number;
+  now?: Date | number;
+}
+
+/** What a browser needs to upload with a form POST: send `fields` first, the file last (field name `file`). */
+export interface PresignedPost {
+  url: string;
+  fields: Record<string, string>;
+  expiresAt: Date;
+}
+
 /** SigV4 refuses presigned URLs living longer than a week. */
 export const MAX_PRESIGN_EXPIRES = 604_800;
 
@@ -353,6 +374,52 @@ export class QueryPresigner {
     this.lastTarget = target;
     this.lastPrepared = found;
     return found;
+  }
+
+  /**
+   * A browser-form upload grant (S3 POST Object with a SigV4 policy): the form must carry
+   * `fields` in this order before the file. The policy pins the exact key, the content type when
+   * given, and the size range; S3 refuses a POST that breaks any of them. Pure computation.
+   */
+  presignPost(
+    target: PresignTarget,
+    key: string,
+    credentials: PresignCredentials,
+    opts: PresignPostOptions,
+  ): PresignedPost {
+    const { expiresIn } = opts;
+    if (!Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > MAX_PRESIGN_EXPIRES) {
+      throw new RangeError(`presignPost: expiresIn must be a whole number of seconds from 1 to ${MAX_PRESIGN_EXPIRES}`);
+    }
+    if (key.length === 0) throw new TypeError("presignPost: key must be a non-empty string");
+    const t = this.prepared(target);
+    const now = opts.now === undefined ? Date.now() : typeof opts.now === "number" ? opts.now : opts.now.getTime();
+    const second = Math.floor(now / 1000);
+    if (second !== this.lastSecond) this.setDate(second);
+    const credential = `${credentials.accessKeyId}/${this.shortDate}${t.scopeTail}`;
+    const fields: Record<string, string> = { key };
+    if (opts.contentType !== undefined) fields["Content-Type"] = opts.contentType;
+    fields["x-amz-algorithm"] = ALGORITHM;
+    fields["x-amz-credential"] = credential;
+    fields["x-amz-date"] = this.longDate;
+    if (credentials.sessionToken) fields["x-amz-security-token"] = credentials.sessionToken;
+    const bucket = opts.bucket;
+    const conditions: unknown[] = [{ bucket }, ["eq", "$key", key]];
+    if (opts.contentType !== undefined) conditions.push(["eq", "$Content-Type", opts.contentType]);
+    if (opts.maxSize !== undefined) conditions.push(["content-length-range", opts.minSize ?? 0, opts.maxSize]);
+    for (const name of ["x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-security-token"]) {
+      if (fields[name] !== undefined) conditions.push({ [name]: fields[name] });
+    }
+    const expiration = new Date(second * 1000 + expiresIn * 1000).toISOString();
+    const policy = Buffer.from(JSON.stringify({ expiration, conditions }), "utf8").toString("base64");
+    fields.Policy = policy;
+    fields["X-Amz-Signature"] = createHmac(
+      "sha256",
+      this.signingKey(t, credentials.accessKeyId, credentials.secretAccessKey),
+    )
+      .update(policy)
+      .digest("hex");
+    return { url: target.baseUrl, fields, expiresAt: new Date(second * 1000 + expiresIn * 1000) };
   }
 
   /** The derived key for (date, region, service, credentials): four HMACs on a miss, none on a hit. */
