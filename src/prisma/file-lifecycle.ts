@@ -95,8 +95,9 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
       prepared.push({ a, pending, content, contentType, filename, where });
     }
     let next = 0;
+    let failedFast = false;
     const worker = async () => {
-      while (next < prepared.length) {
+      while (next < prepared.length && !failedFast) {
         const { a, pending, content, contentType, filename, where } = prepared[next++]!;
         const storage = ctx.storageOf(a.model, a.field);
         const name = generateFilename(filename, {
@@ -114,11 +115,17 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
           stored.push({ storage, key, model: a.model, field: a.field, conditional: a.conditional });
           a.replace(key);
         } catch (error) {
+          failedFast = true; // start no further uploads
           throw toFileValidationError(error, where);
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(UPLOAD_CONCURRENCY, prepared.length) }, worker));
+    // allSettled: on a failure, uploads still in flight must land in `stored` before the cleanup.
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: Math.min(UPLOAD_CONCURRENCY, prepared.length) }, worker),
+    );
+    const failed = outcomes.find((o) => o.status === "rejected");
+    if (failed) throw failed.reason;
     return stored;
   } catch (error) {
     for (const a of assignments) discardUpload(a.token);

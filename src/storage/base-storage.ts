@@ -181,6 +181,24 @@ export abstract class BaseStorage implements Storage {
     assertSafeKey(name);
   }
 
+  /**
+   * What every public method does first: Django's validation of the name as given, then its
+   * normal form (`./a//b.txt` → `a/b.txt`, as Django's and django-storages' `safe_join` do), then
+   * our key check on that. A URL or another process must find the object under the same key.
+   */
+  protected cleanName(name: string): string {
+    validateFileName(name, { allowRelativePath: true });
+    const normal =
+      typeof name === "string"
+        ? name
+            .split("/")
+            .filter((s) => s !== "" && s !== ".")
+            .join("/")
+        : name;
+    assertSafeKey(normal);
+    return normal;
+  }
+
   // ---------------------------------------------------------------- save (Django's pipeline)
 
   /**
@@ -188,10 +206,10 @@ export abstract class BaseStorage implements Storage {
    * validate the returned name. With `fileOverwrite: false` concurrent saves of one name all
    * land under distinct names. Returns the name stored.
    */
-  async save(name: string, content: FileContent, options: SaveOptions = {}): Promise<string> {
+  async save(requested: string, content: FileContent, options: SaveOptions = {}): Promise<string> {
     const { signal, maxLength } = options;
     // Before anything touches the storage: a bad name or content type never causes I/O.
-    this.validateName(name);
+    const name = this.cleanName(requested);
     const body = normalizeContent(content);
     signal?.throwIfAborted();
 
@@ -318,8 +336,8 @@ export abstract class BaseStorage implements Storage {
   // ---------------------------------------------------------------- the rest of the contract
 
   /** A stream of the object or of `start`..`end` (inclusive); never buffers the whole object. */
-  async open(name: string, options: OpenOptions = {}): Promise<Readable> {
-    this.validateName(name);
+  async open(requested: string, options: OpenOptions = {}): Promise<Readable> {
+    const name = this.cleanName(requested);
     const range = normalizeRange(options);
     return guard("open", name, () => this.openObject(name, range));
   }
@@ -331,30 +349,30 @@ export abstract class BaseStorage implements Storage {
   }
 
   /** Deletes the object; a missing object is not an error. */
-  async delete(name: string): Promise<void> {
-    this.validateName(name);
+  async delete(requested: string): Promise<void> {
+    const name = this.cleanName(requested);
     return guard("delete", name, () => this.deleteObject(name));
   }
 
-  async exists(name: string): Promise<boolean> {
-    this.validateName(name);
+  async exists(requested: string): Promise<boolean> {
+    const name = this.cleanName(requested);
     return guard("check", name, () => this.objectExists(name));
   }
 
   /** Size in bytes; {@link FileNotFoundError} when missing. */
-  async size(name: string): Promise<number> {
-    this.validateName(name);
+  async size(requested: string): Promise<number> {
+    const name = this.cleanName(requested);
     return (await guard("stat", name, () => this.statObject(name))).size;
   }
 
   /** Last modification time; {@link FileNotFoundError} when missing. */
-  async modifiedTime(name: string): Promise<Date> {
-    this.validateName(name);
+  async modifiedTime(requested: string): Promise<Date> {
+    const name = this.cleanName(requested);
     return (await guard("stat", name, () => this.statObject(name))).modifiedTime;
   }
 
-  async url(name: string, options: UrlOptions = {}): Promise<string> {
-    this.validateName(name);
+  async url(requested: string, options: UrlOptions = {}): Promise<string> {
+    const name = this.cleanName(requested);
     return guard("build a URL for", name, async () => this.objectUrl(name, options));
   }
 

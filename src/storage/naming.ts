@@ -193,8 +193,13 @@ export function assertSafeKey(name: string): void {
   if (name.startsWith("/") || name.startsWith("\\") || /^[A-Za-z]:/.test(name)) {
     throw new SuspiciousFileOperationError(`Unsafe storage key ${q(name)}: absolute paths are not allowed`);
   }
-  if (name.split(/[\\/]/).includes("..")) {
+  const segments = name.split(/[\\/]/);
+  if (segments.includes("..")) {
     throw new SuspiciousFileOperationError(`Unsafe storage key ${q(name)}: contains a ".." segment`);
+  }
+  // URL parsers and file systems collapse these, so the key would not be the object a link names.
+  if (segments.some((s) => s === "" || s === ".")) {
+    throw new SuspiciousFileOperationError(`Unsafe storage key ${q(name)}: contains an empty or "." segment`);
   }
 }
 

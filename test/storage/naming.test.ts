@@ -173,7 +173,6 @@ describe("assertSafeKey (our stricter addition)", () => {
     "a..b/c..d",
     "..a/b..",
     ".hidden/.x",
-    "a/./b",
     "media/c:/x.txt",
     "..&#x2F;hax0rd.txt",
     "中文/Orléans.jpg",
@@ -198,6 +197,9 @@ describe("assertSafeKey (our stricter addition)", () => {
     ["..\\..\\hax0rd.txt", ".."],
     ["a/..", ".."],
     ["a\\..\\b", ".."],
+    ["a/./b", 'empty or "." segment'],
+    ["a//b", 'empty or "." segment'],
+    ["file:///etc/passwd", 'empty or "." segment'],
     ["..", ".."],
   ])("rejects %j (%s)", (name, why) => {
     expect(() => assertSafeKey(name)).toThrow(SuspiciousFileOperationError);
