@@ -12,6 +12,7 @@ import {
 } from "./file-lifecycle.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
+import { lockRow, rowKey } from "./row-locks.js";
 import { transactionOverride, transactionScope } from "./transactions.js";
 import type { FilesExtension } from "./types.js";
 import { type UploadOptions, upload } from "./upload.js";
@@ -105,26 +106,38 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       const scope = transactionScope.getStore();
       // Inside an interactive transaction, read through it: it sees the transaction's own writes.
       const reader = scope?.tx ?? base;
-      const oldKeys = plan.oldKeys
-        ? await readOldKeys(reader, params.model, params.operation, args, plan.oldKeys, ctx)
-        : [];
+      // Uploads first, outside any lock: they are the slow part and touch no row.
       const stored = plan.uploads.length > 0 ? await storeUploads(plan.uploads, ctx) : [];
+      // One row replaced or deleted: no other writer of this process may read its old key
+      // between our read and our write (in a transaction: until it settles).
+      const release =
+        plan.oldKeys && SINGLE_ROW.has(params.operation)
+          ? await lockRow(rowKey(params.model, args.where), ROW_LOCK_TIMEOUT_MS)
+          : undefined;
+      let oldKeys: Awaited<ReturnType<typeof readOldKeys>> = [];
       let result: unknown;
       try {
+        if (plan.oldKeys) oldKeys = await readOldKeys(reader, params.model, params.operation, args, plan.oldKeys, ctx);
         result = await params.query(args);
       } catch (error) {
+        release?.();
         // The row was not written: the new objects are nobody's. The error goes back unchanged.
         await deleteObjects(stored, ctx);
         throw error;
       }
       if (scope) {
+        if (release) scope.settled.push(release);
         scope.onRollback.push(() => deleteObjects(stored, ctx));
         scope.afterCommit.push(() => removeUntakenUploads(base, stored, ctx));
         if (oldKeys.length > 0) scope.afterCommit.push(() => removeUnreferenced(base, oldKeys, ctx));
       } else {
         // Not in a transaction: the write has committed.
-        await removeUntakenUploads(base, stored, ctx).catch(report);
-        if (oldKeys.length > 0) await removeUnreferenced(base, oldKeys, ctx).catch(report);
+        try {
+          await removeUntakenUploads(base, stored, ctx).catch(report);
+          if (oldKeys.length > 0) await removeUnreferenced(base, oldKeys, ctx).catch(report);
+        } finally {
+          release?.();
+        }
       }
       return mapResult(params, result);
     };
@@ -148,6 +161,11 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
   };
   return extension as unknown as FilesExtension<Meta>;
 }
+
+/** Writes that replace or delete the files of exactly one row (selected by a unique `where`). */
+const SINGLE_ROW: ReadonlySet<string> = new Set(["update", "upsert", "delete"]);
+/** How long a writer waits for another writer of the same row before going ahead anyway (a stuck transaction is ended by its own timeout, which releases the row). */
+const ROW_LOCK_TIMEOUT_MS = 60_000;
 
 const WRITE_OPERATIONS: ReadonlySet<string> = new Set([
   "create",

@@ -12,6 +12,8 @@ export interface TransactionScope {
   afterCommit: (() => Promise<void>)[];
   /** Run after a rollback: deleting objects uploaded for writes that never happened. */
   onRollback: (() => Promise<void>)[];
+  /** Run as soon as the outcome is known, before the lists above: releasing row locks. */
+  settled: (() => void)[];
 }
 
 export const transactionScope = new AsyncLocalStorage<TransactionScope>();
@@ -48,21 +50,29 @@ export function transactionOverride(report: (error: unknown) => void) {
       if (outer?.tx) return callback(outer.tx);
       run = () =>
         parent.$transaction((tx: unknown) => {
-          scope = { tx, afterCommit: [], onRollback: [] };
+          scope = { tx, afterCommit: [], onRollback: [], settled: [] };
           return transactionScope.run(scope, () => callback(tx));
         }, options);
     } else {
       // The queries of a batch run when it starts, inside this scope.
-      scope = { tx: undefined, afterCommit: [], onRollback: [] };
+      scope = { tx: undefined, afterCommit: [], onRollback: [], settled: [] };
       const batchScope = scope;
       run = () => transactionScope.run(batchScope, () => parent.$transaction(arg, options));
     }
     try {
       const result = await run();
-      if (scope) await runActions(scope.afterCommit, report);
+      if (scope) {
+        // Release first: the next writer must see this commit, and the actions below need pool
+        // connections that writers waiting on these rows may be holding.
+        for (const release of scope.settled) release();
+        await runActions(scope.afterCommit, report);
+      }
       return result;
     } catch (error) {
-      if (scope) await runActions(scope.onRollback, report);
+      if (scope) {
+        for (const release of scope.settled) release();
+        await runActions(scope.onRollback, report);
+      }
       throw error;
     }
   };
