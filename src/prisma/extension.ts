@@ -106,8 +106,17 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       const scope = transactionScope.getStore();
       // Inside an interactive transaction, read through it: it sees the transaction's own writes.
       const reader = scope?.tx ?? base;
-      // Uploads first, outside any lock: they are the slow part and touch no row.
-      const stored = plan.uploads.length > 0 ? await storeUploads(plan.uploads, ctx) : [];
+      // Uploads first, outside any lock: they are the slow part and touch no row. In a
+      // transaction they are registered for the rollback at once: a batch may fail before this
+      // write's query ever runs.
+      let stored: Awaited<ReturnType<typeof storeUploads>> = [];
+      if (plan.uploads.length > 0) {
+        const storing = storeUploads(plan.uploads, ctx);
+        scope?.uploads.push(storing.catch(() => undefined));
+        stored = await storing;
+        const mine = stored;
+        scope?.onRollback.push(() => deleteObjects(mine, ctx));
+      }
       // One row replaced or deleted: no other writer of this process may read its old key
       // between our read and our write (in a transaction: until it settles).
       const release =
@@ -127,7 +136,6 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       }
       if (scope) {
         if (release) scope.settled.push(release);
-        scope.onRollback.push(() => deleteObjects(stored, ctx));
         scope.afterCommit.push(() => removeUntakenUploads(base, stored, ctx));
         if (oldKeys.length > 0) scope.afterCommit.push(() => removeUnreferenced(base, oldKeys, ctx));
       } else {

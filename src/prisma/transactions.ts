@@ -14,6 +14,11 @@ export interface TransactionScope {
   onRollback: (() => Promise<void>)[];
   /** Run as soon as the outcome is known, before the lists above: releasing row locks. */
   settled: (() => void)[];
+  /**
+   * Uploads started for this transaction's writes. A batch can fail while a sibling query's
+   * upload is still running (its query then never runs): the rollback waits for them first.
+   */
+  uploads: Promise<unknown>[];
 }
 
 export const transactionScope = new AsyncLocalStorage<TransactionScope>();
@@ -50,12 +55,12 @@ export function transactionOverride(report: (error: unknown) => void) {
       if (outer?.tx) return callback(outer.tx);
       run = () =>
         parent.$transaction((tx: unknown) => {
-          scope = { tx, afterCommit: [], onRollback: [], settled: [] };
+          scope = { tx, afterCommit: [], onRollback: [], settled: [], uploads: [] };
           return transactionScope.run(scope, () => callback(tx));
         }, options);
     } else {
       // The queries of a batch run when it starts, inside this scope.
-      scope = { tx: undefined, afterCommit: [], onRollback: [], settled: [] };
+      scope = { tx: undefined, afterCommit: [], onRollback: [], settled: [], uploads: [] };
       const batchScope = scope;
       run = () => transactionScope.run(batchScope, () => parent.$transaction(arg, options));
     }
@@ -71,6 +76,7 @@ export function transactionOverride(report: (error: unknown) => void) {
     } catch (error) {
       if (scope) {
         for (const release of scope.settled) release();
+        await Promise.allSettled(scope.uploads);
         await runActions(scope.onRollback, report);
       }
       throw error;

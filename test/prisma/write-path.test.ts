@@ -680,3 +680,22 @@ describe("request bodies as uploads", () => {
     }
   });
 });
+
+describe("batch transactions whose sibling fails before its query", () => {
+  it("removes the uploads of the writes that never ran", async () => {
+    const before = await keys();
+    const html = Buffer.from("<html><body>not a picture</body></html>");
+    await expect(
+      prisma.$transaction([
+        prisma.user.create({
+          data: { email: email(), avatar: upload(PNG, { filename: "sibling-ok.png" }), badge: "k" },
+        }),
+        prisma.user.create({
+          data: { email: email(), avatar: upload(html, { filename: "sibling-bad.png" }), badge: "k" },
+        }),
+      ]),
+    ).rejects.toBeInstanceOf(FileValidationError);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await keys()).toEqual(before);
+  });
+});
