@@ -37,7 +37,7 @@ const MiB = 1024 * 1024;
 const SIZE_MIB = Number(process.env.BENCH_STREAM_MIB ?? 1024);
 const ROUNDS = Math.max(1, Math.floor(Number(process.env.BENCH_STREAM_ROUNDS ?? 2)));
 const VERBOSE = process.env.BENCH_STREAM_VERBOSE === "1";
-const PART_SIZE = 8 * MiB;
+const PART_SIZE = Number(process.env.BENCH_STREAM_PART_MIB ?? 5) * MiB;
 const QUEUE_SIZE = 4;
 /** Chunk size of the generated body. */
 const CHUNK = MiB;
@@ -391,7 +391,7 @@ const bench: Bench = {
   baseline: "lib-storage",
   description:
     `${SIZE_MIB} MiB generated body: S3Storage.save()+open() vs lib-storage Upload + GetObject ` +
-    `(partSize 8 MiB, queueSize 4, ${ROUNDS} rounds, one process per run)`,
+    `(partSize ${PART_SIZE / MiB} MiB, queueSize 4, ${ROUNDS} rounds, one process per run)`,
   async run(ctx) {
     const total = Math.round(SIZE_MIB * MiB);
     if (!(total > 0))

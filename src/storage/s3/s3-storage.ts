@@ -65,7 +65,11 @@ export interface S3StorageOptions extends BaseStorageOptions {
   urlProtocol?: "https:" | "http:";
   /** Extra parameters for every write, or per name (`object_parameters`). */
   objectParameters?: ObjectParameters | ((name: string) => ObjectParameters);
-  /** Bodies up to this size go in one PutObject; larger ones stream as parts of this size. Default 8 MiB (min 5 MiB). */
+  /**
+   * Bodies up to this size go in one PutObject; larger ones stream as parts of this size. Default
+   * 5 MiB (S3's minimum; with `queueSize` 4 a save holds about 20 MiB), raised for bodies of known
+   * length that would need more than 10,000 parts.
+   */
   partSize?: number;
   /** Parts uploaded at once. Default 4; memory per save stays under (queueSize + 1) × partSize. */
   queueSize?: number;
@@ -117,7 +121,7 @@ export class S3Storage extends BaseStorage {
     this.querystringAuth = options.querystringAuth ?? true;
     this.querystringExpire = options.querystringExpire ?? 3600;
     this.#region = options.region;
-    this.#partSize = Math.max(MIN_PART_SIZE, options.partSize ?? 8 * 1024 * 1024);
+    this.#partSize = Math.max(MIN_PART_SIZE, options.partSize ?? MIN_PART_SIZE);
     this.#queueSize = Math.max(1, options.queueSize ?? 4);
     this.#presigner = new QueryPresigner({ checksumMode: this.#session.checksums === "when_supported" });
   }
@@ -199,7 +203,8 @@ export class S3Storage extends BaseStorage {
         params,
         prefix,
         rest: iterator,
-        partSize: this.#partSize,
+        // S3 allows 10,000 parts: a known length that needs more gets larger parts.
+        partSize: Math.max(this.#partSize, Math.ceil((request.length ?? 0) / 10_000)),
         queueSize: this.#queueSize,
         ifNoneMatch: false,
         checksums: this.#session.checksums === "when_supported",
