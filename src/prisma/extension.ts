@@ -119,10 +119,23 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       }
       // One row replaced or deleted: no other writer of this process may read its old key
       // between our read and our write (in a transaction: until it settles).
-      const release =
-        plan.oldKeys && SINGLE_ROW.has(params.operation)
-          ? await lockRow(rowKey(params.model, args.where), ROW_LOCK_TIMEOUT_MS)
-          : undefined;
+      let release: (() => void) | undefined;
+      if (plan.oldKeys && SINGLE_ROW.has(params.operation)) {
+        const key = rowKey(params.model, args.where);
+        // A transaction that already holds this row goes on (re-entrant); its locks are released
+        // when it settles, even if this write's query never runs (a failed batch).
+        if (!scope?.rows.has(key)) {
+          const unlock = await lockRow(key, ROW_LOCK_TIMEOUT_MS);
+          if (scope?.closed) {
+            unlock(); // the batch already failed: this write will not run
+          } else if (scope) {
+            scope.rows.add(key);
+            scope.settled.push(unlock);
+          } else {
+            release = unlock;
+          }
+        }
+      }
       let oldKeys: Awaited<ReturnType<typeof readOldKeys>> = [];
       let result: unknown;
       try {
@@ -135,7 +148,6 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
         throw error;
       }
       if (scope) {
-        if (release) scope.settled.push(release);
         scope.afterCommit.push(() => removeUntakenUploads(base, stored, ctx));
         if (oldKeys.length > 0) scope.afterCommit.push(() => removeUnreferenced(base, oldKeys, ctx));
       } else {

@@ -19,6 +19,10 @@ export interface TransactionScope {
    * upload is still running (its query then never runs): the rollback waits for them first.
    */
   uploads: Promise<unknown>[];
+  /** Rows this transaction holds in-process locks on (see row-locks.ts). */
+  rows: Set<string>;
+  /** Set once the outcome is known: locks taken later are released at once. */
+  closed: boolean;
 }
 
 export const transactionScope = new AsyncLocalStorage<TransactionScope>();
@@ -55,12 +59,20 @@ export function transactionOverride(report: (error: unknown) => void) {
       if (outer?.tx) return callback(outer.tx);
       run = () =>
         parent.$transaction((tx: unknown) => {
-          scope = { tx, afterCommit: [], onRollback: [], settled: [], uploads: [] };
+          scope = { tx, afterCommit: [], onRollback: [], settled: [], uploads: [], rows: new Set(), closed: false };
           return transactionScope.run(scope, () => callback(tx));
         }, options);
     } else {
       // The queries of a batch run when it starts, inside this scope.
-      scope = { tx: undefined, afterCommit: [], onRollback: [], settled: [], uploads: [] };
+      scope = {
+        tx: undefined,
+        afterCommit: [],
+        onRollback: [],
+        settled: [],
+        uploads: [],
+        rows: new Set(),
+        closed: false,
+      };
       const batchScope = scope;
       run = () => transactionScope.run(batchScope, () => parent.$transaction(arg, options));
     }
@@ -69,12 +81,14 @@ export function transactionOverride(report: (error: unknown) => void) {
       if (scope) {
         // Release first: the next writer must see this commit, and the actions below need pool
         // connections that writers waiting on these rows may be holding.
+        scope.closed = true;
         for (const release of scope.settled) release();
         await runActions(scope.afterCommit, report);
       }
       return result;
     } catch (error) {
       if (scope) {
+        scope.closed = true;
         for (const release of scope.settled) release();
         await Promise.allSettled(scope.uploads);
         await runActions(scope.onRollback, report);

@@ -53,9 +53,12 @@ export function planWrite(metadata: FileFieldsMetadataShape, model: string, oper
       for (const row of asArray(args.data)) planner.create(model, row);
       break;
     case "update":
+      planner.update(model, args.data, root);
+      break;
     case "updateMany":
     case "updateManyAndReturn":
-      planner.update(model, args.data, root);
+      // May match no row: its uploads are then nobody's.
+      planner.branch(() => planner.update(model, args.data, root));
       break;
     case "upsert":
       planner.branch(() => {
@@ -126,7 +129,8 @@ class Planner {
         this.update(r.model, wrapped ? u.data : u, child(where));
       }
       for (const u of asArray(ops.updateMany)) {
-        if (isObject(u)) this.update(r.model, u.data, child(isObject(u.where) ? u.where : undefined));
+        if (isObject(u))
+          this.branch(() => this.update(r.model, u.data, child(isObject(u.where) ? u.where : undefined)));
       }
       for (const u of asArray(ops.upsert)) {
         if (!isObject(u)) continue;

@@ -699,3 +699,40 @@ describe("batch transactions whose sibling fails before its query", () => {
     expect(await keys()).toEqual(before);
   });
 });
+
+describe("row locks", () => {
+  it("a transaction may write the same row twice; a failed batch releases its rows", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "rl-0.png" }), badge: "k" },
+    });
+    const started = Date.now();
+    await prisma.$transaction(async (tx) => {
+      await tx.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "rl-1.png" }) } });
+      await tx.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "rl-2.png" }) } });
+    });
+    expect(Date.now() - started).toBeLessThan(20_000); // not the 60 s lock timeout
+    const html = Buffer.from("<html>no</html>");
+    await expect(
+      prisma.$transaction([
+        prisma.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "rl-3.png" }) } }),
+        prisma.user.create({ data: { email: email(), badge: "k", avatar: upload(html, { filename: "rl-bad.png" }) } }),
+      ]),
+    ).rejects.toBeInstanceOf(FileValidationError);
+    const after = Date.now();
+    await prisma.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "rl-4.png" }) } });
+    expect(Date.now() - after).toBeLessThan(20_000);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(`avatars/${month}rl-4.png`);
+  }, 90_000);
+});
+
+describe("updateMany matching no row", () => {
+  it("removes the upload nobody took", async () => {
+    const before = await keys();
+    const r = await prisma.user.updateMany({
+      where: { email: `nobody-${tag}` },
+      data: { avatar: upload(PNG, { filename: "none.png" }) },
+    });
+    expect(r.count).toBe(0);
+    expect(await keys()).toEqual(before);
+  });
+});

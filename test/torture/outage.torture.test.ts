@@ -8,8 +8,9 @@
  * 2. the fixture goes down (refusing, then HTTP 500, then hanging) for longer than the whole
  *    refresh window while the credentials stay valid → zero failed operations;
  * 3. it comes back → fresh credentials, zero failures;
- * 4. it goes down again until the credentials expire → before expiry zero failures, after it
- *    only `CredentialsError`s (each within a bound far above the provider's timeout);
+ * 4. it goes down again (refusing, then hanging) until after the credentials expire → before
+ *    expiry zero failures, after it only `CredentialsError`s (each within a bound far above the
+ *    provider's timeout);
  * 5. it comes back → operations succeed again.
  */
 import { randomBytes } from "node:crypto";
@@ -57,7 +58,8 @@ beforeAll(async () => {
     forcePathStyle: s3.forcePathStyle,
     bucket: s3.bucket,
     checksums: "when_required",
-    credentialTimeoutMs: 250,
+    // Per metadata request; a fetch over a hanging IMDSv2 makes several (token, then v1 fallback).
+    credentialTimeoutMs: 600,
     credentialSource: "instance-metadata",
     refresh: REFRESH,
     logger: { warn: (m) => warnings.push(m) },
@@ -101,7 +103,9 @@ describe("credential outages at scale", () => {
 
     // The timeline, in seconds after the first credentials were issued.
     const outageStart = LIFETIME - REFRESH.advisorySeconds - 0.3; // before the advisory window opens
-    const outageEnd = LIFETIME - 0.25; // longer than the whole refresh window, ending before expiry
+    // Longer than the whole refresh window, ending as the credentials stop being usable (the
+    // cache's margin before expiry): operations up to then must all succeed.
+    const outageEnd = LIFETIME - Math.min(5, REFRESH.mandatorySeconds / 4);
     const secondOutage = LIFETIME + 0.8;
     const modes: FailureMode[] = ["refuse", "http500", "hang"];
 
@@ -139,14 +143,14 @@ describe("credential outages at scale", () => {
     await fixture.set({ failure: "none" });
     await drive(at(secondOutage), plannedEnd, runStart);
     const c2 = await session.credentials();
-    const healthyUntil = results.length;
 
     // 4. Down again until the credentials expire, and a while after.
     await fixture.set({ failure: "refuse" });
     const expiry = c2.expiration!.getTime();
-    await drive(expiry - 600, plannedEnd, runStart);
+    await drive(expiry + 700, plannedEnd, runStart);
+    // Hanging, each fetch takes the provider's timeouts: fewer operations, each failing later.
     await fixture.set({ failure: "hang" });
-    await drive(expiry + 1200, plannedEnd, runStart);
+    await drive(expiry + 1500, plannedEnd, runStart);
     // 5. Back again.
     const back = Date.now();
     await fixture.set({ failure: "none" });
@@ -161,15 +165,20 @@ describe("credential outages at scale", () => {
       .soft(c2.expiration!.getTime(), "fresh credentials after the first outage")
       .toBeGreaterThan(c1.expiration!.getTime());
 
-    // While valid credentials existed (phases 1-3 and phase 4 before expiry): zero failures.
-    const beforeExpiry = results.filter((r, i) => i < healthyUntil || r.at + r.ms < expiry - 50);
-    const failed = beforeExpiry.filter((r) => !r.ok);
+    // Every operation that arrived while usable credentials existed succeeded. Usable: more than
+    // the cache's safety margin before expiry (min(5 s, mandatory / 4)); operations arriving in
+    // that last margin, with no fresh credentials yet, are judged by neither rule.
+    const margin = Math.min(5000, (REFRESH.mandatorySeconds * 1000) / 4);
+    const e1 = c1.expiration!.getTime();
+    const c2Issued = expiry - LIFETIME * 1000;
+    const usable = (r: Result) => r.at < e1 - margin || (r.at >= c2Issued && r.at < expiry - margin);
+    const failed = results.filter((r) => usable(r) && !r.ok);
     expect
       .soft(
         failed
           .map(
             (r) =>
-              `at t+${((r.at - t0) / 1000).toFixed(3)}s (took ${r.ms} ms; first credentials expire at t+${LIFETIME}s, ` +
+              `arrived at t+${((r.at - t0) / 1000).toFixed(3)}s, failed after ${r.ms} ms (first credentials expire at t+${LIFETIME}s, ` +
               `second at t+${((expiry - t0) / 1000).toFixed(3)}s): ${(r.error as Error)?.constructor?.name}: ${(r.error as Error)?.message}`,
           )
           .slice(0, 5),
@@ -179,7 +188,7 @@ describe("credential outages at scale", () => {
 
     // Expired and the source down: every operation fails, and only with CredentialsError, promptly.
     const expired = results.filter((r) => r.at > expiry + 50 && r.at + r.ms < back);
-    expect.soft(expired.length).toBeGreaterThan(50);
+    expect.soft(expired.length, "operations after expiry").toBeGreaterThan(20);
     expect.soft(expired.filter((r) => r.ok).length, "successes without valid credentials").toBe(0);
     const untyped = expired.filter((r) => !(r.error instanceof CredentialsError));
     expect
@@ -189,7 +198,7 @@ describe("credential outages at scale", () => {
       )
       .toEqual([]);
     expect.soft((expired[0]?.error as CredentialsError | undefined)?.source).toBe("instance-metadata");
-    expect.soft(Math.max(...expired.map((r) => r.ms)), "each failure arrives promptly").toBeLessThan(3000);
+    expect.soft(Math.max(...expired.map((r) => r.ms)), "each failure arrives promptly").toBeLessThan(5000);
 
     // Recovery: operations succeed again shortly after the source returns, and keep succeeding.
     const after = results.filter((r) => r.at >= back);

@@ -3,9 +3,17 @@
  * with faults injected on both sides. Each run prints its seed; `TORTURE_SEED=<seed>` replays
  * the same operation sequence (and `TORTURE_OPS=<n>` stops after n operations).
  *
+ * Operations: create (with files, nested posts and attachments, duplicate emails), update
+ * (replace, set null, `{ set }`, copy another row's key, missing rows), delete, deleteMany,
+ * updateMany, upsert, nested post create/update/delete, `attach`/`detach`, `FieldFile.save` /
+ * `delete`, interactive transactions (commit, throw after the writes, connection killed with
+ * `pg_terminate_backend` before the next query or before the commit, a nested `$transaction`
+ * joining), batch transactions, two or three writes at once, and multipart covers.
+ *
  * Chain: extended client → S3 client (no retries, 250 ms socket timeout) → lossy proxy
  * (forwards, then may drop the answer) → harness s3-proxy (5xx / reset / hang before
- * forwarding, emulates conditional writes and multipart aborts on s3rver) → S3 server.
+ * forwarding, emulates conditional writes and multipart aborts on s3rver) → S3 server, in a
+ * bucket of its own. About a third of the operations get one storage fault (see installFault).
  *
  * After EVERY operation the bucket is listed and the tables read with a plain client:
  * (a) every key a row references exists (no dangling key — which also means no old file went
@@ -15,8 +23,9 @@
  * (c) every object no row references is one the write path is allowed to leave behind:
  *     - a cleanup delete that failed and was reported through `onCleanupError` (its key is on
  *       the error as `StorageError.fileName`);
- *     - a write whose response was lost after the server stored it (the client cannot know it
- *       landed; only the sweeper can find it);
+ *     - a write whose response was lost after the server stored it, or that the client gave up
+ *       on while the server was still at it (the client cannot know it landed; only the sweeper
+ *       can find it; the lossy proxy records which keys);
  *     - files of rows removed by a database cascade (README: "Database cascades delete rows
  *       the extension never sees: their objects wait for sweepOrphans");
  * (d) a write that failed left the tables as they were, and left no upload pending;
@@ -75,7 +84,7 @@ const privateLocation = `torture/wp-${run}-private`;
 const bucket = uniqueBucketName("psf-torture");
 const bucketPrefix = `/${bucket}/torture/wp-${run}`;
 const reproduce = (ops: number) =>
-  `TORTURE_SEED=${SEED} TORTURE_OPS=${ops} npx vitest run test/torture/write-path.torture.test.ts`;
+  `PSF_TORTURE=1 TORTURE_SEED=${SEED} TORTURE_OPS=${ops} npx vitest run test/torture/write-path.torture.test.ts`;
 
 type StoreName = "default" | "private" | "public";
 const STORES: StoreName[] = ["default", "private", "public"];
@@ -196,7 +205,7 @@ function allow(store: StoreName, key: string, reason: string) {
 function violation(i: number, message: string): void {
   const text =
     `INVARIANT VIOLATION at op #${i} (seed ${SEED}): ${message}\n` +
-    `reproduce: ${reproduce(i + 1)}\nlast operations:\n  ${history.slice(-12).join("\n  ")}`;
+    `reproduce: ${reproduce(i + 1)}\nlast operations:\n  ${history.slice(-20).join("\n  ")}`;
   stats.violations.push(text);
   console.error(text);
   if (!KEEP_GOING) throw new Error(text);
