@@ -9,7 +9,7 @@ import { DeleteObjectCommand, GetObjectCommand, type S3Client } from "@aws-sdk/c
 import { Upload } from "@aws-sdk/lib-storage";
 import { createSession } from "../src/session/session.js";
 import { S3Storage } from "../src/storage/s3/s3-storage.js";
-import { createTestS3, type S3Target } from "../test/harness/s3.js";
+import { createTestS3, type S3Target, sessionOptionsFor } from "../test/harness/s3.js";
 import type { Bench, BenchContext } from "./lib/report.js";
 
 /**
@@ -228,14 +228,7 @@ async function timed(
 async function runJob(job: Job): Promise<RunResult> {
   const { target } = job;
   const pool = Buffer.from(job.seed, "base64");
-  const session = createSession({
-    region: target.region,
-    endpoint: target.endpoint,
-    forcePathStyle: target.forcePathStyle,
-    bucket: target.bucket,
-    credentials: { accessKeyId: target.accessKeyId, secretAccessKey: target.secretAccessKey },
-    checksums: "when_required",
-  });
+  const session = createSession(sessionOptionsFor(target));
   try {
     const run =
       job.variant === "storage"

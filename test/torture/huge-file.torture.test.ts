@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createSession, MemoryStorage, type S3Session, S3Storage, upload } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
 import { fileFields } from "../generated/files/index.js";
-import { listKeys } from "../harness/s3.js";
+import { listKeys, sessionOptionsFor } from "../harness/s3.js";
 import { plainClient } from "../prisma/client.js";
 import { envInt, MiB, rssSampler } from "./support.js";
 
@@ -98,14 +98,7 @@ function makeClient() {
 }
 
 beforeAll(() => {
-  session = createSession({
-    region: s3.region,
-    endpoint: s3.endpoint,
-    forcePathStyle: s3.forcePathStyle,
-    bucket: s3.bucket,
-    credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    checksums: "when_required",
-  });
+  session = createSession(sessionOptionsFor(s3));
   prisma = makeClient();
 });
 
