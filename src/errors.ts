@@ -60,3 +60,36 @@ export class FileExistsError extends StorageError {
     super(`File already exists: ${JSON.stringify(fileName)}`, { ...options, fileName, code: "FILE_EXISTS" });
   }
 }
+
+/** One object an operation could not remove: it is still stored until deleted or swept. */
+export interface LeftBehindObject {
+  /** Its storage-relative name, as `delete()` takes it and `listAll()` lists it. */
+  name: string;
+  /** Where it is in the backend: the S3 key (with the storage's `location`) or the file's path. */
+  key: string;
+  /** Why removing it failed (the backend's error). */
+  cause: unknown;
+}
+
+/**
+ * Objects were left behind: `leftBehind` lists them, each with why its removal failed. They lie
+ * under the name the operation was about (its directory), so a storage sweep (`listAll`,
+ * `sweepOrphans`) finds them; delete them or let the sweep do it.
+ *
+ * - Thrown when an operation failed and its cleanup failed too: `cause` is why the operation
+ *   failed (what would have been thrown had the cleanup worked, e.g. an abort's reason).
+ * - Passed to an `onLeftBehind` callback when an operation succeeded but could not remove
+ *   something (a moved object's source, a probe object): `cause` is the removal's error.
+ */
+export class LeftBehindError extends StorageError {
+  /** What is still stored; never empty. */
+  readonly leftBehind: readonly LeftBehindObject[];
+  constructor(
+    message: string,
+    leftBehind: readonly LeftBehindObject[],
+    options?: { cause?: unknown; fileName?: string },
+  ) {
+    super(message, { ...options, code: "LEFT_BEHIND" });
+    this.leftBehind = leftBehind;
+  }
+}

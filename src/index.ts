@@ -9,6 +9,8 @@ export {
   CredentialsError,
   FileExistsError,
   FileNotFoundError,
+  LeftBehindError,
+  type LeftBehindObject,
   PrismaS3FilesError,
   StorageError,
   SuspiciousFileOperationError,

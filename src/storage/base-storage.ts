@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import { FileExistsError, FileNotFoundError, PrismaS3FilesError, StorageError } from "../errors.js";
+import { FileExistsError, FileNotFoundError, LeftBehindError, PrismaS3FilesError, StorageError } from "../errors.js";
 import {
   abortReason,
   meterContent,
@@ -19,6 +19,13 @@ export interface BaseStorageOptions {
    * `true` silently loses data).
    */
   fileOverwrite?: boolean;
+  /**
+   * Told about objects an operation that succeeded could not remove (a moved object's source
+   * whose delete failed, a probe object); each is still stored, under the directory of the name
+   * the operation was about. A call's own callback takes precedence. Default: `console.warn` with the names. Failures that leave objects behind throw
+   * {@link LeftBehindError} instead.
+   */
+  onLeftBehind?: (error: LeftBehindError) => void;
 }
 
 /** What {@link BaseStorage.statObject} returns for an existing object. */
@@ -96,9 +103,28 @@ export abstract class BaseStorage implements Storage {
   /** See {@link BaseStorageOptions.fileOverwrite}. */
   readonly fileOverwrite: boolean;
   readonly #instanceScope = `instance:${++instanceCounter}`;
+  readonly #onLeftBehind: ((error: LeftBehindError) => void) | undefined;
 
   constructor(options: BaseStorageOptions = {}) {
     this.fileOverwrite = options.fileOverwrite ?? false;
+    this.#onLeftBehind = options.onLeftBehind;
+  }
+
+  /**
+   * Hands `error` to `callback`, else the storage's `onLeftBehind`, else `console.warn`. Called
+   * after an operation succeeded, so a throwing callback must not turn it into a failure.
+   */
+  protected reportLeftBehind(error: LeftBehindError, callback?: (error: LeftBehindError) => void): void {
+    const report = callback ?? this.#onLeftBehind;
+    if (report) {
+      try {
+        report(error);
+        return;
+      } catch (callbackError) {
+        console.warn(`prisma-s3-files: onLeftBehind threw: ${(callbackError as Error)?.message ?? callbackError}`);
+      }
+    }
+    console.warn(`prisma-s3-files: ${error.message}`);
   }
 
   // ---------------------------------------------------------------- primitives (backends)
@@ -274,6 +300,9 @@ export abstract class BaseStorage implements Storage {
       }
     } catch (error) {
       body.destroy(error);
+      // Something is still stored: the caller must learn that, whatever else went wrong. The
+      // error carries the abort's reason or the content's error as its cause.
+      if (error instanceof LeftBehindError) throw error;
       if (signal?.aborted) throw abortReason(signal);
       // The content's own failure (a broken upload stream) is the caller's error, not ours.
       if (sourceFailed && error === sourceError) throw error;

@@ -3,8 +3,16 @@ import { Readable } from "node:stream";
 import { GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from "vitest";
-import { createSession, getDefaultSession, type S3Session, S3Storage, StorageError } from "../../src/index.js";
+import {
+  createSession,
+  getDefaultSession,
+  LeftBehindError,
+  type S3Session,
+  S3Storage,
+  StorageError,
+} from "../../src/index.js";
 import { readAll } from "../../src/storage/content.js";
+import { PROBE_PREFIX } from "../../src/storage/s3/s3-storage.js";
 import { MetadataFixture } from "../harness/metadata-fixture.js";
 import { harnessClient, listKeys, sessionOptionsFor } from "../harness/s3.js";
 import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
@@ -147,6 +155,90 @@ describe("S3Storage against a recording proxy", () => {
     expect(created.length).toBe(1);
     expect(requests.filter((r) => r.method === "DELETE" && r.query.has("uploadId"))).toHaveLength(1);
     expect(await listKeys(s3, location)).toEqual([]);
+  });
+
+  it("upload and placeholder delete both failing: a LeftBehindError names the placeholder (issue #8)", async () => {
+    const location = `mpu-leak/${randomBytes(4).toString("hex")}`;
+    const storage = new S3Storage({ session: proxied, location, partSize: 5 * MiB, conditionalWrites: true });
+    proxy.addFault({ match: (r) => r.method === "PUT" && r.query.get("partNumber") === "2", action: { status: 500 } });
+    const placeholderDelete = (r: { method: string; path: string; query: URLSearchParams }) =>
+      r.method === "DELETE" && !r.query.has("uploadId") && r.path === `/${s3.bucket}/${location}/big.bin`;
+    proxy.addFault({ match: placeholderDelete, action: { status: 503 } });
+    const mark = proxy.log.length;
+    const error = await storage.save("big.bin", streamOf(testBytes(16 * MiB, 9))).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LeftBehindError);
+    const left = error as LeftBehindError;
+    expect(left.code).toBe("LEFT_BEHIND");
+    expect(left.leftBehind).toEqual([{ name: "big.bin", key: `${location}/big.bin`, cause: expect.anything() }]);
+    // Why the save failed (the part's 500) is the cause; why the cleanup failed is on the item.
+    expect((left.cause as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(500);
+    expect((left.leftBehind[0]!.cause as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(
+      503,
+    );
+    expect(since(mark).filter(placeholderDelete).length).toBeGreaterThanOrEqual(2); // tried again before giving up
+    // It really is there, and a sweep of the storage lists it.
+    expect(await listKeys(s3, location)).toEqual(["big.bin"]);
+    const listed: string[] = [];
+    for await (const o of storage.listAll()) listed.push(o.name);
+    expect(listed).toEqual(["big.bin"]);
+    proxy.clearFaults();
+    await storage.delete("big.bin");
+  });
+
+  it("an aborted upload whose placeholder cannot be removed: LeftBehindError caused by the abort's reason", async () => {
+    const location = `mpu-leak-abort/${randomBytes(4).toString("hex")}`;
+    const storage = new S3Storage({ session: proxied, location, partSize: 5 * MiB, conditionalWrites: true });
+    proxy.addFault({
+      match: (r) =>
+        r.method === "DELETE" && !r.query.has("uploadId") && r.path.startsWith(`/${s3.bucket}/${location}/`),
+      action: { status: 403 },
+    });
+    const controller = new AbortController();
+    const reason = new Error("user cancelled");
+    const error = await storage
+      .save("big.bin", streamOf(testBytes(40 * MiB, 10)), {
+        signal: controller.signal,
+        onProgress: ({ loaded }) => {
+          if (loaded > 12 * MiB) controller.abort(reason);
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LeftBehindError);
+    expect((error as LeftBehindError).cause).toBe(reason);
+    expect((error as LeftBehindError).leftBehind.map((l) => l.name)).toEqual(["big.bin"]);
+    expect(await listKeys(s3, location)).toEqual(["big.bin"]);
+    proxy.clearFaults();
+    await storage.delete("big.bin");
+  });
+
+  it("a probe object whose delete fails lies in the saved name's directory and is reported (issue #8)", async () => {
+    // A proxy of its own: a new endpoint, so this storage runs the once-per-endpoint probe.
+    const emulate = s3.server === "s3rver";
+    const own = await startS3Proxy(s3, { emulateConditionalWrites: emulate });
+    const ownSession = createSession({ ...sessionOptionsFor(s3), endpoint: own.endpoint });
+    try {
+      const location = `probe/${randomBytes(4).toString("hex")}`;
+      const reported: LeftBehindError[] = [];
+      const storage = new S3Storage({ session: ownSession, location, onLeftBehind: (e) => reported.push(e) });
+      const probeDelete = (r: { method: string; path: string }) =>
+        r.method === "DELETE" && r.path.includes(PROBE_PREFIX);
+      // 403: not retried by the SDK, so the requests counted are ours.
+      own.addFault({ match: probeDelete, action: { status: 403 } });
+      expect(await storage.save("avatars/2026/a.png", Buffer.from("png"))).toBe("avatars/2026/a.png");
+      expect(own.log.filter(probeDelete)).toHaveLength(2); // tried again once
+      expect(reported).toHaveLength(1);
+      expect(reported[0]).toBeInstanceOf(LeftBehindError);
+      const [left] = reported[0]!.leftBehind;
+      expect(left?.name).toMatch(/^avatars\/2026\/\.prisma-s3-files-probe-[0-9a-f]{16}$/);
+      expect(left?.key).toBe(`${location}/${left?.name}`);
+      // The directory the application writes to (what a sweep of that file column lists) holds it.
+      const listed: string[] = [];
+      for await (const o of storage.listAll("avatars")) listed.push(o.name);
+      expect(listed.sort()).toEqual([left?.name, "avatars/2026/a.png"].sort());
+    } finally {
+      await ownSession.destroy();
+      await own.close();
+    }
   });
 
   it("a large stream whose name is taken claims another name before streaming (no data lost)", async () => {

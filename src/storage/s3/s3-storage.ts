@@ -10,7 +10,13 @@ import {
   type S3Client,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl as getCloudFrontSignedUrl } from "@aws-sdk/cloudfront-signer";
-import { FileNotFoundError, StorageError, SuspiciousFileOperationError } from "../../errors.js";
+import {
+  FileNotFoundError,
+  LeftBehindError,
+  type LeftBehindObject,
+  StorageError,
+  SuspiciousFileOperationError,
+} from "../../errors.js";
 import { getDefaultSession } from "../../session/default-session.js";
 import type { S3Session } from "../../session/session.js";
 import {
@@ -21,6 +27,7 @@ import {
   type ObjectStat,
   type WriteObjectRequest,
 } from "../base-storage.js";
+import { abortReason } from "../content.js";
 import type { ListResult, ObjectInfo, UrlOptions } from "../storage.js";
 import { type ObjectWriteParams, uploadMultipart } from "./multipart.js";
 import { contentDispositionFor, type PresignTarget, QueryPresigner, s3BaseUrl } from "./presigner.js";
@@ -84,6 +91,11 @@ export interface S3StorageOptions extends BaseStorageOptions {
 }
 
 const MIN_PART_SIZE = 5 * 1024 * 1024;
+/**
+ * Base name prefix of the objects probing for conditional writes (`<dir>/.prisma-s3-files-probe-<hex>`);
+ * the same prefix as `FileSystemStorage`'s temporary files.
+ */
+export const PROBE_PREFIX = ".prisma-s3-files-probe-";
 /** Conditional-write support per endpoint and bucket, probed once per process. */
 const conditionalSupport = new Map<string, Promise<boolean>>();
 
@@ -151,7 +163,7 @@ export class S3Storage extends BaseStorage {
 
   protected async writeObject(request: WriteObjectRequest): Promise<string> {
     const client = await this.#s3();
-    const conditional = request.exclusive && (await this.#conditionalWrites(client));
+    const conditional = request.exclusive && (await this.#conditionalWrites(client, request.name));
     const params = this.#writeParams(request);
     const iterator = request.body[Symbol.asyncIterator]();
     // Read up to one part: small bodies (most uploads) go in a single PutObject we can repeat.
@@ -212,8 +224,16 @@ export class S3Storage extends BaseStorage {
       });
       return name;
     } catch (error) {
-      if (conditional) await this.#deleteQuietly(client, name);
-      throw error;
+      if (!conditional) throw error;
+      // Our empty claim is still under the name: remove it, or tell the caller it is there.
+      const left = await this.#remove(client, name);
+      if (!left) throw error;
+      const signal = request.signal;
+      throw new LeftBehindError(
+        `Could not save ${JSON.stringify(name)}, and its empty placeholder could not be removed: ${describeLeft(left)}`,
+        [left],
+        { cause: signal?.aborted ? abortReason(signal) : error, fileName: name },
+      );
     }
   }
 
@@ -233,8 +253,24 @@ export class S3Storage extends BaseStorage {
     }
   }
 
-  async #deleteQuietly(client: S3Client, name: string): Promise<void> {
-    await client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(name) })).catch(() => undefined);
+  /**
+   * Deletes an object this storage created for its own bookkeeping (a claim, a probe), trying
+   * twice: a transient failure should not leave it. Returns what is left when both fail.
+   */
+  async #remove(client: S3Client, name: string): Promise<LeftBehindObject | undefined> {
+    const key = this.key(name);
+    let cause: unknown;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        // No abort signal: the cleanup of an aborted save must still run.
+        await client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+        return undefined;
+      } catch (error) {
+        if (isNotFound(error)) return undefined;
+        cause = error;
+      }
+    }
+    return { name, key, cause };
   }
 
   #writeParams(request: WriteObjectRequest): ObjectWriteParams {
@@ -248,22 +284,34 @@ export class S3Storage extends BaseStorage {
     };
   }
 
-  /** Whether the server honours `If-None-Match: *`; probed once per endpoint and bucket. */
-  async #conditionalWrites(client: S3Client): Promise<boolean> {
+  /**
+   * Whether the server honours `If-None-Match: *`; probed once per endpoint and bucket, next to
+   * `name` (the name about to be written).
+   */
+  async #conditionalWrites(client: S3Client, name: string): Promise<boolean> {
     const setting = this.#options.conditionalWrites ?? "auto";
     if (setting !== "auto") return setting;
     const scope = `${this.#session.endpoint ?? "aws"}|${this.bucket}`;
     let probe = conditionalSupport.get(scope);
     if (!probe) {
-      probe = this.#probeConditionalWrites(client);
+      probe = this.#probeConditionalWrites(client, name);
       conditionalSupport.set(scope, probe);
       probe.catch(() => conditionalSupport.delete(scope)); // a failed probe is retried next time
     }
     return probe;
   }
 
-  async #probeConditionalWrites(client: S3Client): Promise<boolean> {
-    const key = this.key(`.prisma-s3-files-probe-${randomBytes(8).toString("hex")}`);
+  /**
+   * Writes an empty object twice with `If-None-Match: *`. The probe object goes in the
+   * directory of the name being written, not at the bucket's or location's root: that directory
+   * is one the application writes files to, so the sweep of that file column lists the probe
+   * (an unreferenced object) and removes it if its delete here fails. Such a failure does not
+   * fail the save (the answer is valid); it is reported through `onLeftBehind`.
+   */
+  async #probeConditionalWrites(client: S3Client, near: string): Promise<boolean> {
+    const slash = near.lastIndexOf("/");
+    const name = `${slash === -1 ? "" : near.slice(0, slash + 1)}${PROBE_PREFIX}${randomBytes(8).toString("hex")}`;
+    const key = this.key(name);
     const put = () =>
       client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: new Uint8Array(0), IfNoneMatch: "*" }));
     try {
@@ -276,7 +324,19 @@ export class S3Storage extends BaseStorage {
         throw error;
       }
     } finally {
-      await client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => undefined);
+      const left = await this.#remove(client, name);
+      if (left) {
+        this.reportLeftBehind(
+          new LeftBehindError(
+            `The conditional-write probe object could not be removed: ${describeLeft(left)}`,
+            [left],
+            {
+              cause: left.cause,
+              fileName: name,
+            },
+          ),
+        );
+      }
     }
   }
 
@@ -483,6 +543,11 @@ function sliceStream(source: Readable, skip: number, length: number | undefined)
     }
   }
   return Readable.from(slice(), { objectMode: false });
+}
+
+/** For messages: the name and where it is; never credentials. */
+function describeLeft(left: LeftBehindObject): string {
+  return `${JSON.stringify(left.name)} (key ${JSON.stringify(left.key)}); delete it or let a sweep remove it`;
 }
 
 function baseName(name: string): string {
