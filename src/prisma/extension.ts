@@ -10,6 +10,7 @@ import {
   removeUntakenUploads,
   storeUploads,
 } from "./file-lifecycle.js";
+import { pinKeys } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
 import { lockRow, rowKey } from "./row-locks.js";
@@ -102,7 +103,9 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     const write = async (params: HookParams) => {
       const args = (params.args ?? {}) as Record<string, unknown>;
       const plan = planWrite(fields, params.model, params.operation, args);
-      if (plan.uploads.length === 0 && !plan.oldKeys) return mapResult(params, await params.query(args));
+      if (plan.uploads.length === 0 && !plan.oldKeys && plan.keys.length === 0) {
+        return mapResult(params, await params.query(args));
+      }
       const scope = transactionScope.getStore();
       // Inside an interactive transaction, read through it: it sees the transaction's own writes.
       const reader = scope?.tx ?? base;
@@ -138,20 +141,31 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       }
       let oldKeys: Awaited<ReturnType<typeof readOldKeys>> = [];
       let result: unknown;
+      let unpin: (() => void) | undefined;
       try {
+        // Keys copied from other rows stay put until this write's outcome is known.
+        if (plan.keys.length > 0) {
+          unpin = await pinKeys(plan.keys.map((k) => ({ ...k, storageName: ctx.storageName(k.model, k.field) })));
+          if (scope) scope.settled.push(unpin);
+        }
         if (plan.oldKeys) oldKeys = await readOldKeys(reader, params.model, params.operation, args, plan.oldKeys, ctx);
         result = await params.query(args);
       } catch (error) {
         release?.();
+        if (!scope) unpin?.();
         // The row was not written: the new objects are nobody's. The error goes back unchanged.
         await deleteObjects(stored, ctx);
         throw error;
       }
       if (scope) {
-        scope.afterCommit.push(() => removeUntakenUploads(base, stored, ctx));
+        // A batch reads committed data, so a later item replacing the same row reads the key
+        // an earlier item replaced, not the earlier item's upload: check all of a batch's uploads.
+        const check = scope.tx ? stored : stored.map((o) => ({ ...o, conditional: true }));
+        scope.afterCommit.push(() => removeUntakenUploads(base, check, ctx));
         if (oldKeys.length > 0) scope.afterCommit.push(() => removeUnreferenced(base, oldKeys, ctx));
       } else {
         // Not in a transaction: the write has committed.
+        unpin?.();
         try {
           await removeUntakenUploads(base, stored, ctx).catch(report);
           if (oldKeys.length > 0) await removeUnreferenced(base, oldKeys, ctx).catch(report);

@@ -1,9 +1,11 @@
 import mime from "mime";
 import { PrismaS3FilesError } from "../errors.js";
+import { uploadedFileName } from "../files/uploaded-name.js";
 import { checkDeclaredSize, checkType, peekContent, toFileValidationError } from "../files/validation.js";
 import { normalizeContent, resolveContentType } from "../storage/content.js";
 import { generateFilename } from "../storage/naming.js";
 import type { FileContent, Storage } from "../storage/storage.js";
+import { guardedDeletion } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { discardUpload, type PendingUpload, takeUpload } from "./upload.js";
 import type { OldKeySelect, UploadAssignment } from "./write-plan.js";
@@ -31,6 +33,8 @@ export interface LifecycleContext {
   fields: FileFieldsMetadataShape;
   storageOf(model: string, field: string): Storage;
   storageName(model: string, field: string): string;
+  /** A storage by the name `@file(storage: ...)` uses. */
+  storageNamed(name: string): Storage;
   /** Reports failures that must not fail the database write (cleanup after a commit). */
   report(error: unknown): void;
 }
@@ -42,7 +46,13 @@ export function lifecycleContext(
   report: (error: unknown) => void,
 ): LifecycleContext {
   const storageName = (model: string, field: string) => fields[model]!.fileFields[field]!.storage;
-  return { fields, storageName, storageOf: (m, f) => storages.get(storageName(m, f))!, report };
+  return {
+    fields,
+    storageName,
+    storageNamed: (name) => storages.get(name)!,
+    storageOf: (m, f) => storages.get(storageName(m, f))!,
+    report,
+  };
 }
 
 /** A model's delegate (`client.user`) on any client; the binding does not import Prisma's types. */
@@ -84,11 +94,13 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
       const where = { model: a.model, field: a.field };
       const rules = { maxSize: a.meta.maxSize, accept: a.meta.accept };
       const normalized = normalizeContent(pending.content);
-      const contentType = resolveContentType(pending.filename ?? normalized.fileName ?? "", {
+      // The client's name, as Django keeps it: base name only, printable, at most 255 characters.
+      const clientName = uploadedFileName(pending.filename ?? normalized.fileName);
+      const contentType = resolveContentType(clientName ?? "", {
         explicit: pending.contentType,
         blobType: normalized.blobType,
       });
-      const filename = pending.filename ?? normalized.fileName ?? defaultFilename(contentType);
+      const filename = clientName ?? defaultFilename(contentType);
       checkDeclaredSize(normalized.length, rules, where);
       const { head, content } = await peekContent(pending.content);
       checkType(head, contentType, rules, where);
@@ -157,17 +169,35 @@ export async function removeUntakenUploads(
     byStorage.set(name, [...(byStorage.get(name) ?? []), o]);
   }
   for (const [name, objects] of byStorage) {
-    const referenced = await referencedKeys(
+    await deleteUnreferenced(
       client,
       name,
       objects.map((o) => o.key),
       ctx,
     );
-    await deleteObjects(
-      objects.filter((o) => !referenced.has(o.key)),
-      ctx,
-    );
   }
+}
+
+/**
+ * Deletes those of `keys` (on one storage) that no row references, reading committed data
+ * through `client`; keys a write in flight is assigning are left alone (see key-guards.ts).
+ */
+async function deleteUnreferenced(client: unknown, storageName: string, keys: string[], ctx: LifecycleContext) {
+  const storage = ctx.storageNamed(storageName);
+  await guardedDeletion(storageName, keys, async (candidates) => {
+    const referenced = await referencedKeys(client, storageName, candidates, ctx);
+    const deleted = new Set<string>();
+    for (const key of candidates) {
+      if (referenced.has(key)) continue;
+      try {
+        await storage.delete(key);
+        deleted.add(key);
+      } catch (error) {
+        ctx.report(error);
+      }
+    }
+    return deleted;
+  });
 }
 
 /** Reads the keys a write may replace or orphan, before the write. */
@@ -202,15 +232,23 @@ export async function removeUnreferenced(client: unknown, oldKeys: OldKey[], ctx
     byStorage.set(name, [...(byStorage.get(name) ?? []), k]);
   }
   for (const [storageName, keys] of byStorage) {
-    const unique = [...new Set(keys.map((k) => k.key))];
-    const referenced = await referencedKeys(client, storageName, unique, ctx);
-    for (const k of keys) {
-      if (referenced.has(k.key)) continue;
-      referenced.add(k.key); // delete each key once
-      const storage = ctx.storageOf(k.model, k.field);
-      const delay = ctx.fields[k.model]!.fileFields[k.field]!.deleteAfterSeconds;
-      if (delay > 0) scheduleDeletion(storage, k.key, delay, ctx);
-      else await storage.delete(k.key).catch((e: unknown) => ctx.report(e));
+    const delayOf = (k: OldKey) => ctx.fields[k.model]!.fileFields[k.field]!.deleteAfterSeconds;
+    await deleteUnreferenced(
+      client,
+      storageName,
+      keys.filter((k) => delayOf(k) === 0).map((k) => k.key),
+      ctx,
+    );
+    const delayed = keys.filter((k) => delayOf(k) > 0);
+    if (delayed.length === 0) continue;
+    const referenced = await referencedKeys(
+      client,
+      storageName,
+      delayed.map((k) => k.key),
+      ctx,
+    );
+    for (const k of delayed) {
+      if (!referenced.has(k.key)) scheduleDeletion(client, storageName, k.key, delayOf(k), ctx);
     }
   }
 }
@@ -242,7 +280,8 @@ export async function referencedKeys(
   return found;
 }
 
-function scheduleDeletion(storage: Storage, key: string, seconds: number, ctx: LifecycleContext): void {
+function scheduleDeletion(client: unknown, storageName: string, key: string, seconds: number, ctx: LifecycleContext) {
+  const storage = ctx.storageNamed(storageName);
   let timers = delayedDeletions.get(storage);
   if (!timers) {
     timers = new Map();
@@ -250,8 +289,12 @@ function scheduleDeletion(storage: Storage, key: string, seconds: number, ctx: L
   }
   clearTimeout(timers.get(key));
   const timer = setTimeout(() => {
-    timers.delete(key);
-    storage.delete(key).catch((e: unknown) => ctx.report(e));
+    // A row may have taken the key during the grace period: check again.
+    deleteUnreferenced(client, storageName, [key], ctx)
+      .catch((e: unknown) => ctx.report(e))
+      .finally(() => {
+        if (timers.get(key) === timer) timers.delete(key);
+      });
   }, seconds * 1000);
   timer.unref(); // a process that exits leaves the object to sweepOrphans, never deletes early
   timers.set(key, timer);

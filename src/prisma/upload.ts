@@ -15,7 +15,12 @@ export type Upload = string & { readonly [uploadBrand]: true };
 
 /** Options of {@link upload}. */
 export interface UploadOptions {
-  /** File name for the key (sanitised like Django's); default: `File.name`, else `file` + an extension for the type. */
+  /**
+   * File name for the key; default: `File.name`, else `file` + an extension for the type. Treated
+   * like a client-supplied name (Django's uploaded-file rules): only the base name is kept, unprintable
+   * characters are dropped and it is cut to 255 characters (extension kept); directories come from
+   * the column's `uploadTo`.
+   */
   filename?: string;
   /** Content type; default: `Blob.type`, else from the file name's extension. */
   contentType?: string;

@@ -24,8 +24,17 @@ export interface OldKeySelect {
   relations: Map<string, { model: string; wheres: (object | undefined)[]; select: OldKeySelect }>;
 }
 
+/** A file column set to an existing key as-is (copying another row's file). */
+export interface KeyAssignment {
+  model: string;
+  field: string;
+  key: string;
+}
+
 export interface WritePlan {
   uploads: UploadAssignment[];
+  /** Keys assigned as-is: they must not be deleted as unreferenced while this write is in flight. */
+  keys: KeyAssignment[];
   /** What to read before the write; `undefined` when the write can replace or delete no file. */
   oldKeys: OldKeySelect | undefined;
 }
@@ -71,9 +80,9 @@ export function planWrite(metadata: FileFieldsMetadataShape, model: string, oper
       planner.deleteRows(model, root);
       break;
     default:
-      return { uploads: [], oldKeys: undefined };
+      return { uploads: [], keys: [], oldKeys: undefined };
   }
-  return { uploads: planner.uploads, oldKeys: isEmpty(root) ? undefined : root };
+  return { uploads: planner.uploads, keys: planner.keys, oldKeys: isEmpty(root) ? undefined : root };
 }
 
 function emptySelect(): OldKeySelect {
@@ -86,6 +95,7 @@ function isEmpty(s: OldKeySelect): boolean {
 
 class Planner {
   readonly uploads: UploadAssignment[] = [];
+  readonly keys: KeyAssignment[] = [];
   /** Depth of branches the database may skip; uploads found inside are conditional. */
   #conditional = 0;
   constructor(private readonly metadata: FileFieldsMetadataShape) {}
@@ -181,6 +191,10 @@ class Planner {
 
   #token(model: string, field: string, meta: FileFieldMetadata, record: Data, holder: Data, key: string): void {
     const value = holder[key];
+    if (typeof value === "string" && !isUploadToken(value)) {
+      this.keys.push({ model, field, key: value });
+      return;
+    }
     if (!isUploadToken(value)) return;
     this.uploads.push({
       model,

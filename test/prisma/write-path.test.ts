@@ -736,3 +736,141 @@ describe("updateMany matching no row", () => {
     expect(await keys()).toEqual(before);
   });
 });
+
+describe("a batch replacing one row's file twice", () => {
+  it("keeps the last upload only; the first and the old file are removed after the commit", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "twice-0.png" }), badge: "k" },
+    });
+    await prisma.$transaction([
+      prisma.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "twice-1.png" }) } }),
+      prisma.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "twice-2.png" }) } }),
+    ]);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(`avatars/${month}twice-2.png`);
+    const left = (await keys()).filter((k) => k.includes("twice-"));
+    expect(left).toEqual([`avatars/${month}twice-2.png`]);
+  });
+});
+
+describe("a key copied to another row while its last row goes away", () => {
+  it("is not deleted while the copying write is in flight", async () => {
+    const a = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "copied.png" }), badge: "k" },
+    });
+    const b = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const key = a.avatar!.name;
+    let copied!: () => void;
+    const copyWritten = new Promise<void>((r) => (copied = r));
+    let goOn!: () => void;
+    const aDeleted = new Promise<void>((r) => (goOn = r));
+    const transaction = prisma.$transaction(async (tx) => {
+      await tx.user.update({ where: { id: b.id }, data: { avatar: key } });
+      copied();
+      await aDeleted;
+    });
+    // Outside the transaction (its own async context), A, the only committed reference, goes
+    // away before B's copy commits.
+    await copyWritten;
+    await prisma.user.delete({ where: { id: a.id } });
+    goOn();
+    await transaction;
+    expect((await plain.user.findUniqueOrThrow({ where: { id: b.id } })).avatar).toBe(key);
+    expect(await storages.default.exists(key)).toBe(true);
+  });
+
+  it("a copy arriving while the deletion runs waits for it and fails with FILE_NOT_FOUND, changing nothing", async () => {
+    let openGate!: () => void;
+    const gate = new Promise<void>((r) => (openGate = r));
+    let reached!: () => void;
+    const atDelete = new Promise<void>((r) => (reached = r));
+    const gated = new Proxy(storages.default, {
+      get(target, prop, receiver) {
+        if (prop === "delete") {
+          return async (name: string) => {
+            reached();
+            await gate;
+            return target.delete(name);
+          };
+        }
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const client = plainClient().$extends(
+      s3Files(session, { fields: fileFields, storages: { ...storages, default: gated } }),
+    );
+    const a = await client.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "racing.png" }), badge: "k" },
+    });
+    const b = await client.user.create({ data: { email: email(), badge: "k" } });
+    // Prisma's promises are lazy: then() starts the query.
+    const deleting = client.user.delete({ where: { id: a.id } }).then(() => undefined);
+    await atDelete;
+    const copying = client.user.update({ where: { id: b.id }, data: { avatar: a.avatar!.name } });
+    const copied = copying.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    openGate();
+    await deleting;
+    const error = await copied;
+    expect(error).toBeInstanceOf(PrismaS3FilesError);
+    expect((error as PrismaS3FilesError).code).toBe("FILE_NOT_FOUND");
+    expect((await plain.user.findUniqueOrThrow({ where: { id: b.id } })).avatar).toBeNull();
+    expect(await storages.default.exists(a.avatar!.name)).toBe(false);
+    await client.$disconnect();
+  });
+
+  it("deleteAfterSeconds: a row that takes the key during the grace period keeps the file", async () => {
+    const fields = {
+      ...fileFields,
+      User: {
+        ...fileFields.User,
+        fileFields: {
+          ...fileFields.User.fileFields,
+          avatar: { ...fileFields.User.fileFields.avatar, deleteAfterSeconds: 0.5 },
+        },
+      },
+    };
+    const grace = plainClient().$extends(s3Files(session, { fields, storages }));
+    const a = await grace.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "regrace.png" }), badge: "k" },
+    });
+    await grace.user.update({ where: { id: a.id }, data: { avatar: null } });
+    await grace.user.create({ data: { email: email(), avatar: a.avatar!.name, badge: "k" } });
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(await storages.default.exists(a.avatar!.name)).toBe(true);
+    await grace.$disconnect();
+  });
+});
+
+describe("client-supplied file names (Django's uploaded-file rules)", () => {
+  it("keeps only the base name and cuts it to 255 characters, extension kept", async () => {
+    // A memory storage: s3rver keeps objects as files named after the key plus a suffix, so it
+    // cannot hold a 255-character segment (S3 itself takes 1,024-byte keys).
+    const memory = new MemoryStorage();
+    const client = plainClient().$extends(
+      s3Files(session, { fields: fileFields, storages: { ...storages, default: memory } }),
+    );
+    const traversal = await client.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "../../..;/etc/evil.png" }), badge: "k" },
+    });
+    expect(traversal.avatar!.name).toBe(`avatars/${month}evil.png`);
+    const windows = await client.user.create({
+      data: {
+        email: email(),
+        avatar: upload(new File([PNG], "C:\\Users\\me\\win.png", { type: "image/png" })),
+        badge: "k",
+      },
+    });
+    expect(windows.avatar!.name).toBe(`avatars/${month}win.png`);
+    const long = await client.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: `${"l".repeat(1000)}.png` }), badge: "k" },
+    });
+    const base = long.avatar!.name.slice(`avatars/${month}`.length);
+    expect(base).toBe(`${"l".repeat(251)}.png`);
+    expect(await memory.exists(long.avatar!.name)).toBe(true);
+    expect(memory.keys().sort()).toEqual([traversal.avatar!.name, windows.avatar!.name, long.avatar!.name].sort());
+    await client.$disconnect();
+  });
+});

@@ -1,0 +1,113 @@
+import { PrismaS3FilesError } from "../errors.js";
+
+/**
+ * In-process coordination between deleting a key no row references any more and a write that
+ * points a row at that same key (copying another row's file: `data: { avatar: other.avatar.name }`).
+ *
+ * Without it the two interleave badly: the deleter finds no reference, the copying write
+ * commits, the deleter removes the object, and the new row points at nothing. A write pins the
+ * keys it assigns until its outcome is known; a deleter leaves pinned keys alone (if the copy
+ * then fails, `sweepOrphans` collects the object), and a write that arrives while a deletion of
+ * its key is under way waits for it and fails with `FILE_NOT_FOUND` if the object went.
+ * Across processes there is no such coordination (see the README's consistency notes).
+ */
+interface Guard {
+  pins: number;
+  /** Resolves to whether the object was deleted. */
+  deleting?: Promise<boolean>;
+}
+
+const guards = new Map<string, Guard>();
+
+const id = (storageName: string, key: string) => `${storageName}\u0000${key}`;
+
+function guardOf(storageName: string, key: string): Guard {
+  const k = id(storageName, key);
+  let guard = guards.get(k);
+  if (!guard) {
+    guard = { pins: 0 };
+    guards.set(k, guard);
+  }
+  return guard;
+}
+
+function forget(storageName: string, key: string, guard: Guard): void {
+  if (guard.pins === 0 && !guard.deleting) guards.delete(id(storageName, key));
+}
+
+/** A key a write assigns as-is to a file column. */
+export interface AssignedKey {
+  model: string;
+  field: string;
+  storageName: string;
+  key: string;
+}
+
+/**
+ * Pins the keys a write assigns; returns the unpin function (idempotent). Waits for deletions
+ * of those keys already under way, and throws `FILE_NOT_FOUND` (pinning nothing) if one removed
+ * an object the write would point at.
+ */
+export async function pinKeys(keys: AssignedKey[]): Promise<() => void> {
+  // Re-check every key after each wait: another deletion may have started meanwhile.
+  for (;;) {
+    const busy = keys.find((k) => guards.get(id(k.storageName, k.key))?.deleting);
+    if (!busy) break;
+    if (await guards.get(id(busy.storageName, busy.key))!.deleting) {
+      throw new PrismaS3FilesError(
+        "FILE_NOT_FOUND",
+        `${busy.model}.${busy.field}: the file "${busy.key}" was deleted (no row referenced it any more) while this write was assigning it`,
+      );
+    }
+  }
+  const pinned = keys.map((k) => {
+    const guard = guardOf(k.storageName, k.key);
+    guard.pins++;
+    return { k, guard };
+  });
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    for (const { k, guard } of pinned) {
+      guard.pins--;
+      forget(k.storageName, k.key, guard);
+    }
+  };
+}
+
+/**
+ * Runs a delete-if-unreferenced pass over `keys` of one storage: keys pinned by a write in flight
+ * are left out, the others are marked as being deleted while `pass` checks references and deletes.
+ * `pass` gets the candidates and returns the keys it deleted.
+ */
+export async function guardedDeletion(
+  storageName: string,
+  keys: string[],
+  pass: (candidates: string[]) => Promise<Set<string>>,
+): Promise<void> {
+  const marked: { key: string; guard: Guard; settle: (deleted: boolean) => void }[] = [];
+  for (const key of new Set(keys)) {
+    const guard = guardOf(storageName, key);
+    if (guard.pins > 0 || guard.deleting) {
+      forget(storageName, key, guard);
+      continue;
+    }
+    let settle!: (deleted: boolean) => void;
+    guard.deleting = new Promise<boolean>((resolve) => {
+      settle = resolve;
+    });
+    marked.push({ key, guard, settle });
+  }
+  if (marked.length === 0) return;
+  let deleted = new Set<string>();
+  try {
+    deleted = await pass(marked.map((m) => m.key));
+  } finally {
+    for (const { key, guard, settle } of marked) {
+      guard.deleting = undefined;
+      settle(deleted.has(key));
+      forget(storageName, key, guard);
+    }
+  }
+}
