@@ -55,7 +55,10 @@ const DEFAULTS: Required<RefreshOptions> = {
  * - Valid credentials are returned at once. A timer (unref'd) refreshes them in the background
  *   when the advisory window opens, with jitter; failures are retried with exponential backoff.
  * - Inside the mandatory window a caller waits for a refresh already in flight (and still gets
- *   the current credentials if it fails); it never starts a second one.
+ *   the current credentials if it fails); it never starts a second one. It waits at most until
+ *   shortly before the credentials it holds stop being usable, then gets them: a refresh over a
+ *   hanging source may outlive them, and must not fail a request that arrived while they were
+ *   usable. The refresh keeps running and replaces them when it lands.
  * - Without valid credentials callers wait for a fetch; right after a failed one they get its
  *   error at once instead of hammering a source that is down.
  *
@@ -107,7 +110,14 @@ export class RefreshingCredentialCache {
     if (current && this.#isUsable(current, now)) {
       if (!current.expiration) return current;
       const remaining = current.expiration.getTime() - now;
-      if (remaining <= this.#opts.mandatorySeconds * 1000 && this.#inFlight) return this.#awaitFetch(current);
+      if (remaining <= this.#opts.mandatorySeconds * 1000 && this.#inFlight) {
+        // Released a little before they stop being usable: the SDK asks again while signing the
+        // same request (credentials expiring within 5 min are re-resolved by its signer), and that
+        // second ask must still find them usable.
+        const margin = this.#usableMargin();
+        const giveUpAt = current.expiration.getTime() - margin - Math.min(1000, margin / 2);
+        return this.#awaitFetch(current, this.#inFlight, giveUpAt);
+      }
       // Safety net for a timer that fired late (suspended process, blocked event loop).
       if (remaining <= this.#opts.advisorySeconds * 1000 && !this.#inFlight && this.#mayFetch(now)) {
         this.#fetch().catch(() => {});
@@ -128,16 +138,30 @@ export class RefreshingCredentialCache {
     return this.#awaitFetch(current, this.#fetch());
   }
 
-  /** Waits for a fetch; if it fails, credentials that have not expired yet are still returned. */
+  /**
+   * Waits for a fetch; if it fails, credentials that have not expired yet are still returned.
+   * With `giveUpAt` (epoch ms), stops waiting then and returns `fallback`; the fetch runs on.
+   */
   async #awaitFetch(
     fallback: RedactedCredentials | undefined,
     fetch: Promise<RedactedCredentials> | undefined = this.#inFlight,
+    giveUpAt?: number,
   ): Promise<RedactedCredentials> {
+    const pending = fetch as Promise<RedactedCredentials>;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await (fetch as Promise<RedactedCredentials>);
+      if (giveUpAt === undefined || fallback === undefined) return await pending;
+      const held = fallback;
+      const givenUp = new Promise<RedactedCredentials>((resolve) => {
+        timer = setTimeout(() => resolve(held), Math.max(0, giveUpAt - Date.now()));
+      });
+      return await Promise.race([pending, givenUp]);
     } catch (error) {
       if (fallback && isUnexpired(fallback, Date.now())) return fallback;
       throw error;
+    } finally {
+      // A refresh landing first must not leave one timer per waiting caller behind.
+      if (timer) clearTimeout(timer);
     }
   }
 
@@ -177,8 +201,11 @@ export class RefreshingCredentialCache {
    */
   #isUsable(c: AwsCredentialIdentity, now: number): boolean {
     if (!c.expiration) return true;
-    const margin = Math.min(5000, (this.#opts.mandatorySeconds * 1000) / 4);
-    return c.expiration.getTime() - now > margin;
+    return c.expiration.getTime() - now > this.#usableMargin();
+  }
+
+  #usableMargin(): number {
+    return Math.min(5000, (this.#opts.mandatorySeconds * 1000) / 4);
   }
 
   #mayFetch(now: number): boolean {

@@ -27,6 +27,16 @@ export interface SessionOptions {
   profile?: string;
   /** Keep-alive pool size per protocol (default 50, as the SDK). */
   maxSockets?: number;
+  /**
+   * Idle timeout of each S3 request in ms: a request fails with the SDK's `TimeoutError` once its
+   * connection has carried no bytes, in either direction, for this long (a hung server, a dead
+   * peer). It bounds silence, not duration, so an upload or download that keeps moving is never
+   * cut off, whatever its size; a download whose reader stops reading for this long does fail.
+   * The SDK retries a timed-out request like any transient failure (`clientConfig.maxAttempts`).
+   * Time spent waiting for a pooled socket does not count. Default 60000 (botocore's read
+   * timeout); `0` turns it off. Does not apply when `clientConfig.requestHandler` is given.
+   */
+  requestTimeoutMs?: number;
   /** Refresh windows (defaults 900 s / 600 s as botocore) and retry pacing. */
   refresh?: RefreshOptions;
   /** Timeout of one credential fetch in ms for the default chain's metadata providers (default 1000). */
@@ -36,7 +46,11 @@ export interface SessionOptions {
    * default CRC32 (some S3-compatible servers reject it). Default: the SDK's (`"when_supported"`).
    */
   checksums?: "when_supported" | "when_required";
-  /** Anything else for the S3Client. `credentials` and `requestHandler` here are ignored: the session owns them. */
+  /**
+   * Anything else for the S3Client. `credentials` here is ignored: the session owns it. A
+   * `requestHandler` here replaces the session's, as given: `maxSockets` and `requestTimeoutMs`
+   * then do not apply (set its own timeouts), and `destroy()` closes it with the session's clients.
+   */
   clientConfig?: Partial<S3ClientConfig>;
   /** Where warnings go (refresh failures while credentials remain valid, region mismatches). Default: `console`. */
   logger?: { warn(message: string): void };
@@ -94,11 +108,25 @@ export class S3Session {
       this.#handler = undefined;
       this.#baseConfig = {};
     } else {
-      const agentOptions = { keepAlive: true, maxSockets: this.#maxSockets };
-      this.#handler = new NodeHttpHandler({
-        httpAgent: new HttpAgent(agentOptions),
-        httpsAgent: new HttpsAgent(agentOptions),
-      });
+      const ownHandler = o.clientConfig?.requestHandler;
+      if (ownHandler === undefined) {
+        const agentOptions = { keepAlive: true, maxSockets: this.#maxSockets };
+        this.#handler = new NodeHttpHandler({
+          httpAgent: new HttpAgent(agentOptions),
+          httpsAgent: new HttpsAgent(agentOptions),
+          // An idle timeout, not smithy's `requestTimeout` (a cap on the whole request, which would
+          // cut off large transfers) nor its `connectionTimeout` (it also counts the wait for a
+          // pooled socket, so it fails queued requests under load).
+          socketTimeout: requestTimeoutMs(o.requestTimeoutMs),
+        });
+      } else {
+        this.#handler = undefined;
+        if (o.maxSockets !== undefined || o.requestTimeoutMs !== undefined) {
+          this.#logger.warn(
+            "prisma-s3-files: clientConfig.requestHandler is used as given; the session's maxSockets and requestTimeoutMs do not apply to it",
+          );
+        }
+      }
       this.#baseConfig = {
         ...o.clientConfig,
         ...(o.endpoint === undefined ? {} : { endpoint: o.endpoint }),
@@ -109,7 +137,7 @@ export class S3Session {
         // The client's own memoizer sits in front of this provider; it is cheap to call, and the
         // cache behind it decides when to fetch.
         credentials: () => this.#cache.get(),
-        requestHandler: this.#handler,
+        requestHandler: ownHandler ?? this.#handler,
       };
       this.#primary = new S3Client({ ...this.#baseConfig, ...(o.region === undefined ? {} : { region: o.region }) });
       this.#ownsClient = true;
@@ -269,6 +297,15 @@ export class S3Session {
  */
 export function createSession(options: SessionOptions = {}): S3Session {
   return S3Session.create(options);
+}
+
+/** Validates {@link SessionOptions.requestTimeoutMs}; 0 means none, as for the SDK's handler. */
+function requestTimeoutMs(value: number | undefined): number {
+  if (value === undefined) return 60_000;
+  if (!Number.isFinite(value) || value < 0) {
+    throw new RangeError(`requestTimeoutMs must be a finite number of milliseconds >= 0, got ${value}`);
+  }
+  return value;
 }
 
 /** Best guess of which link of the SDK's default chain will answer, for messages and stats. */

@@ -1,8 +1,11 @@
 import { spawnSync } from "node:child_process";
+import { Agent as HttpAgent } from "node:http";
+import { createServer, type Socket } from "node:net";
 import { inspect } from "node:util";
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { fromContainerMetadata, fromInstanceMetadata } from "@aws-sdk/credential-providers";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { CredentialsError, createSession, S3Session } from "../../src/index.js";
 import { MetadataFixture } from "../harness/metadata-fixture.js";
@@ -44,6 +47,49 @@ async function settlesWithoutIo(p: Promise<unknown>): Promise<boolean> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A TCP server on 127.0.0.1 that accepts, reads and never answers; counts connections (total, open, peak). */
+async function startHungServer() {
+  let total = 0;
+  let open = 0;
+  let peak = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    total++;
+    open++;
+    peak = Math.max(peak, open);
+    sockets.add(socket);
+    socket.resume(); // swallow whatever is sent
+    socket.on("error", () => {});
+    socket.on("close", () => {
+      open--;
+      sockets.delete(socket);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    counts: () => ({ total, open, peak }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** Settles `ps`, or fails the test if they are still pending after `ms` (a hang, not a slow run). */
+async function settleWithin<T>(ms: number, ps: Promise<T>[]): Promise<PromiseSettledResult<T>[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([Promise.allSettled(ps), hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 const head = (session: S3Session) => session.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: KEY }));
 
 beforeAll(async () => {
@@ -236,6 +282,74 @@ describe("refresh off the request path", () => {
     }
   });
 
+  it("a refresh hanging past expiry: callers holding usable credentials get them; after expiry a typed error; recovery", async () => {
+    // Credentials live 6 s and the mandatory window covers all of it (usable margin: 6 s / 4 = 1.5 s).
+    // A fetch over the hanging source takes the provider's 7 s timeout: it outlives them.
+    const LIFETIME = 6;
+    fixture = await fixtureFor({ lifetimeSeconds: LIFETIME });
+    const warnings: string[] = [];
+    session = createSession({
+      ...s3Options(),
+      credentials: fromContainerMetadata({ timeout: 7000, maxRetries: 0 }),
+      credentialSource: "container-metadata",
+      refresh: { advisorySeconds: LIFETIME, mandatorySeconds: LIFETIME, minIntervalSeconds: 0.1, retryBaseSeconds: 30 },
+      logger: { warn: (m) => warnings.push(m) },
+    });
+    const restore = fixture.useEnv("ecs");
+    try {
+      const s = session;
+      const first = await s.credentials();
+      const usableUntil = first.expiration!.getTime() - (LIFETIME * 1000) / 4;
+      await fixture.set({ failure: "hang" });
+      await sleep(150); // past minIntervalSeconds: the next call starts a background refresh (it hangs)
+      await s.credentials();
+      expect(s.stats()).toMatchObject({ refreshInFlight: true, credentialFetches: 2 });
+
+      // Operations and credential calls arriving while the cached credentials are usable, a refresh in flight.
+      const ops: Promise<unknown>[] = [];
+      const creds: Promise<{ expiration?: Date }>[] = [];
+      let inFlightAtIssue = 0;
+      while (Date.now() < usableUntil - 300) {
+        if (s.stats().refreshInFlight) inFlightAtIssue++;
+        ops.push(head(s));
+        creds.push(s.credentials());
+        await sleep(100);
+      }
+      const opResults = await Promise.allSettled(ops);
+      const credResults = await Promise.allSettled(creds);
+      expect(ops.length).toBeGreaterThanOrEqual(20);
+      expect(inFlightAtIssue).toBe(ops.length); // every one of them met the hanging refresh
+      const failed = opResults.flatMap((r) => (r.status === "rejected" ? [String(r.reason)] : []));
+      expect({ failed: failed.length, first: failed[0] }).toEqual({ failed: 0, first: undefined });
+      expect(credResults.filter((r) => r.status === "rejected")).toEqual([]);
+      for (const r of credResults) {
+        expect((r as PromiseFulfilledResult<{ expiration?: Date }>).value.expiration).toEqual(first.expiration);
+      }
+      // The refresh kept running: nobody started a second one, and it has not landed.
+      expect(s.stats()).toMatchObject({ refreshInFlight: true, credentialFetches: 2, refreshFailures: 0 });
+
+      // Expired, the source still hanging: both wait for the one refresh and get a typed error naming the source.
+      await sleep(first.expiration!.getTime() - Date.now() + 50);
+      const [error, opError] = await Promise.all([
+        s.credentials().catch((e: unknown) => e),
+        head(s).catch((e: unknown) => e),
+      ]);
+      expect(error).toBeInstanceOf(CredentialsError);
+      expect((error as CredentialsError).source).toBe("container-metadata");
+      expect((error as CredentialsError).cause).toBeInstanceOf(Error);
+      expect(opError).toBeInstanceOf(CredentialsError);
+      expect(s.stats()).toMatchObject({ credentialFetches: 2, refreshFailures: 1 });
+
+      // Back: the next fetch after the failed one delivers fresh credentials.
+      await fixture.set({ failure: "none" });
+      await sleep(150);
+      await expect(head(s)).resolves.toBeDefined();
+      expect((await s.credentials()).expiration!.getTime()).toBeGreaterThan(first.expiration!.getTime());
+    } finally {
+      restore();
+    }
+  });
+
   it("a source returning credentials already inside the mandatory window cannot cause a fetch storm", async () => {
     fixture = await fixtureFor({ lifetimeSeconds: 1 });
     session = createSession({
@@ -326,6 +440,82 @@ describe("sockets, regions and lifecycle", () => {
     expect(server.connections() - before).toBeGreaterThan(0);
     expect(server.requests()).toBeGreaterThanOrEqual(500);
     await session.destroy();
+  });
+
+  it("a hung S3 server: HeadObject and PutObject fail with the SDK's TimeoutError after requestTimeoutMs; sockets bounded and released", async () => {
+    const hung = await startHungServer();
+    const session = createSession({
+      region: "us-east-1",
+      endpoint: hung.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" },
+      checksums: "when_required",
+      maxSockets: 4,
+      requestTimeoutMs: 300,
+      clientConfig: { maxAttempts: 1 }, // one connection per operation: exact counts
+    });
+    try {
+      const body = Buffer.alloc(1024 * 1024, 7);
+      const ops = [
+        ...Array.from({ length: 10 }, (_, i) =>
+          session.client.send(new HeadObjectCommand({ Bucket: "b", Key: `k${i}` })),
+        ),
+        ...Array.from({ length: 2 }, (_, i) =>
+          session.client.send(new PutObjectCommand({ Bucket: "b", Key: `p${i}`, Body: body })),
+        ),
+      ];
+      // 12 operations, 4 at a time, each failing after 300 ms of silence: ~1 s. Without a timeout they never settle.
+      const results = await settleWithin(10_000, ops);
+      const reasons = results.map((r) => (r.status === "rejected" ? (r.reason as Error) : undefined));
+      expect(reasons.filter((e) => e?.name === "TimeoutError")).toHaveLength(12);
+      expect(reasons[0]?.message).toMatch(/timed out after 300 ms of inactivity/);
+      expect(reasons[11]?.message).toMatch(/timed out after 300 ms of inactivity/);
+      await sleep(50); // the server sees the client's closes
+      expect(hung.counts()).toEqual({ total: 12, open: 0, peak: 4 });
+    } finally {
+      await session.destroy();
+      await hung.close();
+    }
+  });
+
+  it("a requestHandler in clientConfig is used as given; the session's pool options are reported as not applying", async () => {
+    const hung = await startHungServer();
+    const warnings: string[] = [];
+    const agent = new HttpAgent({ keepAlive: true, maxSockets: 2 });
+    const session = createSession({
+      region: "us-east-1",
+      endpoint: hung.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" },
+      checksums: "when_required",
+      maxSockets: 8,
+      clientConfig: { maxAttempts: 1, requestHandler: new NodeHttpHandler({ httpAgent: agent, socketTimeout: 200 }) },
+      logger: { warn: (m) => warnings.push(m) },
+    });
+    try {
+      const ops = Array.from({ length: 4 }, (_, i) =>
+        session.client.send(new HeadObjectCommand({ Bucket: "b", Key: `k${i}` })),
+      );
+      const results = await settleWithin(10_000, ops);
+      for (const r of results) {
+        expect(r.status).toBe("rejected");
+        expect((r as PromiseRejectedResult).reason).toMatchObject({
+          name: "TimeoutError",
+          message: expect.stringMatching(/timed out after 200 ms of inactivity/),
+        });
+      }
+      expect(hung.counts()).toMatchObject({ total: 4, peak: 2 }); // the given agent's pool, not the session's 8
+      expect(warnings).toEqual([expect.stringMatching(/requestHandler is used as given/)]);
+    } finally {
+      await session.destroy();
+      await hung.close();
+    }
+  });
+
+  it("rejects a negative or non-finite requestTimeoutMs", () => {
+    for (const requestTimeoutMs of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => createSession({ region: "us-east-1", requestTimeoutMs })).toThrow(RangeError);
+    }
   });
 
   it("a storage in another region gets a client sharing the session's credentials; warned once", async () => {
