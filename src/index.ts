@@ -42,6 +42,7 @@ export {
   BaseStorage,
   type BaseStorageOptions,
   type ByteRange,
+  type MoveObjectRequest,
   type ObjectStat,
   type WriteObjectRequest,
 } from "./storage/base-storage.js";
@@ -56,10 +57,19 @@ export {
   type UploadTo,
   validateFileName,
 } from "./storage/naming.js";
-export { type ObjectParameters, S3Storage, type S3StorageOptions } from "./storage/s3/s3-storage.js";
+export type { PresignedPost } from "./storage/s3/presigner.js";
+export {
+  type CreateMultipartUploadOptions,
+  type ObjectParameters,
+  type PresignedPostOptions,
+  type PresignMultipartOptions,
+  S3Storage,
+  type S3StorageOptions,
+} from "./storage/s3/s3-storage.js";
 export type {
   FileContent,
   ListResult,
+  MoveOptions,
   OpenOptions,
   SaveOptions,
   SaveProgress,

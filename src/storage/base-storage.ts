@@ -1,5 +1,12 @@
 import type { Readable } from "node:stream";
-import { FileExistsError, FileNotFoundError, LeftBehindError, PrismaS3FilesError, StorageError } from "../errors.js";
+import {
+  FileExistsError,
+  FileNotFoundError,
+  LeftBehindError,
+  type LeftBehindObject,
+  PrismaS3FilesError,
+  StorageError,
+} from "../errors.js";
 import {
   abortReason,
   meterContent,
@@ -9,7 +16,16 @@ import {
   resolveContentType,
 } from "./content.js";
 import { assertSafeKey, generateFilename, getAvailableName, getValidFilename, validateFileName } from "./naming.js";
-import type { FileContent, ListResult, ObjectInfo, OpenOptions, SaveOptions, Storage, UrlOptions } from "./storage.js";
+import type {
+  FileContent,
+  ListResult,
+  MoveOptions,
+  ObjectInfo,
+  OpenOptions,
+  SaveOptions,
+  Storage,
+  UrlOptions,
+} from "./storage.js";
 
 /** Options every backend shares. */
 export interface BaseStorageOptions {
@@ -22,7 +38,8 @@ export interface BaseStorageOptions {
   /**
    * Told about objects an operation that succeeded could not remove (a moved object's source
    * whose delete failed, a probe object); each is still stored, under the directory of the name
-   * the operation was about. A call's own callback takes precedence. Default: `console.warn` with the names. Failures that leave objects behind throw
+   * the operation was about. A call's own callback ({@link MoveOptions.onLeftBehind}) takes
+   * precedence. Default: `console.warn` with the names. Failures that leave objects behind throw
    * {@link LeftBehindError} instead.
    */
   onLeftBehind?: (error: LeftBehindError) => void;
@@ -73,6 +90,23 @@ export interface WriteObjectRequest {
    * reserved name to publish the already-written content under.
    */
   nextName(): Promise<string>;
+}
+
+/** Everything a backend needs to move one object; built by {@link BaseStorage.move}. */
+export interface MoveObjectRequest {
+  /** Validated name of the object to move. */
+  from: string;
+  /** Validated target name, reserved in this process while the move runs; never `from`. */
+  name: string;
+  /** `true` when the target must not replace an existing object (see {@link WriteObjectRequest.exclusive}). */
+  exclusive: boolean;
+  /** After an exclusive create found the target taken: another available, validated, reserved name. */
+  nextName(): Promise<string>;
+  /**
+   * Records an object the move could not remove (the source, after the copy succeeded); the move
+   * then still succeeds and the caller is told through `onLeftBehind`.
+   */
+  leftBehind(object: LeftBehindObject): void;
 }
 
 /** How often `save()` re-reads replayable content after a clash before giving up. */
@@ -135,6 +169,14 @@ export abstract class BaseStorage implements Storage {
    * not replace an existing object when `request.exclusive` is set.
    */
   protected abstract writeObject(request: WriteObjectRequest): Promise<string>;
+
+  /**
+   * Moves `request.from` to `request.name` (or a later {@link MoveObjectRequest.nextName}) and
+   * returns the name stored. Must throw {@link FileNotFoundError} before writing anything when
+   * the source is missing, must not replace an existing object when `request.exclusive` is set,
+   * and must not lose the object: the source is removed only once the target holds it.
+   */
+  protected abstract moveObject(request: MoveObjectRequest): Promise<string>;
 
   /** A stream of the object's bytes in `range`; {@link FileNotFoundError} when it is missing. */
   protected abstract openObject(name: string, range: ByteRange): Promise<Readable>;
@@ -310,6 +352,58 @@ export abstract class BaseStorage implements Storage {
     } finally {
       this.#release(held);
     }
+  }
+
+  /**
+   * Moves `from` to an available name derived from `toName`: the naming and name claiming of
+   * {@link BaseStorage.save} (validate → `getAvailableName` → reserve → backend move → validate
+   * the returned name), so concurrent moves and saves of one name all land under distinct names.
+   * Returns the name stored.
+   * @throws FileNotFoundError when `from` does not exist; nothing is created.
+   * @throws SuspiciousFileOperationError when either name is unsafe, before any I/O.
+   */
+  async move(fromRequested: string, toName: string, options: MoveOptions = {}): Promise<string> {
+    const from = this.cleanName(fromRequested);
+    const name = this.cleanName(toName);
+    const { maxLength } = options;
+    const held: string[] = [];
+    const left: LeftBehindObject[] = [];
+    let stored: string;
+    try {
+      let target = await this.#claimName(name, maxLength, held);
+      if (target === from) {
+        // Only with fileOverwrite (else an existing source's name is never available): a no-op.
+        if (!(await this.objectExists(from))) throw new FileNotFoundError(from);
+        return from;
+      }
+      stored = await this.moveObject({
+        from,
+        name: target,
+        exclusive: !this.fileOverwrite,
+        nextName: async () => {
+          target = await this.#claimName(name, maxLength, held);
+          return target;
+        },
+        leftBehind: (object) => left.push(object),
+      });
+      this.validateName(stored);
+    } catch (error) {
+      throw wrapError(error, "move", from);
+    } finally {
+      this.#release(held);
+    }
+    if (left.length > 0) {
+      const names = left.map((l) => JSON.stringify(l.name)).join(", ");
+      this.reportLeftBehind(
+        new LeftBehindError(
+          `Moved ${JSON.stringify(from)} to ${JSON.stringify(stored)}, but could not remove ${names}; delete it or let a sweep remove it`,
+          left,
+          { cause: left[0]?.cause, fileName: from },
+        ),
+        options.onLeftBehind,
+      );
+    }
+    return stored;
   }
 
   /** Picks an available name and reserves it for this save; validated like Django does. */

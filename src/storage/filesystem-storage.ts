@@ -9,6 +9,7 @@ import {
   type BaseStorageOptions,
   type ByteRange,
   joinBaseUrl,
+  type MoveObjectRequest,
   type ObjectStat,
   type WriteObjectRequest,
 } from "./base-storage.js";
@@ -232,6 +233,49 @@ export class FileSystemStorage extends BaseStorage {
     }
   }
 
+  /**
+   * A rename: `link()` to the target then `unlink()` of the source when creating exclusively (a
+   * clash means another available name, as in `save()`), `rename()` with `fileOverwrite`. The
+   * file keeps its inode, mode and modification time. Only regular files move; the source itself
+   * is moved, not what a symbolic link at its place points to.
+   */
+  protected async moveObject(request: MoveObjectRequest): Promise<string> {
+    const parent = await this.#parentOf(request.from);
+    const source = parent && nodePath.join(parent.dir, parent.base);
+    let isFile = false;
+    try {
+      isFile = source !== undefined && (await fsp.lstat(source)).isFile();
+    } catch (error) {
+      if (errorCode(error) !== "ENOENT" && errorCode(error) !== "ENOTDIR") throw error;
+    }
+    if (!source || !isFile) throw new FileNotFoundError(request.from);
+
+    let full = this.#join(request.name);
+    await this.#ensureDirectory(nodePath.dirname(full), request.name);
+    if (!request.exclusive) {
+      await rethrowMissing(fsp.rename(source, full), request.from);
+      return this.#relative(full);
+    }
+    while (true) {
+      try {
+        await rethrowMissing(publishExclusive(source, full), request.from);
+        break;
+      } catch (error) {
+        if (errorCode(error) !== "EEXIST") throw error;
+        const next = await request.nextName();
+        full = this.#join(next);
+        await this.#ensureDirectory(nodePath.dirname(full), next);
+      }
+    }
+    try {
+      await fsp.unlink(source);
+    } catch (error) {
+      // The target holds the file already: the move stands, the source name is reported.
+      if (errorCode(error) !== "ENOENT") request.leftBehind({ name: request.from, key: source, cause: error });
+    }
+    return this.#relative(full);
+  }
+
   protected async openObject(name: string, range: ByteRange): Promise<Readable> {
     const real = await this.#existingFile(name);
     let handle: fsp.FileHandle;
@@ -350,6 +394,16 @@ async function writeFully(handle: fsp.FileHandle, chunk: Uint8Array): Promise<vo
   while (offset < chunk.byteLength) {
     const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
     offset += bytesWritten;
+  }
+}
+
+/** The source vanished between our check and the rename or link: that is a missing source. */
+async function rethrowMissing(operation: Promise<void>, name: string): Promise<void> {
+  try {
+    await operation;
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") throw new FileNotFoundError(name, { cause: error });
+    throw error;
   }
 }
 

@@ -5,6 +5,7 @@ import {
   type BaseStorageOptions,
   type ByteRange,
   joinBaseUrl,
+  type MoveObjectRequest,
   type ObjectStat,
   type WriteObjectRequest,
 } from "./base-storage.js";
@@ -67,6 +68,19 @@ export class MemoryStorage extends BaseStorage {
       metadata: { ...request.metadata },
       modifiedTime: new Date(),
     });
+    return name;
+  }
+
+  /** Moves the entry: content type, metadata and modification time go with it. */
+  protected async moveObject(request: MoveObjectRequest): Promise<string> {
+    if (!this.#objects.has(request.from)) throw new FileNotFoundError(request.from);
+    let name = request.name;
+    if (request.exclusive) while (this.#objects.has(name)) name = await request.nextName();
+    // From here to the end no await: the source read, the target check and the move are atomic.
+    const object = this.#objects.get(request.from);
+    if (!object) throw new FileNotFoundError(request.from); // deleted while we looked for a name
+    this.#objects.delete(request.from);
+    this.#objects.set(name, object);
     return name;
   }
 

@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import type { LeftBehindError } from "../errors.js";
 
 /**
  * What `save()` accepts. A `Blob` (and so a `File` from `request.formData()`) also gives a
@@ -37,6 +38,17 @@ export interface SaveOptions {
   onProgress?: (progress: SaveProgress) => void;
 }
 
+export interface MoveOptions {
+  /** The longest name the caller can store (Django's `max_length`); names are shortened to fit. */
+  maxLength?: number;
+  /**
+   * Told when the object was moved but its source could not be removed (S3: the delete after the
+   * copy failed): the move still returns the new name, and the source is still stored. Default:
+   * the storage's `onLeftBehind` option, else `console.warn`.
+   */
+  onLeftBehind?: (error: LeftBehindError) => void;
+}
+
 export interface OpenOptions {
   /** First byte to read (inclusive). */
   start?: number;
@@ -72,6 +84,18 @@ export interface ListResult {
 export interface Storage {
   /** Stores `content` under `name` or, if taken, an available variant; returns the name stored. */
   save(name: string, content: FileContent, opts?: SaveOptions): Promise<string>;
+  /**
+   * Moves the object at `from` to an available name derived from `toName`, through the same
+   * naming as `save()` (`toName` is validated, then `getAvailableName`): an existing object is
+   * never replaced (unless the storage has `fileOverwrite`), and concurrent moves to one name get
+   * distinct names. Content type and metadata go with the object. Returns the name stored.
+   *
+   * A missing source fails with `FileNotFoundError` and creates nothing. A move is a rename on a
+   * file system, an entry move in memory, and CopyObject then DeleteObject on S3 (up to 5 GiB;
+   * larger objects fail with code `MOVE_TOO_LARGE` before anything is written); when only the
+   * source's removal fails, the move succeeds and `onLeftBehind` is told.
+   */
+  move(from: string, toName: string, opts?: MoveOptions): Promise<string>;
   /** A stream of the object (or of a byte range); never buffers the whole object. */
   open(name: string, opts?: OpenOptions): Promise<Readable>;
   /** The whole object in memory: for small files. */

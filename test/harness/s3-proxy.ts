@@ -16,8 +16,12 @@ export interface ProxiedRequest {
 export interface Fault {
   /** Which requests to affect. */
   match: (req: { method: string; path: string; query: URLSearchParams }) => boolean;
-  /** `status`: answer with this HTTP status; `hang`: never answer; `reset`: destroy the socket. */
-  action: { status: number } | "hang" | "reset";
+  /**
+   * `status`: answer with this HTTP status and an S3 error body, or, with `headers`, with exactly
+   * these headers and no body (e.g. a HeadObject of a size the server could not hold);
+   * `hang`: never answer; `reset`: destroy the socket.
+   */
+  action: { status: number; headers?: Record<string, string> } | "hang" | "reset";
   /** How many matching requests to affect (default: all). */
   times?: number;
 }
@@ -134,6 +138,10 @@ export async function startS3Proxy(target: S3Target, options: S3ProxyOptions = {
         return;
       }
       entry.status = fault.action.status;
+      if (fault.action.headers) {
+        res.writeHead(fault.action.status, fault.action.headers).end();
+        return;
+      }
       res.writeHead(fault.action.status, { "content-type": "application/xml" });
       res.end(
         `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected by the test proxy</Message></Error>`,

@@ -584,6 +584,87 @@ export function describeStorageConformance(label: string, setup: ConformanceSetu
       });
     });
 
+    describe("move", () => {
+      it("moves an object to a free name: returns it, the bytes move, the source is gone", async () => {
+        const data = testBytes(300_000, 11);
+        await storage.save("pending/a b/ü 1.bin", Buffer.from(data));
+        expect(await storage.move("pending/a b/ü 1.bin", "final/a b/ü 1.bin")).toBe("final/a b/ü 1.bin");
+        expect(sha256(await storage.read("final/a b/ü 1.bin"))).toBe(sha256(data));
+        expect(await storage.size("final/a b/ü 1.bin")).toBe(data.byteLength);
+        expect(await storage.exists("pending/a b/ü 1.bin")).toBe(false);
+        expect(await listAll()).toEqual(["final/a b/ü 1.bin"]);
+      });
+
+      it("a taken target gets an available variant; the existing object is untouched", async () => {
+        await storage.save("final/photo.png", Buffer.from("already here"));
+        await storage.save("pending/x.png", Buffer.from("moved"));
+        const moved = await storage.move("pending/x.png", "final/photo.png");
+        expect(moved).toMatch(new RegExp(`^final/photo_${SUFFIX}\\.png$`));
+        expect(dec.decode(await storage.read("final/photo.png"))).toBe("already here");
+        expect(dec.decode(await storage.read(moved))).toBe("moved");
+        expect(await listAll()).toEqual(["final/photo.png", moved].sort());
+      });
+
+      it("normalises both names like save()", async () => {
+        await storage.save("p/src.txt", Buffer.from("x"));
+        expect(await storage.move("./p//src.txt", "q/./dst.txt")).toBe("q/dst.txt");
+        expect(await listAll()).toEqual(["q/dst.txt"]);
+      });
+
+      it("a missing source: FileNotFoundError, nothing created, the target name stays free", async () => {
+        await storage.save("other.txt", Buffer.from("other"));
+        const error = await storage.move("missing.txt", "final/target.txt").catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(FileNotFoundError);
+        expect((error as FileNotFoundError).fileName).toBe("missing.txt");
+        expect(await listAll()).toEqual(["other.txt"]);
+        expect(await storage.save("final/target.txt", Buffer.from("y"))).toBe("final/target.txt");
+      });
+
+      it("refuses unsafe names on either side before touching anything", async () => {
+        await storage.save("src.txt", Buffer.from("keep"));
+        for (const name of UNSAFE_NAMES) {
+          await expect(storage.move(name, "ok.txt"), JSON.stringify(name)).rejects.toBeInstanceOf(
+            SuspiciousFileOperationError,
+          );
+          await expect(storage.move("src.txt", name), JSON.stringify(name)).rejects.toBeInstanceOf(
+            SuspiciousFileOperationError,
+          );
+        }
+        expect(await listAll()).toEqual(["src.txt"]);
+        expect(dec.decode(await storage.read("src.txt"))).toBe("keep");
+      });
+
+      it("shortens the target to fit maxLength, like save()", async () => {
+        await storage.save("src.txt", Buffer.from("x"));
+        const moved = await storage.move("src.txt", "abcdefghijklmnop.txt", { maxLength: 18 });
+        expect(moved).toMatch(new RegExp(`^abcdef_${SUFFIX}\\.txt$`));
+        expect(dec.decode(await storage.read(moved))).toBe("x");
+        await storage.save("src2.txt", Buffer.from("y"));
+        await expect(storage.move("src2.txt", "aaaa.txt", { maxLength: 5 })).rejects.toBeInstanceOf(
+          SuspiciousFileOperationError,
+        );
+        expect(await storage.exists("src2.txt")).toBe(true);
+      });
+
+      it("concurrent moves and saves to one name all get distinct names; every source is gone", async () => {
+        const sources = await Promise.all(
+          Array.from({ length: 15 }, (_, i) => storage.save(`pending/${i}.txt`, Buffer.from(`moved ${i}`))),
+        );
+        const results = await Promise.all([
+          ...sources.map((src) => storage.move(src, "final/same.txt")),
+          ...Array.from({ length: 5 }, (_, i) => storage.save("final/same.txt", Buffer.from(`saved ${i}`))),
+        ]);
+        expect(new Set(results).size).toBe(20);
+        for (const name of results) expect(name).toMatch(new RegExp(`^final/same(_${SUFFIX})?\\.txt$`));
+        const contents = await Promise.all(results.map(async (n) => dec.decode(await storage.read(n))));
+        expect(contents).toEqual([
+          ...sources.map((_, i) => `moved ${i}`),
+          ...Array.from({ length: 5 }, (_, i) => `saved ${i}`),
+        ]);
+        expect(await listAll()).toEqual([...results].sort());
+      });
+    });
+
     describe("concurrency", () => {
       it("100 concurrent saves of one name give 100 distinct names, each with its own content", async () => {
         const names = await Promise.all(
@@ -645,6 +726,23 @@ export function describeStorageConformance(label: string, setup: ConformanceSetu
       await expect(storage.save("../escape.txt", Buffer.from("x"))).rejects.toBeInstanceOf(
         SuspiciousFileOperationError,
       );
+    });
+
+    it("move replaces an existing object under the target name", async () => {
+      await storage.save("final.txt", Buffer.from("old"));
+      await storage.save("pending.txt", Buffer.from("new"));
+      expect(await storage.move("pending.txt", "final.txt")).toBe("final.txt");
+      expect(dec.decode(await storage.read("final.txt"))).toBe("new");
+      expect(await (target.listAll ? target.listAll() : walk(storage))).toEqual(["final.txt"]);
+    });
+
+    it("moving an object onto its own name keeps it; a missing one is not found", async () => {
+      await storage.save("here.txt", Buffer.from("stay"));
+      expect(await storage.move("here.txt", "here.txt")).toBe("here.txt");
+      expect(dec.decode(await storage.read("here.txt"))).toBe("stay");
+      await expect(storage.move("gone.txt", "gone.txt")).rejects.toBeInstanceOf(FileNotFoundError);
+      await expect(storage.move("gone.txt", "elsewhere.txt")).rejects.toBeInstanceOf(FileNotFoundError);
+      expect(await (target.listAll ? target.listAll() : walk(storage))).toEqual(["here.txt"]);
     });
   });
 }

@@ -139,6 +139,17 @@ describe("FileSystemStorage specifics", () => {
       expect(await fs.readFile(path.join(outsideDir, "secret.txt"), "utf8")).toBe("secret");
     });
 
+    it("move refuses sources and targets reached through links that leave location; a file link is not moved", async () => {
+      const storage = make();
+      await storage.save("inside.txt", Buffer.from("in"));
+      await expect(storage.move("link/secret.txt", "stolen.txt")).rejects.toBeInstanceOf(SuspiciousFileOperationError);
+      await expect(storage.move("inside.txt", "link/planted.txt")).rejects.toBeInstanceOf(SuspiciousFileOperationError);
+      await expect(storage.move("file-link.txt", "moved-link.txt")).rejects.toBeInstanceOf(FileNotFoundError);
+      expect(await fs.readdir(outsideDir)).toEqual(["secret.txt"]);
+      expect(await filesBelow(location)).toEqual(["file-link.txt", "inside.txt", "link"]);
+      await assertRootUntouched();
+    });
+
     it("deleting a link removes the link, not its target", async () => {
       const storage = make();
       await storage.delete("file-link.txt");
@@ -239,6 +250,37 @@ describe("FileSystemStorage specifics", () => {
       expect(await fs.readFile(path.join(location, name), "utf8")).toBe(`writer ${i}`);
     }
     expect(await filesBelow(location)).toHaveLength(20);
+  });
+
+  it("move is a rename: the same file (inode, mode, mtime) under the new name; a directory does not move", async () => {
+    const storage = make({ filePermissionsMode: 0o640 });
+    await storage.save("pending/a.txt", Buffer.from("x"));
+    const before = await fs.stat(path.join(location, "pending/a.txt"));
+    expect(await storage.move("pending/a.txt", "final/deep/a.txt")).toBe("final/deep/a.txt");
+    const after = await fs.stat(path.join(location, "final/deep/a.txt"));
+    expect([after.ino, after.mode & 0o777, after.mtimeMs, after.nlink]).toEqual([before.ino, 0o640, before.mtimeMs, 1]);
+    await expect(storage.move("final", "elsewhere")).rejects.toBeInstanceOf(FileNotFoundError);
+    expect(await filesBelow(location)).toEqual(["final/deep/a.txt"]);
+  });
+
+  it("move never overwrites across processes: a clash at link time picks another name", async () => {
+    const storage = make();
+    await storage.save("final.txt", Buffer.from("theirs"));
+    await storage.save("mine.txt", Buffer.from("mine"));
+    class OtherProcess extends FileSystemStorage {
+      protected override reservationScope(): string {
+        return "elsewhere";
+      }
+      // Another process has not seen final.txt yet: its exists() check is stale.
+      protected override async objectExists(): Promise<boolean> {
+        return false;
+      }
+    }
+    const moved = await new OtherProcess({ location }).move("mine.txt", "final.txt");
+    expect(moved).toMatch(/^final_[A-Za-z0-9]{7}\.txt$/);
+    expect(await fs.readFile(path.join(location, "final.txt"), "utf8")).toBe("theirs");
+    expect(await fs.readFile(path.join(location, moved), "utf8")).toBe("mine");
+    expect(await filesBelow(location)).toEqual(["final.txt", moved].sort());
   });
 
   it("exists counts directories (Django's lexists), size/open do not treat them as files", async () => {

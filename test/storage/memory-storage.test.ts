@@ -69,6 +69,18 @@ describe("MemoryStorage specifics", () => {
     expect(storage.getObject("e.txt")?.contentType).toBe("text/plain");
   });
 
+  it("move keeps the content type, metadata and modification time", async () => {
+    const storage = new MemoryStorage();
+    await storage.save("pending/a.json", Buffer.from("{}"), {
+      contentType: "text/x-explicit",
+      metadata: { owner: "7" },
+    });
+    const before = storage.getObject("pending/a.json");
+    expect(await storage.move("pending/a.json", "final/a.json")).toBe("final/a.json");
+    expect(storage.getObject("final/a.json")).toEqual(before);
+    expect(storage.keys()).toEqual(["final/a.json"]);
+  });
+
   it("url: adds the trailing slash to baseUrl; without a baseUrl it is a StorageError", async () => {
     expect(await new MemoryStorage({ baseUrl: "/media" }).url("a b.txt")).toBe("/media/a%20b.txt");
     const error = await new MemoryStorage().url("a.txt").catch((e: unknown) => e);

@@ -1,5 +1,12 @@
 import { Sha256 } from "@aws-crypto/sha256-js";
-import { GetObjectCommand, PutObjectCommand, S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
+import {
+  CompleteMultipartUploadCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
@@ -189,6 +196,64 @@ describe("QueryPresigner byte-identity with getSignedUrl", () => {
     }
     expect(mismatches).toEqual([]);
     expect(compared).toBe(2 * (FIXED_KEYS.length + 8));
+  });
+
+  // Browser multipart uploads: UploadPart (PUT) and CompleteMultipartUpload (POST) URLs, against a
+  // WHEN_REQUIRED client (a WHEN_SUPPORTED one pins the CRC32 of an empty body; see presign()).
+  it.each(LAYOUTS)("presign(): UploadPart and CompleteMultipartUpload on $name", async (layout) => {
+    const rand = mulberry32(layout.name.length * 104_729);
+    const presigner = new QueryPresigner();
+    const target = { baseUrl: baseOf(layout), region: layout.region };
+    const mismatches: string[] = [];
+    let compared = 0;
+    for (const credentials of [STATIC, TEMPORARY]) {
+      const client = sdkClient(layout, credentials, false);
+      const keys = [...FIXED_KEYS, ...Array.from({ length: 6 }, () => randomKey(rand))];
+      for (const [i, key] of keys.entries()) {
+        const signingDate = new Date(Date.UTC(2020, 0, 1) + Math.floor(rand() * 11 * 365 * 86_400_000));
+        const expiresIn = [1, 60, 3600, 86_400, MAX_PRESIGN_EXPIRES][i % 5]!;
+        // Real upload IDs are long URL-unsafe base64-like strings.
+        const uploadId = `${randomKey(rand)}+/=${i}`;
+        const partNumber = 1 + Math.floor(rand() * 10_000);
+        const expectedPart = await getSignedUrl(
+          client,
+          new UploadPartCommand({ Bucket: layout.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber }),
+          { expiresIn, signingDate },
+        );
+        const actualPart = presigner.presign("PUT", target, key, credentials, {
+          expiresIn,
+          now: signingDate,
+          query: { partNumber: String(partNumber), uploadId, "x-id": "UploadPart" },
+        });
+        const expectedComplete = await getSignedUrl(
+          client,
+          new CompleteMultipartUploadCommand({ Bucket: layout.bucket, Key: key, UploadId: uploadId }),
+          { expiresIn, signingDate },
+        );
+        const actualComplete = presigner.presign("POST", target, key, credentials, {
+          expiresIn,
+          now: signingDate,
+          query: { uploadId },
+        });
+        compared += 2;
+        if (actualPart !== expectedPart)
+          mismatches.push(`part ${JSON.stringify(key)}\n ${expectedPart}\n ${actualPart}`);
+        if (actualComplete !== expectedComplete)
+          mismatches.push(`complete ${JSON.stringify(key)}\n ${expectedComplete}\n ${actualComplete}`);
+      }
+    }
+    expect(mismatches).toEqual([]);
+    expect(compared).toBe(4 * (FIXED_KEYS.length + 6));
+  });
+
+  it("presign() refuses to let query set the signature's own parameters", () => {
+    const target = { baseUrl: "http://127.0.0.1:9000/b", region: "us-east-1" };
+    for (const name of ["X-Amz-Signature", "x-amz-signature", "X-Amz-Date", "x-amz-credential", "X-Amz-Expires"]) {
+      expect(() =>
+        new QueryPresigner().presign("PUT", target, "k", STATIC, { expiresIn: 60, query: { [name]: "x" } }),
+      ).toThrow(TypeError);
+    }
+    expect(() => new QueryPresigner().presign("PUT", target, "k", STATIC, { expiresIn: 0 })).toThrow(RangeError);
   });
 
   it("emits exactly the SDK's parameter order (default client and WHEN_REQUIRED client)", () => {

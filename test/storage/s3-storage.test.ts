@@ -1,6 +1,11 @@
-import { generateKeyPairSync, randomBytes, verify } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes, verify } from "node:crypto";
 import { Readable } from "node:stream";
-import { GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
+import {
+  CompleteMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import {
@@ -10,6 +15,7 @@ import {
   type S3Session,
   S3Storage,
   StorageError,
+  SuspiciousFileOperationError,
 } from "../../src/index.js";
 import { readAll } from "../../src/storage/content.js";
 import { PROBE_PREFIX } from "../../src/storage/s3/s3-storage.js";
@@ -262,6 +268,149 @@ describe("S3Storage against a recording proxy", () => {
     expect(Buffer.compare(Buffer.from(await storage.read(name)), Buffer.from(data))).toBe(0);
   });
 
+  const head = async (key: string) => {
+    const client = harnessClient(s3);
+    try {
+      return await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
+    } finally {
+      client.destroy();
+    }
+  };
+
+  it("move: CopyObject with If-None-Match: *, then DeleteObject; content type and metadata move along", async () => {
+    const location = `move/${randomBytes(4).toString("hex")}`;
+    const storage = new S3Storage({ session: proxied, location });
+    await storage.save("pending/a b.txt", Buffer.from("hello"), {
+      contentType: "text/x-test",
+      metadata: { owner: "7" },
+    });
+    const mark = proxy.log.length;
+    expect(await storage.move("pending/a b.txt", "final/a b.txt")).toBe("final/a b.txt");
+    const requests = since(mark);
+    const copies = requests.filter((r) => r.method === "PUT" && r.headers["x-amz-copy-source"] !== undefined);
+    expect(copies).toHaveLength(1);
+    expect(copies[0]?.path).toBe(`/${s3.bucket}/${location}/final/a b.txt`);
+    expect(copies[0]?.headers["x-amz-copy-source"]).toBe(`${s3.bucket}/${location}/pending/a%20b.txt`);
+    expect(copies[0]?.headers["if-none-match"]).toBe("*");
+    expect(requests.filter((r) => r.method === "DELETE").map((r) => r.path)).toEqual([
+      `/${s3.bucket}/${location}/pending/a b.txt`,
+    ]);
+    const moved = await head(`${location}/final/a b.txt`);
+    expect(moved.ContentType).toBe("text/x-test");
+    expect(moved.Metadata).toMatchObject({ owner: "7" });
+    expect(await listKeys(s3, location)).toEqual(["final/a b.txt"]);
+  });
+
+  it("move whose source delete fails: returns the new name, keeps the copy, reports the source as left behind", async () => {
+    const location = `move-left/${randomBytes(4).toString("hex")}`;
+    const storageLevel: LeftBehindError[] = [];
+    const storage = new S3Storage({ session: proxied, location, onLeftBehind: (e) => storageLevel.push(e) });
+    const data = testBytes(100_000, 13);
+    await storage.save("pending/b.bin", Buffer.from(data));
+    await storage.save("pending/c.bin", Buffer.from("c"));
+    proxy.addFault({
+      match: (r) => r.method === "DELETE" && r.path.startsWith(`/${s3.bucket}/${location}/pending/`),
+      action: { status: 403 },
+    });
+    const perCall: LeftBehindError[] = [];
+    expect(await storage.move("pending/b.bin", "final/b.bin", { onLeftBehind: (e) => perCall.push(e) })).toBe(
+      "final/b.bin",
+    );
+    expect(Buffer.compare(Buffer.from(await storage.read("final/b.bin")), Buffer.from(data))).toBe(0);
+    expect(perCall).toHaveLength(1);
+    expect(perCall[0]).toBeInstanceOf(LeftBehindError);
+    expect(perCall[0]?.leftBehind).toEqual([
+      { name: "pending/b.bin", key: `${location}/pending/b.bin`, cause: expect.anything() },
+    ]);
+    expect((perCall[0]!.cause as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(403);
+    expect(storageLevel).toEqual([]); // the call's own callback took it
+    // Without a callback of its own, the storage's onLeftBehind is told.
+    expect(await storage.move("pending/c.bin", "final/c.bin")).toBe("final/c.bin");
+    expect(storageLevel.map((e) => e.leftBehind.map((l) => l.name))).toEqual([["pending/c.bin"]]);
+    expect(await listKeys(s3, location)).toEqual(["final/b.bin", "final/c.bin", "pending/b.bin", "pending/c.bin"]);
+  });
+
+  it("move of an object over 5 GiB fails with MOVE_TOO_LARGE before any write", async () => {
+    const location = `move-huge/${randomBytes(4).toString("hex")}`;
+    const storage = new S3Storage({ session: proxied, location });
+    await storage.save("pending/huge.bin", Buffer.from("stands in for 6 GiB"));
+    // The proxy answers the source's HeadObject as S3 would for a 6 GiB object.
+    proxy.addFault({
+      match: (r) => r.method === "HEAD" && r.path === `/${s3.bucket}/${location}/pending/huge.bin`,
+      action: {
+        status: 200,
+        headers: {
+          "content-length": String(6 * 1024 ** 3),
+          "last-modified": new Date().toUTCString(),
+          etag: '"0123456789abcdef0123456789abcdef-1229"',
+        },
+      },
+    });
+    const mark = proxy.log.length;
+    const error = await storage.move("pending/huge.bin", "final/huge.bin").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StorageError);
+    expect((error as StorageError).code).toBe("MOVE_TOO_LARGE");
+    expect((error as StorageError).fileName).toBe("pending/huge.bin");
+    expect(since(mark).filter((r) => r.method !== "HEAD" && r.method !== "GET")).toEqual([]);
+    expect(await listKeys(s3, location)).toEqual(["pending/huge.bin"]);
+  });
+
+  it("move to a name another process took since it looked: the copy is refused, another name is used", async () => {
+    const location = `move-race/${randomBytes(4).toString("hex")}`;
+    const setupStorage = new S3Storage({ session: proxied, location });
+    await setupStorage.save("final/taken.txt", Buffer.from("theirs"));
+    await setupStorage.save("pending/mine.txt", Buffer.from("mine"));
+    class OtherProcess extends S3Storage {
+      protected override reservationScope(): string {
+        return "elsewhere";
+      }
+      // Another process cannot see the object yet: its exists() check is stale.
+      protected override async objectExists(): Promise<boolean> {
+        return false;
+      }
+    }
+    const storage = new OtherProcess({ session: proxied, location, conditionalWrites: true });
+    const moved = await storage.move("pending/mine.txt", "final/taken.txt");
+    expect(moved).toMatch(/^final\/taken_[A-Za-z0-9]{7}\.txt$/);
+    expect(Buffer.from(await storage.read("final/taken.txt")).toString()).toBe("theirs");
+    expect(Buffer.from(await storage.read(moved)).toString()).toBe("mine");
+    expect(await listKeys(s3, location)).toEqual(["final/taken.txt", moved].sort());
+  });
+
+  it("presignedPost and the multipart presigners make no request once warm", async () => {
+    const storage = new S3Storage({ session: proxied, location: "direct-quiet" });
+    await storage.url("warm.png");
+    const mark = proxy.log.length;
+    await storage.presignedPost("p/a.png", { contentType: "image/png", maxSize: 1000, expiresIn: 60 });
+    for (let i = 1; i <= 100; i++) await storage.presignUploadPart("p/b.bin", "upload-1", i, { expiresIn: 60 });
+    await storage.presignCompleteMultipartUpload("p/b.bin", "upload-1", { expiresIn: 60 });
+    expect(proxy.log.length - mark).toBe(0);
+  });
+
+  it("abortMultipartUpload aborts; an upload that is already gone is not an error; other failures are", async () => {
+    const location = `direct-abort/${randomBytes(4).toString("hex")}`;
+    const storage = new S3Storage({ session: proxied, location });
+    const uploadId = await storage.createMultipartUpload("p/x.bin", { contentType: "application/octet-stream" });
+    const mark = proxy.log.length;
+    await storage.abortMultipartUpload("p/x.bin", uploadId);
+    const aborts = since(mark).filter((r) => r.method === "DELETE" && r.query.get("uploadId") === uploadId);
+    expect(aborts.map((r) => r.path)).toEqual([`/${s3.bucket}/${location}/p/x.bin`]);
+    proxy.addFault({
+      match: (r) => r.method === "DELETE" && r.query.has("uploadId"),
+      action: { status: 404 },
+      times: 1,
+    });
+    await storage.abortMultipartUpload("p/x.bin", uploadId);
+    proxy.addFault({
+      match: (r) => r.method === "DELETE" && r.query.has("uploadId"),
+      action: { status: 403 },
+      times: 1,
+    });
+    const error = await storage.abortMultipartUpload("p/x.bin", uploadId).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StorageError);
+    expect((error as StorageError).fileName).toBe("p/x.bin");
+  });
+
   it("url() makes no request: 10,000 signed URLs, zero requests to S3, one credential resolution", async () => {
     const storage = new S3Storage({ session: proxied, location: "urls" });
     await storage.url("warm.png");
@@ -354,6 +503,144 @@ describe("S3Storage URLs", () => {
       "base64",
     );
     expect(verify("RSA-SHA1", Buffer.from(policy), publicKey, signature)).toBe(true);
+  });
+});
+
+describe("S3Storage direct uploads, sent with fetch as a browser would", () => {
+  const MiB = 1024 * 1024;
+  const location = `direct/${randomBytes(4).toString("hex")}`;
+  let storage: S3Storage;
+  beforeAll(() => {
+    storage = new S3Storage({ session, location });
+  });
+  const head = async (key: string) => {
+    const client = harnessClient(s3);
+    try {
+      return await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
+    } finally {
+      client.destroy();
+    }
+  };
+
+  it("a form POST with the presignedPost fields stores the object under the pinned key", async () => {
+    const bytes = Buffer.from("browser bytes \u2713");
+    const checksumSha256 = createHash("sha256").update(bytes).digest("base64");
+    const post = await storage.presignedPost("pending/u1/photo.png", {
+      contentType: "image/png",
+      maxSize: 1024,
+      expiresIn: 300,
+      metadata: { owner: "42" },
+      checksumSha256,
+    });
+    expect(post.url).toBe(`${s3.endpoint}/${s3.bucket}`);
+    expect(post.fields.key).toBe(`${location}/pending/u1/photo.png`);
+    expect(post.fields["x-amz-checksum-sha256"]).toBe(checksumSha256);
+    const policy = JSON.parse(Buffer.from(post.fields.Policy!, "base64").toString("utf8"));
+    expect(policy.conditions).toContainEqual(["content-length-range", 0, 1024]);
+    const form = new FormData();
+    for (const [name, value] of Object.entries(post.fields)) form.append(name, value);
+    form.append("file", new Blob([bytes], { type: "image/png" }), "photo.png");
+    const response = await fetch(post.url, { method: "POST", body: form });
+    expect(response.status).toBeLessThan(300);
+    expect(Buffer.from(await storage.read("pending/u1/photo.png")).equals(bytes)).toBe(true);
+    const object = await head(`${location}/pending/u1/photo.png`);
+    expect(object.ContentType).toBe("image/png");
+    expect(object.Metadata).toMatchObject({ owner: "42" });
+  });
+
+  it("presignedPost validates the name like every storage name, and the size range", async () => {
+    const ok = { contentType: "image/png", maxSize: 10, expiresIn: 60 };
+    await expect(storage.presignedPost("../escape.png", ok)).rejects.toBeInstanceOf(SuspiciousFileOperationError);
+    expect((await storage.presignedPost("./a//b.png", ok)).fields.key).toBe(`${location}/a/b.png`);
+    await expect(storage.presignedPost("a.png", { ...ok, maxSize: -1 })).rejects.toBeInstanceOf(RangeError);
+    await expect(storage.presignedPost("a.png", { ...ok, minSize: 11 })).rejects.toBeInstanceOf(RangeError);
+    await expect(storage.presignedPost("a.png", { ...ok, maxSize: 6 * 1024 ** 3 })).rejects.toBeInstanceOf(RangeError);
+    await expect(storage.presignedPost("a.png", { ...ok, expiresIn: 0 })).rejects.toBeInstanceOf(RangeError);
+  });
+
+  it("a 20 MiB upload through presigned part PUTs and a presigned complete POST", async () => {
+    const data = testBytes(20 * MiB, 12);
+    const name = "pending/u2/movie.bin";
+    const uploadId = await storage.createMultipartUpload(name, { contentType: "video/mp4", metadata: { owner: "7" } });
+    const parts: { number: number; etag: string }[] = [];
+    for (let i = 0; i < 4; i++) {
+      const url = await storage.presignUploadPart(name, uploadId, i + 1, { expiresIn: 300 });
+      const response = await fetch(url, { method: "PUT", body: data.subarray(i * 5 * MiB, (i + 1) * 5 * MiB) });
+      expect(response.status).toBe(200);
+      const etag = response.headers.get("etag");
+      expect(etag).toBeTruthy();
+      parts.push({ number: i + 1, etag: etag as string });
+    }
+    const xml = `<CompleteMultipartUpload>${parts
+      .map((p) => `<Part><PartNumber>${p.number}</PartNumber><ETag>${p.etag}</ETag></Part>`)
+      .join("")}</CompleteMultipartUpload>`;
+    const complete = await storage.presignCompleteMultipartUpload(name, uploadId, { expiresIn: 300 });
+    const response = await fetch(complete, { method: "POST", body: xml });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toContain("CompleteMultipartUploadResult");
+    expect(await storage.size(name)).toBe(20 * MiB);
+    const stored = await storage.read(name);
+    expect(createHash("sha256").update(stored).digest("hex")).toBe(createHash("sha256").update(data).digest("hex"));
+    const object = await head(`${location}/${name}`);
+    expect(object.ContentType).toBe("video/mp4");
+    expect(object.Metadata).toMatchObject({ owner: "7" });
+  });
+
+  it("part and complete URLs are byte-identical to the SDK's getSignedUrl for the same clock", async () => {
+    vi.useFakeTimers({ now: Date.now(), toFake: ["Date"] });
+    try {
+      const key = `${location}/a b/\u00fc+(1).bin`;
+      const uploadId = "2~Vx+/9z=";
+      expect(await storage.presignUploadPart("a b/\u00fc+(1).bin", uploadId, 7, { expiresIn: 600 })).toBe(
+        await getSignedUrl(
+          session.client,
+          new UploadPartCommand({ Bucket: s3.bucket, Key: key, UploadId: uploadId, PartNumber: 7 }),
+          { expiresIn: 600 },
+        ),
+      );
+      expect(await storage.presignCompleteMultipartUpload("a b/\u00fc+(1).bin", uploadId, { expiresIn: 600 })).toBe(
+        await getSignedUrl(
+          session.client,
+          new CompleteMultipartUploadCommand({ Bucket: s3.bucket, Key: key, UploadId: uploadId }),
+          { expiresIn: 600 },
+        ),
+      );
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("with the SDK's default checksums, part URLs still carry no CRC32 of an empty body", async () => {
+    const defaults = createSession({ ...sessionOptionsFor(s3), checksums: "when_supported" });
+    try {
+      const st = new S3Storage({ session: defaults, location });
+      vi.useFakeTimers({ now: Date.now(), toFake: ["Date"] });
+      try {
+        const ours = await st.presignUploadPart("p.bin", "id", 1, { expiresIn: 60 });
+        const input = { Bucket: s3.bucket, Key: `${location}/p.bin`, UploadId: "id", PartNumber: 1 };
+        const sdkDefault = await getSignedUrl(defaults.client, new UploadPartCommand(input), { expiresIn: 60 });
+        expect(sdkDefault).toContain("x-amz-checksum-crc32=AAAAAA%3D%3D");
+        expect(ours).not.toContain("checksum");
+        expect(ours).toBe(await getSignedUrl(session.client, new UploadPartCommand(input), { expiresIn: 60 }));
+      } finally {
+        vi.useRealTimers();
+      }
+    } finally {
+      await defaults.destroy();
+    }
+  });
+
+  it("presignUploadPart refuses part numbers outside 1..10000 and an empty upload ID", async () => {
+    for (const n of [0, 10_001, 1.5, Number.NaN]) {
+      await expect(storage.presignUploadPart("a.bin", "id", n, { expiresIn: 60 })).rejects.toBeInstanceOf(RangeError);
+    }
+    await expect(storage.presignUploadPart("a.bin", "", 1, { expiresIn: 60 })).rejects.toBeInstanceOf(TypeError);
+    await expect(storage.presignCompleteMultipartUpload("a.bin", "", { expiresIn: 60 })).rejects.toBeInstanceOf(
+      TypeError,
+    );
+    await expect(storage.presignUploadPart("../a.bin", "id", 1, { expiresIn: 60 })).rejects.toBeInstanceOf(
+      SuspiciousFileOperationError,
+    );
   });
 });
 

@@ -1,5 +1,6 @@
 /**
- * SigV4 query presigning of S3 GET URLs without the SDK's middleware stack.
+ * SigV4 query presigning of S3 URLs without the SDK's middleware stack: GET URLs, the requests a
+ * browser makes in a multipart upload ({@link QueryPresigner.presign}), and form POST policies.
  *
  * The output is byte-identical to `getSignedUrl(client, new GetObjectCommand(...), { expiresIn })` of
  * `@aws-sdk/s3-request-presigner` (checked against 3.1169 with client-s3 3.1175) for the same inputs and clock.
@@ -72,6 +73,16 @@ export interface PresignPostOptions {
   /** Size range in bytes the upload must fall in (`content-length-range`). */
   minSize?: number;
   maxSize?: number;
+  /**
+   * User metadata, sent as `x-amz-meta-<name>` fields and pinned by the policy. Names are
+   * lowercased (S3 stores them so) and must be HTTP token characters.
+   */
+  metadata?: Record<string, string>;
+  /**
+   * Base64 SHA-256 of the exact bytes to upload: adds `x-amz-checksum-algorithm: SHA256` and
+   * `x-amz-checksum-sha256` to the form and policy, and S3 refuses a file with another digest.
+   */
+  checksumSha256?: string;
   now?: Date | number;
 }
 
@@ -102,6 +113,10 @@ const GENERATED_PARAMS = new Set([
   "x-amz-checksum-mode",
   "x-id",
 ]);
+/** The signature's own parameters (lowercase): `presign()`'s `query` may not set them. */
+const SIGNATURE_PARAMS = new Set(
+  [...GENERATED_PARAMS].filter((p) => p.startsWith("X-Amz-")).map((p) => p.toLowerCase()),
+);
 const SIGNING_KEY_CACHE_SIZE = 4;
 /** A DNS label, as the SDK's endpoint rules require of a region; it goes into hosts and the credential scope. */
 const REGION = /^[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?$/;
@@ -254,6 +269,63 @@ export class QueryPresigner {
    * @throws URIError when the key or a parameter holds a lone UTF-16 surrogate.
    */
   presignGet(target: PresignTarget, key: string, credentials: PresignCredentials, opts: PresignGetOptions): string {
+    const t = this.prepared(target);
+    const { path, head } = this.begin(t, key, credentials, opts);
+    const { secretAccessKey, accessKeyId } = credentials;
+    let tail = "X-Amz-SignedHeaders=host";
+    const { responseContentDisposition: rcd, responseContentType: rct, extraQuery } = opts;
+    if (extraQuery !== undefined && hasKeys(extraQuery)) {
+      return this.presignWithExtraQuery(t, path, head, secretAccessKey, accessKeyId, opts, extraQuery);
+    }
+    if (rcd !== undefined) tail += `&response-content-disposition=${uriEncode(rcd, false)}`;
+    if (rct !== undefined) tail += `&response-content-type=${uriEncode(rct, false)}`;
+    tail += this.querySuffix;
+
+    const signature = this.sign(t, `GET\n${t.pathPrefix}${path}\n${head}&${tail}`, secretAccessKey, accessKeyId);
+    return `${t.urlPrefix}${path}?${head}&X-Amz-Signature=${signature}&${tail}`;
+  }
+
+  /**
+   * A presigned URL for another S3 request on `key`: `method` with the operation's own query
+   * parameters (`query`, e.g. `{ partNumber: "1", uploadId, "x-id": "UploadPart" }`), signed
+   * headers `host` only and an unsigned payload. For UploadPart and CompleteMultipartUpload this
+   * is byte-identical to `getSignedUrl` of an S3Client with `requestChecksumCalculation:
+   * "WHEN_REQUIRED"` for the same inputs and clock. (A client with the default `WHEN_SUPPORTED`
+   * adds `x-amz-checksum-crc32=AAAAAA==`, the CRC32 of an empty body, which S3 then holds any
+   * real part to; such a URL cannot upload anything, so it is not reproduced.)
+   * @throws RangeError when `expiresIn` is not a whole number of seconds in 1..604800.
+   * @throws TypeError when `query` sets a parameter of the signature itself.
+   */
+  presign(
+    method: "GET" | "PUT" | "POST" | "DELETE" | "HEAD",
+    target: PresignTarget,
+    key: string,
+    credentials: PresignCredentials,
+    opts: { expiresIn: number; now?: Date | number; query?: Record<string, string> },
+  ): string {
+    const t = this.prepared(target);
+    const { path, head } = this.begin(t, key, credentials, opts);
+    const params = headParams(head);
+    params.push(["X-Amz-SignedHeaders", "X-Amz-SignedHeaders=host"]);
+    for (const [name, value] of Object.entries(opts.query ?? {})) {
+      if (SIGNATURE_PARAMS.has(name.toLowerCase())) {
+        throw new TypeError(`presign: query may not set ${JSON.stringify(name)}`);
+      }
+      params.push([name, `${uriEncode(name, false)}=${uriEncode(value, false)}`]);
+    }
+    return this.signParams(method, t, path, params, credentials.secretAccessKey, credentials.accessKeyId);
+  }
+
+  /**
+   * What every presigned URL starts with: validates the lifetime and key, sets the date, and
+   * returns the encoded key and the `X-Amz-*` parameters sorting before `X-Amz-Signature`.
+   */
+  private begin(
+    t: PreparedTarget,
+    key: string,
+    credentials: PresignCredentials,
+    opts: { expiresIn: number; now?: Date | number | undefined },
+  ): { path: string; head: string } {
     const { expiresIn } = opts;
     if (!Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > MAX_PRESIGN_EXPIRES) {
       throw new RangeError(
@@ -261,7 +333,6 @@ export class QueryPresigner {
       );
     }
     if (typeof key !== "string" || key.length === 0) throw new TypeError("presign: key must be a non-empty string");
-    const t = this.prepared(target);
 
     const now = opts.now;
     const ms = now === undefined ? Date.now() : typeof now === "number" ? now : now.getTime();
@@ -270,7 +341,7 @@ export class QueryPresigner {
     if (second !== this.lastSecond) this.setDate(second);
     const shortDate = this.shortDate;
 
-    const { accessKeyId, secretAccessKey, sessionToken } = credentials;
+    const { accessKeyId, sessionToken } = credentials;
     if (accessKeyId !== this.lastAccessKeyId) {
       this.encodedAccessKeyId = uriEncode(accessKeyId, false);
       this.lastAccessKeyId = accessKeyId;
@@ -285,25 +356,14 @@ export class QueryPresigner {
     }
 
     const path = uriEncode(key, true);
-    // Parameters sorting before X-Amz-Signature, then those after it; the canonical query is both joined.
     const head =
       `X-Amz-Algorithm=${ALGORITHM}&X-Amz-Content-Sha256=${UNSIGNED_PAYLOAD}` +
       `&X-Amz-Credential=${this.encodedAccessKeyId}%2F${shortDate}${t.encodedScopeTail}` +
       `&X-Amz-Date=${this.longDate}&X-Amz-Expires=${expiresIn}${tokenParam}`;
-    let tail = "X-Amz-SignedHeaders=host";
-    const { responseContentDisposition: rcd, responseContentType: rct, extraQuery } = opts;
-    if (extraQuery !== undefined && hasKeys(extraQuery)) {
-      return this.presignWithExtraQuery(t, path, head, secretAccessKey, accessKeyId, opts, extraQuery);
-    }
-    if (rcd !== undefined) tail += `&response-content-disposition=${uriEncode(rcd, false)}`;
-    if (rct !== undefined) tail += `&response-content-type=${uriEncode(rct, false)}`;
-    tail += this.querySuffix;
-
-    const signature = this.sign(t, `GET\n${t.pathPrefix}${path}\n${head}&${tail}`, secretAccessKey, accessKeyId);
-    return `${t.urlPrefix}${path}?${head}&X-Amz-Signature=${signature}&${tail}`;
+    return { path, head };
   }
 
-  /** General form: sorts every parameter, the canonical query by encoded name, the URL by raw name (as the SDK). */
+  /** GET with extra query parameters: every parameter sorted, through {@link QueryPresigner.signParams}. */
   private presignWithExtraQuery(
     t: PreparedTarget,
     path: string,
@@ -313,11 +373,7 @@ export class QueryPresigner {
     opts: PresignGetOptions,
     extraQuery: Record<string, string>,
   ): string {
-    const params: [raw: string, encoded: string][] = [];
-    for (const part of head.split("&")) {
-      const eq = part.indexOf("=");
-      params.push([part.slice(0, eq), part]);
-    }
+    const params = headParams(head);
     const add = (name: string, value: string) =>
       params.push([name, `${uriEncode(name, false)}=${uriEncode(value, false)}`]);
     add("X-Amz-SignedHeaders", "host");
@@ -332,10 +388,30 @@ export class QueryPresigner {
       }
       add(name, extraQuery[name]!);
     }
+    return this.signParams("GET", t, path, params, secretAccessKey, accessKeyId);
+  }
+
+  /**
+   * General form: the canonical query sorted by encoded name, the URL's by raw name (as the SDK).
+   * `params` are `[raw name, encoded "name=value"]` pairs, without the signature.
+   */
+  private signParams(
+    method: string,
+    t: PreparedTarget,
+    path: string,
+    params: [raw: string, encoded: string][],
+    secretAccessKey: string,
+    accessKeyId: string,
+  ): string {
     const byEncoded = params
       .map((p) => p[1])
       .sort((a, b) => compare(a.slice(0, a.indexOf("=")), b.slice(0, b.indexOf("="))));
-    const signature = this.sign(t, `GET\n${t.pathPrefix}${path}\n${byEncoded.join("&")}`, secretAccessKey, accessKeyId);
+    const signature = this.sign(
+      t,
+      `${method}\n${t.pathPrefix}${path}\n${byEncoded.join("&")}`,
+      secretAccessKey,
+      accessKeyId,
+    );
     params.push(["X-Amz-Signature", `X-Amz-Signature=${signature}`]);
     params.sort((a, b) => compare(a[0], b[0]));
     return `${t.urlPrefix}${path}?${params.map((p) => p[1]).join("&")}`;
@@ -379,7 +455,10 @@ export class QueryPresigner {
   /**
    * A browser-form upload grant (S3 POST Object with a SigV4 policy): the form must carry
    * `fields` in this order before the file. The policy pins the exact key, the content type when
-   * given, and the size range; S3 refuses a POST that breaks any of them. Pure computation.
+   * given, the size range, the metadata and the checksum; S3 refuses a POST that breaks any of
+   * them. Pure computation.
+   * @throws TypeError on a metadata name that is not an HTTP token (or repeats another in another
+   *   case), or a checksum that is not the base64 of 32 bytes.
    */
   presignPost(
     target: PresignTarget,
@@ -392,6 +471,7 @@ export class QueryPresigner {
       throw new RangeError(`presignPost: expiresIn must be a whole number of seconds from 1 to ${MAX_PRESIGN_EXPIRES}`);
     }
     if (key.length === 0) throw new TypeError("presignPost: key must be a non-empty string");
+    const extra = postExtraFields(opts);
     const t = this.prepared(target);
     const now = opts.now === undefined ? Date.now() : typeof opts.now === "number" ? opts.now : opts.now.getTime();
     const second = Math.floor(now / 1000);
@@ -399,6 +479,7 @@ export class QueryPresigner {
     const credential = `${credentials.accessKeyId}/${this.shortDate}${t.scopeTail}`;
     const fields: Record<string, string> = { key };
     if (opts.contentType !== undefined) fields["Content-Type"] = opts.contentType;
+    for (const [name, value] of extra) fields[name] = value;
     fields["x-amz-algorithm"] = ALGORITHM;
     fields["x-amz-credential"] = credential;
     fields["x-amz-date"] = this.longDate;
@@ -407,6 +488,7 @@ export class QueryPresigner {
     const conditions: unknown[] = [{ bucket }, ["eq", "$key", key]];
     if (opts.contentType !== undefined) conditions.push(["eq", "$Content-Type", opts.contentType]);
     if (opts.maxSize !== undefined) conditions.push(["content-length-range", opts.minSize ?? 0, opts.maxSize]);
+    for (const [name, value] of extra) conditions.push({ [name]: value });
     for (const name of ["x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-security-token"]) {
       if (fields[name] !== undefined) conditions.push({ [name]: fields[name] });
     }
@@ -463,6 +545,35 @@ function pad2(n: number): string {
 /** UTF-16 code-unit order, as `Array.prototype.sort` without a comparator. */
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const SHA256_BASE64 = /^[A-Za-z0-9+/]{43}=$/;
+
+/** The metadata and checksum form fields of a POST grant, in form order, validated. */
+function postExtraFields(opts: PresignPostOptions): [string, string][] {
+  const fields: [string, string][] = [];
+  const seen = new Set<string>();
+  for (const [name, value] of Object.entries(opts.metadata ?? {})) {
+    const lower = name.toLowerCase();
+    if (!HTTP_TOKEN.test(name) || seen.has(lower)) {
+      throw new TypeError(`presignPost: invalid or repeated metadata name ${JSON.stringify(name)}`);
+    }
+    seen.add(lower);
+    fields.push([`x-amz-meta-${lower}`, value]);
+  }
+  if (opts.checksumSha256 !== undefined) {
+    if (!SHA256_BASE64.test(opts.checksumSha256)) {
+      throw new TypeError("presignPost: checksumSha256 must be the base64 of a 32-byte SHA-256 digest");
+    }
+    fields.push(["x-amz-checksum-algorithm", "SHA256"], ["x-amz-checksum-sha256", opts.checksumSha256]);
+  }
+  return fields;
+}
+
+/** The `[raw name, "name=value"]` pairs of an already encoded `a=b&c=d` string. */
+function headParams(head: string): [raw: string, encoded: string][] {
+  return head.split("&").map((part) => [part.slice(0, part.indexOf("=")), part]);
 }
 
 function hasKeys(o: object): boolean {

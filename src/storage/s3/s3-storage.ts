@@ -1,6 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import {
+  AbortMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -24,13 +27,22 @@ import {
   type BaseStorageOptions,
   type ByteRange,
   filepathToUri,
+  type MoveObjectRequest,
   type ObjectStat,
   type WriteObjectRequest,
 } from "../base-storage.js";
 import { abortReason } from "../content.js";
 import type { ListResult, ObjectInfo, UrlOptions } from "../storage.js";
 import { type ObjectWriteParams, uploadMultipart } from "./multipart.js";
-import { contentDispositionFor, type PresignTarget, QueryPresigner, s3BaseUrl } from "./presigner.js";
+import {
+  contentDispositionFor,
+  type PresignCredentials,
+  type PresignedPost,
+  type PresignTarget,
+  QueryPresigner,
+  s3BaseUrl,
+  uriEncode,
+} from "./presigner.js";
 import { isConditionalConflict, isNotFound, isPreconditionFailed } from "./s3-errors.js";
 
 /** Per-object write parameters (django-storages' `object_parameters`). */
@@ -90,7 +102,39 @@ export interface S3StorageOptions extends BaseStorageOptions {
   conditionalWrites?: boolean | "auto";
 }
 
+/** Options of {@link S3Storage.presignedPost}. */
+export interface PresignedPostOptions {
+  /** The object's Content-Type; the form must send exactly this. */
+  contentType: string;
+  /** Smallest accepted size in bytes. Default 0. */
+  minSize?: number;
+  /** Largest accepted size in bytes (at most 5 GiB, S3's limit for a POST); S3 refuses larger files. */
+  maxSize: number;
+  /** Lifetime of the grant in whole seconds, 1..604800. */
+  expiresIn: number;
+  /** User metadata (`x-amz-meta-*` fields, names lowercased), pinned by the policy. */
+  metadata?: Record<string, string>;
+  /** Base64 SHA-256 of the exact bytes: S3 refuses a file with another digest. */
+  checksumSha256?: string;
+}
+
+/** Options of {@link S3Storage.createMultipartUpload}. */
+export interface CreateMultipartUploadOptions {
+  /** The object's Content-Type. */
+  contentType: string;
+  /** User metadata stored with the object (`x-amz-meta-*`). */
+  metadata?: Record<string, string>;
+}
+
+/** Options of the multipart presigning methods of {@link S3Storage}. */
+export interface PresignMultipartOptions {
+  /** Lifetime of the URL in whole seconds, 1..604800. */
+  expiresIn: number;
+}
+
 const MIN_PART_SIZE = 5 * 1024 * 1024;
+/** The largest object CopyObject copies (5 GiB); beyond it S3 needs a multipart copy. */
+export const MAX_COPY_SIZE = 5 * 1024 ** 3;
 /**
  * Base name prefix of the objects probing for conditional writes (`<dir>/.prisma-s3-files-probe-<hex>`);
  * the same prefix as `FileSystemStorage`'s temporary files.
@@ -273,7 +317,7 @@ export class S3Storage extends BaseStorage {
     return { name, key, cause };
   }
 
-  #writeParams(request: WriteObjectRequest): ObjectWriteParams {
+  #writeParams(request: Pick<WriteObjectRequest, "name" | "contentType" | "metadata">): ObjectWriteParams {
     const custom = this.#options.objectParameters;
     const perName = typeof custom === "function" ? custom(request.name) : (custom ?? {});
     return {
@@ -338,6 +382,183 @@ export class S3Storage extends BaseStorage {
         );
       }
     }
+  }
+
+  // ---------------------------------------------------------------- move
+
+  /**
+   * CopyObject (with `If-None-Match: *` where conditional writes work, so another process's
+   * object is never replaced) then DeleteObject of the source. The copy keeps content type and
+   * metadata; `defaultAcl` is applied again, as ACLs are not copied. One HeadObject first: a
+   * missing source fails before any write, and so does one over 5 GiB, which CopyObject cannot
+   * copy (a multipart copy, UploadPartCopy, is not implemented: s3rver lacks it, so it could not
+   * be tested here).
+   */
+  protected async moveObject(request: MoveObjectRequest): Promise<string> {
+    const client = await this.#s3();
+    const source = await this.statObject(request.from);
+    if (source.size > MAX_COPY_SIZE) {
+      throw new StorageError(
+        `Cannot move ${JSON.stringify(request.from)}: it is ${source.size} bytes, more than the ${MAX_COPY_SIZE} bytes (5 GiB) S3 copies in one request`,
+        { fileName: request.from, code: "MOVE_TOO_LARGE" },
+      );
+    }
+    const conditional = request.exclusive && (await this.#conditionalWrites(client, request.name));
+    const copySource = uriEncode(`${this.bucket}/${this.key(request.from)}`, true);
+    let name = request.name;
+    for (;;) {
+      try {
+        await client.send(
+          new CopyObjectCommand({
+            Bucket: this.bucket,
+            Key: this.key(name),
+            CopySource: copySource,
+            ...(this.#options.defaultAcl ? { ACL: this.#options.defaultAcl } : {}),
+            ...(conditional ? { IfNoneMatch: "*" } : {}),
+          }),
+        );
+        break;
+      } catch (error) {
+        // Deleted since the HeadObject: still nothing written.
+        if (isNotFound(error)) throw new FileNotFoundError(request.from, { cause: error });
+        if (!(conditional && (isPreconditionFailed(error) || isConditionalConflict(error)))) throw error;
+        name = await request.nextName(); // taken by another writer since we picked it
+      }
+    }
+    // The copy is complete: from here on the move succeeds, whatever happens to the source.
+    const left = await this.#remove(client, request.from);
+    if (left) request.leftBehind(left);
+    return name;
+  }
+
+  // ---------------------------------------------------------------- direct uploads (browsers)
+
+  /**
+   * A form POST grant for a browser to upload one object under `name` without the application in
+   * the path: POST `fields` (in order) and then the file (field `file`) as `multipart/form-data`
+   * to `url`. The signed policy pins the exact key (`name` under this storage's `location`; no
+   * other name is picked, so choose a unique one), the content type, the size range, and the
+   * metadata and checksum when given. Computed from the session's cached credentials: no request
+   * to S3. `defaultAcl` and `objectParameters` are not applied to such uploads.
+   * @throws RangeError on a lifetime outside 1..604800 s or a bad size range.
+   * @throws TypeError on a bad metadata name or checksum.
+   */
+  async presignedPost(requested: string, options: PresignedPostOptions): Promise<PresignedPost> {
+    const name = this.cleanName(requested);
+    const { maxSize, minSize = 0 } = options;
+    if (!Number.isSafeInteger(maxSize) || maxSize < 0 || maxSize > MAX_COPY_SIZE) {
+      throw new RangeError(`presignedPost: maxSize must be a whole number of bytes from 0 to 5 GiB, got ${maxSize}`);
+    }
+    if (!Number.isSafeInteger(minSize) || minSize < 0 || minSize > maxSize) {
+      throw new RangeError(`presignedPost: minSize must be a whole number of bytes from 0 to maxSize, got ${minSize}`);
+    }
+    const { target, credentials } = await this.#signing();
+    return this.#presigner.presignPost(target, this.key(name), credentials, {
+      bucket: this.bucket,
+      expiresIn: options.expiresIn,
+      contentType: options.contentType,
+      minSize,
+      maxSize,
+      ...(options.metadata ? { metadata: options.metadata } : {}),
+      ...(options.checksumSha256 === undefined ? {} : { checksumSha256: options.checksumSha256 }),
+    });
+  }
+
+  /**
+   * Starts a multipart upload of `name` (under `location`; no other name is picked) for a
+   * browser to send parts to with {@link S3Storage.presignUploadPart}, and returns its upload ID.
+   * The object gets the same write parameters as a `save()` (content type, metadata,
+   * `defaultAcl`, `objectParameters`). One request to S3.
+   */
+  async createMultipartUpload(requested: string, options: CreateMultipartUploadOptions): Promise<string> {
+    const name = this.cleanName(requested);
+    try {
+      const client = await this.#s3();
+      const params = this.#writeParams({ name, contentType: options.contentType, metadata: { ...options.metadata } });
+      const created = await client.send(
+        new CreateMultipartUploadCommand({ ...params, Bucket: this.bucket, Key: this.key(name) }),
+      );
+      if (!created.UploadId) throw new Error("CreateMultipartUpload returned no UploadId");
+      return created.UploadId;
+    } catch (error) {
+      throw new StorageError(`Could not start a multipart upload of ${JSON.stringify(name)}`, {
+        cause: error,
+        fileName: name,
+      });
+    }
+  }
+
+  /**
+   * A presigned URL to PUT part `partNumber` (1..10000) of an upload made by
+   * {@link S3Storage.createMultipartUpload}; S3 answers with the part's `ETag` header, which the
+   * completion lists. Every part but the last must be at least 5 MiB. Byte-identical to the
+   * SDK's `getSignedUrl` of an `UploadPartCommand` on a client with `requestChecksumCalculation:
+   * "WHEN_REQUIRED"` (the SDK's default adds a CRC32 of an empty body that no real part matches).
+   * No request to S3.
+   */
+  async presignUploadPart(
+    requested: string,
+    uploadId: string,
+    partNumber: number,
+    options: PresignMultipartOptions,
+  ): Promise<string> {
+    const name = this.cleanName(requested);
+    if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10_000) {
+      throw new RangeError(`presignUploadPart: partNumber must be a whole number from 1 to 10000, got ${partNumber}`);
+    }
+    assertUploadId(uploadId);
+    const { target, credentials } = await this.#signing();
+    return this.#presigner.presign("PUT", target, this.key(name), credentials, {
+      expiresIn: options.expiresIn,
+      query: { partNumber: String(partNumber), uploadId, "x-id": "UploadPart" },
+    });
+  }
+
+  /**
+   * A presigned URL to POST the `CompleteMultipartUpload` XML (every part's number and ETag, in
+   * order) to, which makes the object. Byte-identical to the SDK's `getSignedUrl` of a
+   * `CompleteMultipartUploadCommand`. No request to S3.
+   */
+  async presignCompleteMultipartUpload(
+    requested: string,
+    uploadId: string,
+    options: PresignMultipartOptions,
+  ): Promise<string> {
+    const name = this.cleanName(requested);
+    assertUploadId(uploadId);
+    const { target, credentials } = await this.#signing();
+    return this.#presigner.presign("POST", target, this.key(name), credentials, {
+      expiresIn: options.expiresIn,
+      query: { uploadId },
+    });
+  }
+
+  /**
+   * Aborts a multipart upload, freeing its parts. An upload that is already gone (completed or
+   * aborted) is not an error. One request to S3.
+   */
+  async abortMultipartUpload(requested: string, uploadId: string): Promise<void> {
+    const name = this.cleanName(requested);
+    assertUploadId(uploadId);
+    try {
+      const client = await this.#s3();
+      await client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key(name), UploadId: uploadId }),
+      );
+    } catch (error) {
+      if (isNotFound(error)) return;
+      throw new StorageError(`Could not abort the multipart upload of ${JSON.stringify(name)}`, {
+        cause: error,
+        fileName: name,
+      });
+    }
+  }
+
+  /** The signing target and current credentials: cached, so no I/O once warm. */
+  async #signing(): Promise<{ target: PresignTarget; credentials: PresignCredentials }> {
+    const target = this.#target ?? (await this.#resolveTarget());
+    const credentials = this.#session.peekCredentials() ?? (await this.#session.credentials());
+    return { target, credentials };
   }
 
   // ---------------------------------------------------------------- reads
@@ -543,6 +764,10 @@ function sliceStream(source: Readable, skip: number, length: number | undefined)
     }
   }
   return Readable.from(slice(), { objectMode: false });
+}
+
+function assertUploadId(uploadId: string): void {
+  if (typeof uploadId !== "string" || uploadId.length === 0) throw new TypeError("uploadId must be a non-empty string");
 }
 
 /** For messages: the name and where it is; never credentials. */
