@@ -4,6 +4,8 @@
  * Layers, each usable without the ones above it: session → storage → file object → Prisma binding.
  */
 
+// Prisma binding.
+export type { UploadGrant, UploadGrantMultipart, UploadGrantPart, UploadGrantPost } from "./browser/upload-grant.js";
 // Errors of every layer.
 export {
   CredentialsError,
@@ -18,11 +20,12 @@ export {
 // File objects: a lazy handle on one stored object.
 export { StoredFile } from "./files/stored-file.js";
 export { FileValidationError, type FileValidationReason } from "./files/validation.js";
-// Prisma binding.
+export type { DirectUploadOptions, UploadGrantOptions } from "./prisma/direct-uploads.js";
 export { type S3FilesOptions, s3Files } from "./prisma/extension.js";
 export { FieldFile } from "./prisma/field-file.js";
 export { FileAnnotationError } from "./prisma/generator/annotation.js";
 export { FileAnnotationErrors } from "./prisma/generator/metadata.js";
+export { isGrantToken } from "./prisma/grant-token.js";
 export type {
   FileFieldMetadata,
   FileFieldsMetadataShape,

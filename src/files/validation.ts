@@ -16,7 +16,11 @@ export interface FileFieldRef {
   field?: string | undefined;
 }
 
-export type FileValidationReason = "too_large" | "type_not_accepted";
+/**
+ * Why a file was refused: over `maxSize`; a type `accept` does not take; (direct uploads) a size
+ * or SHA-256 other than the grant declared.
+ */
+export type FileValidationReason = "too_large" | "type_not_accepted" | "size_mismatch" | "checksum_mismatch";
 
 /** An upload broke a field's rules (`maxSize`, `accept`). Nothing was written. */
 export class FileValidationError extends PrismaS3FilesError {

@@ -3,13 +3,21 @@ import type { S3Session } from "../session/session.js";
 import { S3Storage } from "../storage/s3/s3-storage.js";
 import type { FileContent, Storage } from "../storage/storage.js";
 import {
+  createUploadGrant,
+  type DirectUploadOptions,
+  resolveDirectUploads,
+  type UploadGrantOptions,
+} from "./direct-uploads.js";
+import {
   deleteObjects,
+  type LifecycleContext,
   lifecycleContext,
   readOldKeys,
   removeUnreferenced,
   removeUntakenUploads,
   storeUploads,
 } from "./file-lifecycle.js";
+import { isGrantToken } from "./grant-token.js";
 import { pinKeys } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
@@ -41,6 +49,12 @@ export interface S3FilesOptions<Meta extends FileFieldsMetadataShape> {
    * detected, and then the pass is kept). Default `false`.
    */
   fastReads?: boolean;
+  /**
+   * Browser direct uploads: `prisma.user.uploadGrant("avatar", {...})` presigns an upload to
+   * S3, and the grant's token, passed where the column takes an upload, attaches the verified
+   * object. Needs a `secret` (or `PRISMA_S3_FILES_SECRET`) to sign grants.
+   */
+  directUploads?: DirectUploadOptions;
 }
 
 /** The parameters of Prisma's `$allOperations` query hook that the binding uses. */
@@ -80,7 +94,7 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
   const report =
     options.onCleanupError ??
     ((error: unknown) => console.warn(`prisma-s3-files: cleanup failed: ${(error as Error)?.message ?? error}`));
-  const ctx = lifecycleContext(fields, storages, report);
+  const ctx = lifecycleContext(fields, storages, report, resolveDirectUploads(options.directUploads));
   const mappers = compileMappers(fields, ctx.storageOf);
 
   const extension = (client: unknown) => {
@@ -190,7 +204,7 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     return (hooked as ExtensibleClient).$extends({
       name: "prisma-s3-files:transactions",
       client: { $transaction: transactionOverride(report) },
-      model: { $allModels: modelMethods(fields) },
+      model: { $allModels: modelMethods(fields, ctx) },
     });
   };
   return extension as unknown as FilesExtension<Meta>;
@@ -218,25 +232,39 @@ const WRITE_OPERATIONS: ReadonlySet<string> = new Set([
  * record-level `FieldFile.save` / `delete` from a `where`, through the same write path (and the
  * transaction, when called on `tx`).
  */
-function modelMethods(fields: FileFieldsMetadataShape) {
+function modelMethods(fields: FileFieldsMetadataShape, ctx: LifecycleContext) {
   type Delegate = { $name: string; update(args: unknown): Promise<Record<string, unknown>> };
+  const fieldOf = (delegate: Delegate, field: string) => {
+    const meta = fields[delegate.$name]?.fileFields[field];
+    if (!meta) throw new PrismaS3FilesError("CONFIGURATION", `${delegate.$name}.${field} is not a file field`);
+    return meta;
+  };
   /** Checks the field and returns a select of it and the primary key (so the returned file can `save()` again). */
   const selectFor = (delegate: Delegate, field: string) => {
-    const model = fields[delegate.$name];
-    if (!model?.fileFields[field]) {
-      throw new PrismaS3FilesError("CONFIGURATION", `${delegate.$name}.${field} is not a file field`);
-    }
-    return Object.fromEntries([...model.primaryKey, field].map((k) => [k, true]));
+    fieldOf(delegate, field);
+    return Object.fromEntries([...fields[delegate.$name]!.primaryKey, field].map((k) => [k, true]));
   };
   return {
-    async attach(this: Delegate, where: unknown, field: string, content: FileContent, options?: UploadOptions) {
+    /** `content` may also be a direct-upload grant token: the uploaded object is verified and attached. */
+    async attach(
+      this: Delegate,
+      where: unknown,
+      field: string,
+      content: FileContent | string,
+      options?: UploadOptions,
+    ) {
       const select = selectFor(this, field);
-      const row = await this.update({ where, data: { [field]: upload(content, options) }, select });
+      const value = isGrantToken(content) ? content : upload(content as FileContent, options);
+      const row = await this.update({ where, data: { [field]: value }, select });
       return row[field];
     },
     async detach(this: Delegate, where: unknown, field: string) {
       const select = selectFor(this, field);
       await this.update({ where, data: { [field]: null }, select });
+    },
+    async uploadGrant(this: Delegate, field: string, options: UploadGrantOptions) {
+      const meta = fieldOf(this, field);
+      return createUploadGrant(ctx.storageOf(this.$name, field), this.$name, field, meta, ctx.directUploads, options);
     },
   };
 }

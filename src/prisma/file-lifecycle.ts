@@ -5,6 +5,7 @@ import { checkDeclaredSize, checkType, peekContent, toFileValidationError } from
 import { normalizeContent, resolveContentType } from "../storage/content.js";
 import { generateFilename } from "../storage/naming.js";
 import type { FileContent, Storage } from "../storage/storage.js";
+import { type ResolvedDirectUploads, resolveDirectUploads, type VerifiedGrant, verifyGrant } from "./direct-uploads.js";
 import { guardedDeletion } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { discardUpload, type PendingUpload, takeUpload } from "./upload.js";
@@ -37,6 +38,8 @@ export interface LifecycleContext {
   storageNamed(name: string): Storage;
   /** Reports failures that must not fail the database write (cleanup after a commit). */
   report(error: unknown): void;
+  /** Browser direct uploads: grant signing and limits. */
+  directUploads: ResolvedDirectUploads;
 }
 
 /** The context for `fields` and their resolved storages (by storage name). */
@@ -44,6 +47,7 @@ export function lifecycleContext(
   fields: FileFieldsMetadataShape,
   storages: Map<string, Storage>,
   report: (error: unknown) => void,
+  directUploads: ResolvedDirectUploads = resolveDirectUploads(undefined),
 ): LifecycleContext {
   const storageName = (model: string, field: string) => fields[model]!.fileFields[field]!.storage;
   return {
@@ -52,6 +56,7 @@ export function lifecycleContext(
     storageNamed: (name) => storages.get(name)!,
     storageOf: (m, f) => storages.get(storageName(m, f))!,
     report,
+    directUploads,
   };
 }
 
@@ -74,16 +79,21 @@ const UPLOAD_CONCURRENCY = 4;
  */
 export async function storeUploads(assignments: UploadAssignment[], ctx: LifecycleContext): Promise<StoredObject[]> {
   const stored: StoredObject[] = [];
+  type Prepared = { a: UploadAssignment; where: { model: string; field: string } } & (
+    | { kind: "upload"; pending: PendingUpload; content: FileContent; contentType: string; filename: string }
+    | { kind: "grant"; grant: VerifiedGrant; moved: boolean }
+  );
+  const prepared: Prepared[] = [];
   try {
-    const prepared: {
-      a: UploadAssignment;
-      pending: PendingUpload;
-      content: FileContent;
-      contentType: string;
-      filename: string;
-      where: { model: string; field: string };
-    }[] = [];
     for (const a of assignments) {
+      const where = { model: a.model, field: a.field };
+      if (a.kind === "grant") {
+        // The browser's object is checked (size, type, checksum) before anything moves.
+        const storage = ctx.storageOf(a.model, a.field);
+        const grant = await verifyGrant(a.token, storage, a.model, a.field, a.meta, ctx.directUploads);
+        prepared.push({ kind: "grant", a, where, grant, moved: false });
+        continue;
+      }
       const pending = takeUpload(a.token);
       if (!pending) {
         throw new PrismaS3FilesError(
@@ -91,7 +101,6 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
           `${a.model}.${a.field}: this upload() value was already used or expired (each upload can be written once, within 60 s)`,
         );
       }
-      const where = { model: a.model, field: a.field };
       const rules = { maxSize: a.meta.maxSize, accept: a.meta.accept };
       const normalized = normalizeContent(pending.content);
       // The client's name, as Django keeps it: base name only, printable, at most 255 characters.
@@ -104,26 +113,35 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
       checkDeclaredSize(normalized.length, rules, where);
       const { head, content } = await peekContent(pending.content);
       checkType(head, contentType, rules, where);
-      prepared.push({ a, pending, content, contentType, filename, where });
+      prepared.push({ kind: "upload", a, where, pending, content, contentType, filename });
     }
     let next = 0;
     let failedFast = false;
     const worker = async () => {
       while (next < prepared.length && !failedFast) {
-        const { a, pending, content, contentType, filename, where } = prepared[next++]!;
+        const p = prepared[next++]!;
+        const { a, where } = p;
         const storage = ctx.storageOf(a.model, a.field);
-        const name = generateFilename(filename, {
+        const name = generateFilename(p.kind === "grant" ? p.grant.claims.n : p.filename, {
           uploadTo: a.meta.uploadTo,
           record: a.record,
           getValidName: (n) => storage.getValidName(n),
         });
+        const maxLength = a.meta.maxLength === null ? {} : { maxLength: a.meta.maxLength };
         try {
-          const key = await storage.save(name, content, {
-            contentType,
-            ...(pending.metadata ? { metadata: pending.metadata } : {}),
-            ...(a.meta.maxLength === null ? {} : { maxLength: a.meta.maxLength }),
-            ...(a.meta.maxSize === null ? {} : { maxSize: a.meta.maxSize }),
-          });
+          let key: string;
+          if (p.kind === "grant") {
+            // From the pending prefix to the final key: a rename where the storage can, else copy + delete.
+            key = await storage.move(p.grant.claims.k, name, { ...maxLength, onLeftBehind: ctx.report });
+            p.moved = true;
+          } else {
+            key = await storage.save(name, p.content, {
+              contentType: p.contentType,
+              ...(p.pending.metadata ? { metadata: p.pending.metadata } : {}),
+              ...maxLength,
+              ...(a.meta.maxSize === null ? {} : { maxSize: a.meta.maxSize }),
+            });
+          }
           stored.push({ storage, key, model: a.model, field: a.field, conditional: a.conditional });
           a.replace(key);
         } catch (error) {
@@ -140,7 +158,9 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
     if (failed) throw failed.reason;
     return stored;
   } catch (error) {
-    for (const a of assignments) discardUpload(a.token);
+    for (const a of assignments) if (a.kind === "upload") discardUpload(a.token);
+    // A grant whose object never moved may be attached again (its object is still pending).
+    for (const p of prepared) if (p.kind === "grant" && !p.moved) p.grant.release();
     await deleteObjects(stored, ctx);
     throw error;
   }

@@ -1,5 +1,6 @@
 import type { S3Session } from "../session/session.js";
-import type { ObjectInfo } from "../storage/storage.js";
+import type { ObjectInfo, Storage } from "../storage/storage.js";
+import { pendingKeyExpiry, resolveDirectUploads } from "./direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
 import { delayedDeletions, lifecycleContext, referencedKeys } from "./file-lifecycle.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
@@ -44,7 +45,9 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
 ): Promise<SweepReport> {
   const fields = options.fields;
   const storages = resolveStorages(session, options);
-  const ctx = lifecycleContext(fields, storages, () => undefined);
+  const directUploads = resolveDirectUploads(options.directUploads);
+  const ctx = lifecycleContext(fields, storages, () => undefined, directUploads);
+  const pendingPrefix = directUploads.pendingPrefix;
   const olderThanMs = (options.olderThan ?? 3600) * 1000;
   const cutoff = Date.now() - olderThanMs;
   const report: SweepReport = { examined: 0, orphans: [], deleted: 0, failed: [], dryRun: options.dryRun ?? false };
@@ -63,7 +66,12 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
     const storage = storages.get(name)!;
     const roots = [...set].filter((p) => ![...set].some((q) => q !== p && p.startsWith(q)));
     const objects: ObjectInfo[] = [];
-    for (const root of roots) for await (const o of storage.listAll(root.replace(/\/+$/, ""))) objects.push(o);
+    // Pending direct uploads have rules of their own (below), wherever the roots are.
+    for (const root of roots) {
+      for await (const o of storage.listAll(root.replace(/\/+$/, ""))) {
+        if (!o.name.startsWith(pendingPrefix)) objects.push(o);
+      }
+    }
     report.examined += objects.length;
     options.onProgress?.({ storage: name, examined: objects.length, orphans: 0 });
     const referenced = await referencedKeys(
@@ -89,8 +97,41 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
       }
       options.onProgress?.({ storage: name, examined: objects.length, orphans });
     }
+    await sweepPending(storage, name, pendingPrefix, report);
   }
   return report;
+}
+
+/**
+ * Direct uploads never attached: a pending key carries its grant's expiry, and the object goes
+ * once that has passed (a minute later, for clocks that differ). Pending objects without one
+ * (not made by a grant) are left alone.
+ */
+async function sweepPending(storage: Storage, name: string, prefix: string, report: SweepReport): Promise<void> {
+  const now = Date.now();
+  for await (const o of listAllOrNothing(storage, prefix.replace(/\/+$/, ""))) {
+    report.examined++;
+    const expiry = pendingKeyExpiry(o.name, prefix);
+    if (expiry === undefined || expiry + 60_000 > now) continue;
+    report.orphans.push({ storage: name, key: o.name, size: o.size });
+    if (report.dryRun) continue;
+    try {
+      await storage.delete(o.name);
+      report.deleted++;
+    } catch (error) {
+      report.failed.push({ storage: name, key: o.name, error: (error as Error)?.message ?? String(error) });
+    }
+  }
+}
+
+/** `listAll`, where a storage that never had the prefix (a filesystem without the directory) lists nothing. */
+async function* listAllOrNothing(storage: Storage, prefix: string): AsyncIterable<ObjectInfo> {
+  try {
+    yield* storage.listAll(prefix);
+  } catch (error) {
+    if ((error as { code?: string }).code === "FILE_NOT_FOUND") return;
+    throw error;
+  }
 }
 
 /** The part of an `uploadTo` pattern before its first strftime directive, cut at a `/`. */

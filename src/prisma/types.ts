@@ -1,4 +1,6 @@
+import type { UploadGrant } from "../browser/upload-grant.js";
 import type { FileContent } from "../storage/storage.js";
+import type { UploadGrantOptions } from "./direct-uploads.js";
 import type { FieldFile } from "./field-file.js";
 import type { FileFieldMetadata, FileFieldsMetadataShape } from "./metadata-types.js";
 import type { UploadOptions } from "./upload.js";
@@ -33,13 +35,22 @@ type NullableColumns<Meta extends FileFieldsMetadataShape, M extends keyof Meta>
 
 /** `attach` / `detach` on each model with file columns (see {@link FilesExtensionArgs}). */
 export interface FileModelMethods<Meta extends FileFieldsMetadataShape, M extends keyof Meta> {
-  /** Uploads `content` into `field` of the row `where` selects; the old object goes after the commit. Returns the new file. */
+  /**
+   * Uploads `content` into `field` of the row `where` selects (or attaches a direct upload: pass
+   * its grant token); the old object goes after the commit. Returns the new file.
+   */
   attach: (
     where: Record<string, unknown>,
     field: keyof FileColumns<Meta, M> & string,
-    content: FileContent,
+    content: FileContent | string,
     options?: UploadOptions,
   ) => Promise<FieldFile>;
+  /**
+   * A grant for the browser to upload one file straight to `field`'s storage (S3): a presigned
+   * POST form, or a multipart plan over `directUploads.multipartThreshold`. After the upload,
+   * pass `grant.token` where the column takes an upload; the object is verified then.
+   */
+  uploadGrant: (field: keyof FileColumns<Meta, M> & string, options: UploadGrantOptions) => Promise<UploadGrant>;
   /** Empties `field` (an optional column) of the row `where` selects; the object goes after the commit. */
   detach: (where: Record<string, unknown>, field: NullableColumns<Meta, M> & string) => Promise<void>;
 }

@@ -1,3 +1,4 @@
+import { isGrantToken } from "./grant-token.js";
 import type { FileFieldMetadata, FileFieldsMetadataShape } from "./metadata-types.js";
 import { isUploadToken } from "./upload.js";
 
@@ -6,7 +7,9 @@ export interface UploadAssignment {
   model: string;
   field: string;
   meta: FileFieldMetadata;
+  /** An `upload()` token, or a direct-upload grant token (`kind: "grant"`). */
   token: string;
+  kind: "upload" | "grant";
   /** The data object the column is in: what an `uploadTo` function sees as the record. */
   record: Record<string, unknown>;
   /** Puts the stored key where the token was. */
@@ -191,16 +194,18 @@ class Planner {
 
   #token(model: string, field: string, meta: FileFieldMetadata, record: Data, holder: Data, key: string): void {
     const value = holder[key];
-    if (typeof value === "string" && !isUploadToken(value)) {
+    if (typeof value !== "string") return;
+    const kind = isUploadToken(value) ? "upload" : isGrantToken(value) ? "grant" : undefined;
+    if (!kind) {
       this.keys.push({ model, field, key: value });
       return;
     }
-    if (!isUploadToken(value)) return;
     this.uploads.push({
       model,
       field,
       meta,
       token: value,
+      kind,
       record,
       replace: (stored) => {
         holder[key] = stored;

@@ -1,0 +1,398 @@
+/**
+ * Browser direct uploads through the Prisma binding, against the harness's S3 server and
+ * PostgreSQL: grants, the browser's side done with plain fetch (as the browser module does), and
+ * verification on attach. s3rver does not enforce POST policies (size range, content type), so
+ * the tests that send what a policy forbids prove our own check on attach, which runs either way.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
+import {
+  createSession,
+  FileSystemStorage,
+  FileValidationError,
+  PrismaS3FilesError,
+  type S3Session,
+  S3Storage,
+  strftime,
+  sweepOrphans,
+  type UploadGrant,
+} from "../../src/index.js";
+import { s3Files } from "../../src/prisma/extension.js";
+import { fileFields } from "../generated/files/index.js";
+import { listKeys, sessionOptionsFor } from "../harness/s3.js";
+import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
+import { plainClient } from "./client.js";
+
+const s3 = inject("s3");
+const tag = randomBytes(4).toString("hex");
+const location = `direct-${tag}`;
+const secret = randomBytes(32).toString("hex");
+const MiB = 1024 * 1024;
+const PNG = Buffer.from(
+  "89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082",
+  "hex",
+);
+const month = strftime("%Y/%m/", new Date());
+const plain = plainClient();
+let proxy: S3Proxy;
+let session: S3Session;
+let storage: S3Storage;
+let prisma: ReturnType<typeof makeClient>;
+let n = 0;
+const email = () => `d${n++}-${tag}@example.com`;
+const keys = () => listKeys(s3, location);
+
+const directUploads = { secret, multipartThreshold: 8 * MiB, partSize: 5 * MiB };
+function makeClient(options: Partial<Parameters<typeof s3Files>[1]> = {}) {
+  return plainClient().$extends(
+    s3Files(session, {
+      fields: fileFields,
+      storages: { default: storage, private: storage, public: storage },
+      directUploads,
+      ...options,
+    }),
+  );
+}
+
+beforeAll(async () => {
+  proxy = await startS3Proxy(s3);
+  session = createSession({ ...sessionOptionsFor(s3), endpoint: proxy.endpoint });
+  storage = new S3Storage({ session, location });
+  prisma = makeClient();
+});
+afterAll(async () => {
+  await prisma.$disconnect();
+  await plain.$disconnect();
+  await session.destroy();
+  await proxy.close();
+});
+
+/** What a browser does with a POST grant: the fields in order, the file last. */
+async function postUpload(grant: UploadGrant, bytes: Buffer, type: string): Promise<Response> {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(grant.post!.fields)) form.append(k, v);
+  form.append("file", new Blob([new Uint8Array(bytes)], { type }), "upload");
+  return fetch(grant.post!.url, { method: "POST", body: form });
+}
+
+/** What a browser does with a multipart plan: PUT each part, read its ETag, POST the completion. */
+async function multipartUpload(grant: UploadGrant, bytes: Buffer): Promise<void> {
+  const plan = grant.multipart!;
+  const etags: string[] = [];
+  for (const part of plan.parts) {
+    const start = (part.partNumber - 1) * plan.partSize;
+    const res = await fetch(part.url, { method: "PUT", body: new Uint8Array(bytes.subarray(start, start + plan.partSize)) });
+    expect(res.status).toBe(200);
+    etags.push(res.headers.get("etag")!);
+  }
+  const xml = `<CompleteMultipartUpload>${plan.parts
+    .map((p, i) => `<Part><PartNumber>${p.partNumber}</PartNumber><ETag>${etags[i]}</ETag></Part>`)
+    .join("")}</CompleteMultipartUpload>`;
+  const done = await fetch(plan.completeUrl, { method: "POST", body: xml });
+  expect(done.status).toBe(200);
+}
+
+const pendingKeys = async () => (await keys()).filter((k) => k.startsWith("_pending/"));
+
+async function rejection(p: Promise<unknown>): Promise<PrismaS3FilesError> {
+  const outcome = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(outcome).toBeInstanceOf(PrismaS3FilesError);
+  return outcome as PrismaS3FilesError;
+}
+
+describe("grants", () => {
+  it("a POST grant is computed without a request to S3 and pins key, type and size", async () => {
+    await storage.url("warm"); // the signing target and credentials are resolved once per storage
+    const before = proxy.log.length;
+    const grant = await prisma.user.uploadGrant("avatar", {
+      filename: "../../me.png",
+      contentType: "image/png",
+      size: PNG.length,
+    });
+    expect(proxy.log.length).toBe(before);
+    expect(grant.multipart).toBeUndefined();
+    expect(grant.key).toMatch(/^_pending\/[0-9a-z]+-[A-Za-z0-9_-]{16}\/me\.png$/);
+    expect(grant.post!.fields.key).toBe(`${location}/${grant.key}`);
+    expect(grant.post!.fields["Content-Type"]).toBe("image/png");
+    const policy = JSON.parse(Buffer.from(grant.post!.fields.Policy!, "base64").toString());
+    expect(policy.conditions).toContainEqual(["content-length-range", PNG.length, PNG.length]);
+    expect(new Date(grant.expiresAt).getTime() - Date.now()).toBeGreaterThan(890_000);
+    expect(new Date(grant.expiresAt).getTime() - Date.now()).toBeLessThanOrEqual(900_000);
+  });
+
+  it("refuses what the field would refuse, before any upload", async () => {
+    await expect(
+      prisma.user.uploadGrant("avatar", { filename: "big.png", contentType: "image/png", size: 6_000_000 }),
+    ).rejects.toMatchObject({ reason: "too_large" });
+    await expect(
+      prisma.user.uploadGrant("avatar", { filename: "x.html", contentType: "text/html", size: 10 }),
+    ).rejects.toMatchObject({ reason: "type_not_accepted" });
+    await expect(
+      prisma.user.uploadGrant("email" as "avatar", { filename: "a.png", contentType: "image/png", size: 1 }),
+    ).rejects.toMatchObject({ code: "CONFIGURATION" });
+  });
+
+  it("needs a secret, and an S3 storage", async () => {
+    const previous = process.env.PRISMA_S3_FILES_SECRET;
+    delete process.env.PRISMA_S3_FILES_SECRET;
+    try {
+      const noSecret = makeClient({ directUploads: {} });
+      const e = await rejection(
+        noSecret.user.uploadGrant("avatar", { filename: "a.png", contentType: "image/png", size: 1 }),
+      );
+      expect(e.code).toBe("CONFIGURATION");
+      expect(e.message).toContain("secret");
+      await noSecret.$disconnect();
+    } finally {
+      if (previous !== undefined) process.env.PRISMA_S3_FILES_SECRET = previous;
+    }
+    const fs = new FileSystemStorage({ location: `/tmp/psf-direct-${tag}` });
+    const onDisk = makeClient({ storages: { default: fs, private: fs, public: fs } });
+    const e = await rejection(
+      onDisk.user.uploadGrant("avatar", { filename: "a.png", contentType: "image/png", size: 1 }),
+    );
+    expect(e.code).toBe("CONFIGURATION");
+    expect(e.message).toContain("FileSystemStorage");
+    await onDisk.$disconnect();
+  });
+});
+
+describe("attaching a direct upload", () => {
+  it("POST upload, then create with the token: verified, moved under uploadTo, pending key gone", async () => {
+    const grant = await prisma.user.uploadGrant("avatar", {
+      filename: "direct.png",
+      contentType: "image/png",
+      size: PNG.length,
+    });
+    const res = await postUpload(grant, PNG, "image/png");
+    expect(res.status).toBeLessThan(300);
+    expect(await pendingKeys()).toContain(grant.key);
+    const user = await prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
+    expect(user.avatar!.name).toBe(`avatars/${month}direct.png`);
+    expect(Buffer.from(await user.avatar!.read())).toEqual(PNG);
+    expect(await pendingKeys()).not.toContain(grant.key);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(`avatars/${month}direct.png`);
+
+    // Once only: the same token again changes nothing.
+    const again = await rejection(prisma.user.update({ where: { id: user.id }, data: { avatar: grant.token } }));
+    expect(again.code).toBe("GRANT_USED");
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(`avatars/${month}direct.png`);
+  });
+
+  it("another process (a fresh client) cannot reuse it either: the pending object is gone", async () => {
+    const grant = await prisma.user.uploadGrant("avatar", {
+      filename: "p.png",
+      contentType: "image/png",
+      size: PNG.length,
+    });
+    await postUpload(grant, PNG, "image/png");
+    await prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
+    expect(await storage.exists(grant.key)).toBe(false);
+    // Another process has no record of the grant's use: a fresh copy of the module stands for it.
+    vi.resetModules();
+    const fresh = await import("../../src/prisma/direct-uploads.js");
+    const outcome = await fresh
+      .verifyGrant(
+        grant.token,
+        storage,
+        "User",
+        "avatar",
+        fileFields.User.fileFields.avatar,
+        fresh.resolveDirectUploads(directUploads),
+      )
+      .catch((e: { code?: string }) => e);
+    expect((outcome as { code?: string }).code).toBe("GRANT_NOT_UPLOADED");
+  });
+
+  it("a token for another field, another model, tampered or expired is refused and nothing changes", async () => {
+    const grant = await prisma.user.uploadGrant("avatar", {
+      filename: "m.png",
+      contentType: "image/png",
+      size: PNG.length,
+    });
+    await postUpload(grant, PNG, "image/png");
+    const before = await keys();
+    const author = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const field = await rejection(prisma.user.update({ where: { id: author.id }, data: { badge: grant.token } }));
+    expect(field.code).toBe("GRANT_MISMATCH");
+    const model = await rejection(
+      prisma.post.create({ data: { title: "t", authorId: author.id, cover: grant.token } }),
+    );
+    expect(model.code).toBe("GRANT_MISMATCH");
+    const [head, payload, signature] = grant.token.split(".") as [string, string, string];
+    const claims = JSON.parse(Buffer.from(payload, "base64url").toString());
+    const forged = `${head}.${Buffer.from(JSON.stringify({ ...claims, z: 10 })).toString("base64url")}.${signature}`;
+    const tampered = await rejection(prisma.user.update({ where: { id: author.id }, data: { avatar: forged } }));
+    expect(tampered.code).toBe("GRANT_INVALID");
+    const otherSecret = makeClient({ directUploads: { ...directUploads, secret: "s".repeat(40) } });
+    const foreign = await rejection(
+      otherSecret.user.update({ where: { id: author.id }, data: { avatar: grant.token } }),
+    );
+    expect(foreign.code).toBe("GRANT_INVALID");
+    await otherSecret.$disconnect();
+    expect(await keys()).toEqual(before);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: author.id } })).avatar).toBeNull();
+    // The rightful use still works afterwards.
+    const ok = await prisma.user.update({ where: { id: author.id }, data: { avatar: grant.token } });
+    expect(ok.avatar!.name).toBe(`avatars/${month}m.png`);
+
+    const short = await prisma.user.uploadGrant("avatar", {
+      filename: "late.png",
+      contentType: "image/png",
+      size: PNG.length,
+      expiresIn: 1,
+    });
+    await postUpload(short, PNG, "image/png");
+    await new Promise((r) => setTimeout(r, 1100));
+    const late = await rejection(prisma.user.update({ where: { id: author.id }, data: { avatar: short.token } }));
+    expect(late.code).toBe("GRANT_EXPIRED");
+    expect((await plain.user.findUniqueOrThrow({ where: { id: author.id } })).avatar).toBe(`avatars/${month}m.png`);
+  });
+
+  it("a spoofed type (HTML sent as image/png) is rejected at attach; the pending object is removed", async () => {
+    const html = Buffer.from("<!DOCTYPE html><script>alert(1)</script>");
+    const grant = await prisma.user.uploadGrant("avatar", {
+      filename: "evil.png",
+      contentType: "image/png",
+      size: html.length,
+    });
+    await postUpload(grant, html, "image/png");
+    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } }));
+    expect(e).toBeInstanceOf(FileValidationError);
+    expect((e as FileValidationError).reason).toBe("type_not_accepted");
+    expect(await pendingKeys()).not.toContain(grant.key);
+    expect((await keys()).some((k) => k.includes("evil"))).toBe(false);
+  });
+
+  it("a body outside the policy's size: s3rver stores it (it does not enforce policies); the attach refuses it", async () => {
+    const grant = await prisma.user.uploadGrant("avatar", {
+      filename: "size.png",
+      contentType: "image/png",
+      size: PNG.length,
+    });
+    const bigger = Buffer.concat([PNG, randomBytes(1000)]);
+    const res = await postUpload(grant, bigger, "image/png");
+    // Real S3 and MinIO answer 400 EntityTooLarge here; s3rver takes it.
+    expect(res.status).toBeLessThan(300);
+    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } }));
+    expect((e as FileValidationError).reason).toBe("size_mismatch");
+    expect(await pendingKeys()).not.toContain(grant.key);
+  });
+
+  it("a declared SHA-256 is checked on attach", async () => {
+    const wrong = createHash("sha256").update("something else").digest("base64");
+    const grant = await prisma.user.uploadGrant("avatar", {
+      filename: "sum.png",
+      contentType: "image/png",
+      size: PNG.length,
+      checksumSha256: wrong,
+    });
+    expect(grant.post!.fields["x-amz-checksum-sha256"]).toBe(wrong);
+    await postUpload(grant, PNG, "image/png");
+    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } }));
+    expect((e as FileValidationError).reason).toBe("checksum_mismatch");
+
+    const right = createHash("sha256").update(PNG).digest("base64");
+    const ok = await prisma.user.uploadGrant("avatar", {
+      filename: "sum.png",
+      contentType: "image/png",
+      size: PNG.length,
+      checksumSha256: right,
+    });
+    await postUpload(ok, PNG, "image/png");
+    const user = await prisma.user.create({ data: { email: email(), avatar: ok.token, badge: "k" } });
+    expect(user.avatar!.name).toBe(`avatars/${month}sum.png`);
+  });
+
+  it("not uploaded yet: GRANT_NOT_UPLOADED, and the grant stays usable", async () => {
+    const grant = await prisma.user.uploadGrant("avatar", {
+      filename: "wait.png",
+      contentType: "image/png",
+      size: PNG.length,
+    });
+    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } }));
+    expect(e.code).toBe("GRANT_NOT_UPLOADED");
+    await postUpload(grant, PNG, "image/png");
+    const user = await prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
+    expect(user.avatar!.name).toBe(`avatars/${month}wait.png`);
+  });
+
+  it("a multipart plan completes a 20 MiB upload; attach through attach(); replace deletes the old file", async () => {
+    const bytes = randomBytes(20 * MiB);
+    const author = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const post = await prisma.post.create({ data: { title: "big", authorId: author.id } });
+    const grant = await prisma.post.uploadGrant("cover", {
+      filename: "big.bin",
+      contentType: "application/octet-stream",
+      size: bytes.length,
+    });
+    expect(grant.post).toBeUndefined();
+    expect(grant.multipart!.parts).toHaveLength(4);
+    expect(grant.multipart!.partSize).toBe(5 * MiB);
+    await multipartUpload(grant, bytes);
+    const cover = await prisma.post.attach({ id: post.id }, "cover", grant.token);
+    expect(cover.name).toBe(`posts/covers/${new Date().getFullYear()}/big.bin`);
+    expect(await cover.size()).toBe(bytes.length);
+    const back = Buffer.from(await cover.read());
+    expect(back.equals(bytes)).toBe(true);
+    expect(await pendingKeys()).not.toContain(grant.key);
+
+    const small = Buffer.from("replacement");
+    const second = await prisma.post.uploadGrant("cover", {
+      filename: "small.txt",
+      contentType: "text/plain",
+      size: small.length,
+    });
+    await postUpload(second, small, "text/plain");
+    const replaced = await prisma.post.update({ where: { id: post.id }, data: { cover: second.token } });
+    expect(replaced.cover!.name).toBe(`posts/covers/${new Date().getFullYear()}/small.txt`);
+    expect(await storage.exists(cover.name)).toBe(false);
+  }, 60_000);
+
+  it("a rollback removes the attached object (the grant is used up)", async () => {
+    const grant = await prisma.user.uploadGrant("avatar", {
+      filename: "rb.png",
+      contentType: "image/png",
+      size: PNG.length,
+    });
+    await postUpload(grant, PNG, "image/png");
+    await expect(
+      prisma.$transaction(async (tx) => {
+        await tx.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
+        throw new Error("roll back");
+      }),
+    ).rejects.toThrow("roll back");
+    expect((await keys()).some((k) => k.includes("rb"))).toBe(false);
+  });
+});
+
+describe("sweeping pending uploads", () => {
+  it("sweepOrphans removes pending objects once their grant has expired, and only then", async () => {
+    const grant = await prisma.user.uploadGrant("avatar", {
+      filename: "never.png",
+      contentType: "image/png",
+      size: PNG.length,
+    });
+    await postUpload(grant, PNG, "image/png");
+    const options = {
+      fields: fileFields,
+      storages: { default: storage, private: storage, public: storage },
+      directUploads,
+    };
+    const early = await sweepOrphans(plain, session, { ...options, olderThan: 0, dryRun: true });
+    expect(early.orphans.map((o) => o.key)).not.toContain(grant.key);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now() + 16 * 60_000);
+      const late = await sweepOrphans(plain, session, { ...options, olderThan: 3600 });
+      expect(late.orphans.map((o) => o.key)).toContain(grant.key);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(await pendingKeys()).not.toContain(grant.key);
+  });
+});
