@@ -44,7 +44,7 @@ const email = () => `d${n++}-${tag}@example.com`;
 const keys = () => listKeys(s3, location);
 
 const directUploads = { secret, multipartThreshold: 8 * MiB, partSize: 5 * MiB };
-function makeClient(options: Partial<Parameters<typeof s3Files>[1]> = {}) {
+function makeClient(options: Omit<Partial<Parameters<typeof s3Files>[1]>, "fields"> = {}) {
   return plainClient().$extends(
     s3Files(session, {
       fields: fileFields,
