@@ -1,19 +1,32 @@
 /**
- * The demo's pages and form handlers: a list of users with their avatars, a form to add one,
- * and buttons to replace or remove an avatar. Every file goes through the library: `upload(file)`
- * in a create, `attach` / `detach` on the model, `url()` for the `<img>`.
+ * The demo's pages and form handlers: a list of users with their avatars and attachments, a form
+ * to add one, and buttons to replace or remove an avatar. Every file goes through the library:
+ * `upload(file)` in a create, `attach` / `detach` on the model, `url()` for the `<img>` and links.
+ *
+ * A second form uploads straight from the browser to S3: the page asks `POST /grants` for an
+ * upload grant (`prisma.user.uploadGrant`), uploads with `uploadWithGrant` from
+ * `prisma-s3-files/browser` (examples/demo/client.ts), then posts the grant's token, which the app
+ * writes like any upload; the library verifies the object before the row points at it.
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { html } from "hono/html";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { FileValidationError, type S3Session, upload } from "../../src/index.js";
+import { FileValidationError, PrismaS3FilesError, type S3Session, upload } from "../../src/index.js";
 import { s3Files } from "./generated/files/index.js";
 import type { PrismaClient } from "./generated/prisma/client.js";
 
-/** The Prisma client with file fields: `user.avatar` reads as a `FieldFile` (or `null`). */
-export function withFiles(prisma: PrismaClient, session: S3Session) {
-  return prisma.$extends(s3Files(session));
+/**
+ * The Prisma client with file fields: `user.avatar` reads as a `FieldFile` (or `null`). Direct
+ * uploads over 8 MiB get a multipart plan with 5 MiB parts, smaller ones a form POST; `secret`
+ * signs their grant tokens (at least 32 characters, the same in every process of the app).
+ */
+export function withFiles(prisma: PrismaClient, session: S3Session, secret: string) {
+  return prisma.$extends(
+    s3Files(session, {
+      directUploads: { secret, multipartThreshold: 8 * 1024 * 1024, partSize: 5 * 1024 * 1024 },
+    }),
+  );
 }
 export type FilesClient = ReturnType<typeof withFiles>;
 
@@ -22,6 +35,8 @@ export interface DemoOptions {
   session: S3Session;
   /** Lines for the footer: where rows and files are kept. */
   backends: string[];
+  /** examples/demo/client.ts bundled for the browser (see `bundleClient`), served as /direct-upload.js. */
+  clientScript: string;
 }
 
 /** A problem with what the form sent; shown on the page. */
@@ -37,14 +52,45 @@ class FormError extends Error {
 /** Requests larger than this are refused before they are read; the avatar's own limit (5 MB) is checked by the library. */
 const MAX_REQUEST_BYTES = 20 * 1024 * 1024;
 
-export function createApp({ prisma, session, backends }: DemoOptions): Hono {
+/** The file columns the page may ask upload grants for. */
+const DIRECT_FIELDS = ["avatar", "attachment"] as const;
+type DirectField = (typeof DIRECT_FIELDS)[number];
+
+/**
+ * The message to show for an error the library raises about what was uploaded: a file it
+ * rejected (`FileValidationError`), or an upload grant token that is invalid, expired, already
+ * used, made for another field, or whose upload never arrived (`GRANT_*` codes). `undefined` for
+ * anything else (configuration, credentials, storage outages), which the page does not spell out.
+ */
+function rejectionMessage(error: unknown): string | undefined {
+  if (error instanceof FileValidationError) return error.message;
+  if (error instanceof PrismaS3FilesError && error.code.startsWith("GRANT_")) return error.message;
+  return undefined;
+}
+
+function megabytes(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+export function createApp({ prisma, session, backends, clientScript }: DemoOptions): Hono {
   const app = new Hono();
 
   /** The page: every user with their avatar, the forms, and an error message when there is one. */
   async function page(error?: string) {
     const users = await prisma.user.findMany({ orderBy: { id: "asc" } });
     const rows = await Promise.all(
-      users.map(async (user) => ({ id: user.id, name: user.name, avatarUrl: await user.avatar?.url() })),
+      users.map(async (user) => ({
+        id: user.id,
+        name: user.name,
+        avatarUrl: await user.avatar?.url(),
+        attachment: user.attachment
+          ? {
+              name: user.attachment.name.split("/").pop(),
+              url: await user.attachment.url({ download: true }),
+              size: await user.attachment.size(),
+            }
+          : undefined,
+      })),
     );
     return html`<!doctype html>
 <html lang="en">
@@ -60,6 +106,9 @@ export function createApp({ prisma, session, backends }: DemoOptions): Hono {
   .no-avatar { display: inline-block; width: 48px; height: 48px; background: #eee; }
   .name { min-width: 8rem; font-weight: 600; }
   .error { background: #fde8e8; border: 1px solid #e0a0a0; padding: .6rem .8rem; }
+  h2 { font-size: 1.05rem; margin: 1.5rem 0 .5rem; }
+  .direct-upload { flex-wrap: wrap; }
+  .direct-upload output { color: #555; font-size: 13px; }
   footer { margin-top: 2rem; color: #555; font-size: 13px; }
 </style>
 </head>
@@ -71,21 +120,42 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ""}
   <label>Avatar <input type="file" name="avatar" accept="image/png,image/jpeg,image/webp"></label>
   <button>Add user</button>
 </form>
+<h2>Upload directly to S3</h2>
+<form class="direct-upload" id="direct-upload" method="post" action="/users/direct">
+  <label>Your name <input name="name" required maxlength="100"></label>
+  <label>Avatar image <input type="file" data-field="avatar" accept="image/png,image/jpeg,image/webp"></label>
+  <label>Attachment (up to 100 MB) <input type="file" data-field="attachment"></label>
+  <input type="hidden" name="avatar"><input type="hidden" name="attachment">
+  <button>Upload directly</button>
+  <progress value="0" max="1" hidden></progress> <output></output>
+</form>
 <ul>
 ${rows.map(
   (u) => html`<li class="user" data-id="${u.id}">
   ${u.avatarUrl ? html`<img src="${u.avatarUrl}" alt="${u.name}'s avatar">` : html`<span class="no-avatar" title="no avatar"></span>`}
   <span class="name">${u.name}</span>
+  ${
+    u.attachment
+      ? html`<a class="attachment" href="${u.attachment.url}">${u.attachment.name}</a> <span class="attachment-size">${megabytes(u.attachment.size)}</span>`
+      : ""
+  }
   <form method="post" action="/users/${u.id}/avatar" enctype="multipart/form-data">
     <input type="file" name="avatar" accept="image/png,image/jpeg,image/webp" required aria-label="New avatar for ${u.name}">
     <button>Replace avatar</button>
   </form>
   ${u.avatarUrl ? html`<form method="post" action="/users/${u.id}/avatar/delete"><button>Remove avatar</button></form>` : ""}
+  <form class="direct-upload" method="post" action="/users/${u.id}/direct" data-require-file>
+    <input type="file" data-field="attachment" aria-label="New attachment for ${u.name}">
+    <input type="hidden" name="attachment">
+    <button>Upload attachment</button>
+    <progress value="0" max="1" hidden></progress> <output></output>
+  </form>
   <form method="post" action="/users/${u.id}/delete"><button>Delete user</button></form>
 </li>`,
 )}
 </ul>
 ${footer()}
+<script type="module" src="/direct-upload.js"></script>
 </body>
 </html>`;
   }
@@ -110,6 +180,16 @@ ${footer()}
     return value instanceof File && (value.size > 0 || value.name !== "") ? value : undefined;
   }
 
+  /** The grant tokens a direct-upload form carries, by field; empty ones (no file chosen) left out. */
+  function tokensOf(form: FormData): Partial<Record<DirectField, string>> {
+    const tokens: Partial<Record<DirectField, string>> = {};
+    for (const field of DIRECT_FIELDS) {
+      const value = form.get(field);
+      if (typeof value === "string" && value !== "") tokens[field] = value;
+    }
+    return tokens;
+  }
+
   function userId(param: string): number {
     const id = Number(param);
     if (!Number.isSafeInteger(id) || id <= 0) throw new FormError("No such user", 404);
@@ -124,6 +204,57 @@ ${footer()}
   );
 
   app.get("/", async (c) => c.html(await page()));
+
+  app.get("/direct-upload.js", (c) => c.body(clientScript, 200, { "content-type": "text/javascript; charset=utf-8" }));
+
+  /** The page's script asks for a grant per file: JSON `{ field, filename, contentType, size }`. */
+  app.post("/grants", async (c) => {
+    const body = (await c.req.json().catch(() => undefined)) as Record<string, unknown> | undefined;
+    const field = body?.field;
+    const { filename, contentType, size } = body ?? {};
+    if (
+      !DIRECT_FIELDS.includes(field as DirectField) ||
+      typeof filename !== "string" ||
+      filename === "" ||
+      filename.length > 255 ||
+      typeof contentType !== "string" ||
+      contentType.length > 255 ||
+      typeof size !== "number" ||
+      !Number.isSafeInteger(size) ||
+      size < 0
+    ) {
+      return c.json({ error: "A grant needs field (avatar or attachment), filename, contentType and size" }, 400);
+    }
+    try {
+      // Pure computation for small files; for large ones the library starts the multipart upload.
+      return c.json(await prisma.user.uploadGrant(field as DirectField, { filename, contentType, size }));
+    } catch (error) {
+      const message = rejectionMessage(error);
+      if (message === undefined) throw error;
+      return c.json({ error: message }, 422);
+    }
+  });
+
+  /** The direct-upload form: the name and the grants' tokens (the files are already in S3). */
+  app.post("/users/direct", async (c) => {
+    const form = await c.req.formData();
+    const name = String(form.get("name") ?? "").trim();
+    if (name === "" || name.length > 100) throw new FormError("Name: enter 1 to 100 characters");
+    // Each token is verified (object present, size, type, unused grant for this field) and the
+    // object moved to its final key before the row is written.
+    await prisma.user.create({ data: { name, ...tokensOf(form) } });
+    return c.redirect("/", 303);
+  });
+
+  /** A row's direct-upload form: a new attachment (or avatar) from its grant's token. */
+  app.post("/users/:id/direct", async (c) => {
+    const id = userId(c.req.param("id"));
+    const tokens = tokensOf(await c.req.formData());
+    if (Object.keys(tokens).length === 0) throw new FormError("Choose a file to upload");
+    // Verifies and moves the new object, updates the row, then deletes the old object.
+    await prisma.user.update({ where: { id }, data: tokens });
+    return c.redirect("/", 303);
+  });
 
   app.post("/users", async (c) => {
     const form = await c.req.formData();
@@ -156,7 +287,8 @@ ${footer()}
   });
 
   app.onError(async (error, c) => {
-    if (error instanceof FileValidationError) return c.html(await page(error.message), 422);
+    const rejected = rejectionMessage(error);
+    if (rejected !== undefined) return c.html(await page(rejected), 422);
     if (error instanceof FormError) return c.html(await page(error.message), error.status);
     if ((error as { code?: string }).code === "P2025") return c.html(await page("No such user"), 404);
     console.error(error);

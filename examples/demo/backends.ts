@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { CreateBucketCommand, HeadBucketCommand } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, HeadBucketCommand, PutBucketCorsCommand } from "@aws-sdk/client-s3";
 import { PGlite } from "@electric-sql/pglite";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
@@ -24,7 +24,23 @@ export interface Database {
 export interface Storage {
   session: S3Session;
   label: string;
+  /**
+   * Lets pages from `origins` upload straight to the bucket: the embedded s3rver gets the CORS
+   * rule; a real bucket is left alone (its owner sets the rule, see README) and a reminder printed.
+   */
+  allowBrowserUploads(origins: string[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The CORS rule direct uploads need: form POSTs and part PUTs from the page, and the parts' ETags readable. */
+export function directUploadCorsRule(origins: string[]) {
+  return {
+    AllowedOrigins: origins,
+    AllowedMethods: ["PUT", "POST", "GET"],
+    AllowedHeaders: ["*"],
+    ExposeHeaders: ["ETag"],
+    MaxAgeSeconds: 3000,
+  };
 }
 
 /** The two SQL calls the migration step needs; PGlite and `pg.Client` both have them. */
@@ -121,6 +137,11 @@ export async function openStorage(dataDir: string): Promise<Storage> {
     return {
       session,
       label: `S3 bucket ${bucket}${endpoint ? ` at ${endpoint}` : ""}`,
+      async allowBrowserUploads(origins) {
+        console.log(
+          `direct uploads: bucket ${bucket} needs this CORS rule (not set by the demo):\n  ${JSON.stringify([directUploadCorsRule(origins)])}`,
+        );
+      },
       close: () => session.destroy(),
     };
   }
@@ -157,6 +178,14 @@ export async function openStorage(dataDir: string): Promise<Storage> {
   return {
     session,
     label: `s3rver at ${s3rverEndpoint}, bucket ${bucket}, files in ${directory}`,
+    async allowBrowserUploads(origins) {
+      await session.client.send(
+        new PutBucketCorsCommand({
+          Bucket: bucket,
+          CORSConfiguration: { CORSRules: [directUploadCorsRule(origins)] },
+        }),
+      );
+    },
     async close() {
       await session.destroy();
       await server.close();

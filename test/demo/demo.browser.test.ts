@@ -4,11 +4,15 @@
  * its embedded PGlite database and s3rver in a temporary data directory.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { type BrowserContext, chromium, type Locator, type Page, type Response } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { UploadGrant } from "../../src/browser/index.js";
+import { testBytes } from "../browser/bytes.js";
 import { png } from "./png.js";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -60,6 +64,78 @@ async function stopDemo(demo: Demo | undefined): Promise<void> {
   child.kill("SIGTERM");
   await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
   if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+}
+
+/** The demo's embedded s3rver (its port changes on every start), as the demo's log names it. */
+function demoBucket(demo: Demo) {
+  const endpoint = /files: s3rver at (http:\/\/127\.0\.0\.1:\d+), bucket (\S+),/.exec(demo.output());
+  if (!endpoint) throw new Error(`the demo did not say where its s3rver is:\n${demo.output()}`);
+  const bucket = endpoint[2]!;
+  const client = () =>
+    new S3Client({
+      endpoint: endpoint[1],
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+    });
+  return {
+    /** Every key under `prefix`. */
+    async list(prefix: string): Promise<string[]> {
+      const c = client();
+      try {
+        const keys: string[] = [];
+        let token: string | undefined;
+        do {
+          const page = await c.send(
+            new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+          );
+          for (const o of page.Contents ?? []) keys.push(o.Key!);
+          token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        } while (token);
+        return keys.sort();
+      } finally {
+        c.destroy();
+      }
+    },
+    async bytes(key: string): Promise<Uint8Array> {
+      const c = client();
+      try {
+        const out = await c.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        return await out.Body!.transformToByteArray();
+      } finally {
+        c.destroy();
+      }
+    },
+    async exists(key: string): Promise<boolean> {
+      const c = client();
+      try {
+        await c.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        return true;
+      } catch (error) {
+        if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
+        throw error;
+      } finally {
+        c.destroy();
+      }
+    },
+    /** The object key a presigned URL of this bucket points at. */
+    keyOf(url: string): string {
+      const path = decodeURIComponent(new URL(url).pathname);
+      expect(path.startsWith(`/${bucket}/`)).toBe(true);
+      return path.slice(bucket.length + 2);
+    },
+  };
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** The first path segment of a pending key: where every grant's object waits until it is attached. */
+function pendingPrefixOf(key: string): string {
+  return key.slice(0, key.indexOf("/") + 1);
 }
 
 /** The `naturalWidth` of a row's avatar once the browser has loaded (or failed to load) it. */
@@ -198,5 +274,170 @@ describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHR
     expect((await fetch(src)).status).toBe(404);
     // Every request of this server process so far was signed with the credentials of its one fetch.
     await expect(page.locator("#session-stats").textContent()).resolves.toMatch(/credential fetches 1\b/);
+  });
+
+  describe("Upload directly to S3", () => {
+    /** Every grant the page received, in order (the JSON of `POST /grants`). */
+    const grants: UploadGrant[] = [];
+    const direct = () => page.locator("form#direct-upload");
+    const isDirectPost = (r: Response) =>
+      r.request().method() === "POST" && /\/users(\/\d+)?\/direct$/.test(new URL(r.url()).pathname);
+
+    /** Fills the direct form and submits it; resolves with the app's answer to the token post. */
+    async function submitDirect(
+      name: string,
+      files: { avatar?: Parameters<Locator["setInputFiles"]>[0]; attachment?: Parameters<Locator["setInputFiles"]>[0] },
+    ): Promise<Response> {
+      await direct().getByLabel("Your name").fill(name);
+      if (files.avatar) await direct().getByLabel("Avatar image").setInputFiles(files.avatar);
+      if (files.attachment)
+        await direct()
+          .getByLabel(/^Attachment/)
+          .setInputFiles(files.attachment);
+      const answered = page.waitForResponse(isDirectPost, { timeout: 60_000 });
+      // The page's script reports a failed grant request or upload without posting to the app.
+      const clientError = page
+        .locator("[role=alert][data-source=client]")
+        .waitFor({ timeout: 60_000 })
+        .then(async () => {
+          throw new Error(`the page says: ${await page.locator("[role=alert]").textContent()}`);
+        });
+      clientError.catch(() => {});
+      await direct().getByRole("button", { name: "Upload directly" }).click();
+      const response = await Promise.race([answered, clientError]);
+      await page.waitForLoadState("load");
+      return response;
+    }
+
+    beforeAll(async () => {
+      page.on("response", async (r) => {
+        if (r.request().method() === "POST" && new URL(r.url()).pathname === "/grants" && r.ok()) {
+          grants.push((await r.json()) as UploadGrant);
+        }
+      });
+      await page.goto(demo!.url);
+    });
+
+    it("uploads a small PNG with the form POST; the row shows it from its final key", async () => {
+      const bytes = png(12, 4, [30, 160, 90]);
+      const response = await submitDirect("Grace direct", {
+        avatar: { name: "grace.png", mimeType: "image/png", buffer: bytes },
+      });
+      expect(response.status()).toBe(303);
+      const grant = grants.at(-1)!;
+      expect(grant.post).toBeDefined();
+      expect(grant.multipart).toBeUndefined();
+
+      const grace = page.locator("li.user", { hasText: "Grace direct" });
+      expect(await loadedWidth(grace.locator("img"))).toBe(12);
+      const s3 = demoBucket(demo!);
+      const key = s3.keyOf((await grace.locator("img").getAttribute("src"))!);
+      expect(key).toMatch(/^avatars\/\d{4}\/\d{2}\/grace(_\w+)?\.png$/);
+      expect(key).not.toBe(grant.key);
+      expect(sha256(await s3.bytes(key))).toBe(sha256(bytes));
+      expect(await s3.exists(grant.key)).toBe(false);
+      expect(await s3.list(pendingPrefixOf(grant.key))).toEqual([]);
+    });
+
+    it("uploads a 12 MiB attachment through the multipart plan; the row links to it", async () => {
+      const size = 12 * 1024 * 1024 + 3;
+      const bytes = testBytes(size, 42);
+      const response = await submitDirect("Hopper direct", {
+        attachment: { name: "big.bin", mimeType: "application/octet-stream", buffer: Buffer.from(bytes) },
+      });
+      expect(response.status()).toBe(303);
+      const grant = grants.at(-1)!;
+      expect(grant.post).toBeUndefined();
+      expect(grant.multipart?.partSize).toBe(5 * 1024 * 1024);
+      expect(grant.multipart?.parts).toHaveLength(3);
+
+      const hopper = page.locator("li.user", { hasText: "Hopper direct" });
+      await expect(hopper.locator("a.attachment").textContent()).resolves.toBe("big.bin");
+      await expect(hopper.locator(".attachment-size").textContent()).resolves.toBe("12.6 MB");
+      const s3 = demoBucket(demo!);
+      const href = (await hopper.locator("a.attachment").getAttribute("href"))!;
+      const key = s3.keyOf(href);
+      expect(key).toMatch(/^attachments\/\d{4}\/\d{2}\/big(_\w+)?\.bin$/);
+      // The link downloads the object.
+      const downloaded = await fetch(href);
+      expect(downloaded.headers.get("content-disposition")).toMatch(/attachment/);
+      expect(sha256(new Uint8Array(await downloaded.arrayBuffer()))).toBe(sha256(bytes));
+      expect(await s3.exists(grant.key)).toBe(false);
+      expect(await s3.list(pendingPrefixOf(grant.key))).toEqual([]);
+    });
+
+    it("rejects an HTML file named .png uploaded directly, with the message on the page, leaving nothing", async () => {
+      const s3 = demoBucket(demo!);
+      const before = await s3.list("");
+      const response = await submitDirect("Mallory direct", {
+        avatar: {
+          name: "cat.png",
+          mimeType: "image/png",
+          buffer: Buffer.from("<!doctype html><html><body><script>alert(1)</script></body></html>"),
+        },
+      });
+      expect(response.status()).toBe(422);
+      await expect(page.getByRole("alert").textContent()).resolves.toMatch(/text\/html .*is not accepted/);
+      await expect(page.locator("li.user", { hasText: "Mallory direct" }).count()).resolves.toBe(0);
+      const grant = grants.at(-1)!;
+      expect(await s3.exists(grant.key)).toBe(false);
+      expect(await s3.list("")).toEqual(before);
+    });
+
+    it("shows the app's refusal of a grant (an avatar over 5 MB) and uploads nothing", async () => {
+      const s3 = demoBucket(demo!);
+      const before = await s3.list("");
+      const count = grants.length;
+      const big = Buffer.concat([png(4, 4), Buffer.alloc(5_000_001)]);
+      await expect(
+        submitDirect("Too big direct", { avatar: { name: "huge.png", mimeType: "image/png", buffer: big } }),
+      ).rejects.toThrow(/the page says: User\.avatar: /);
+      expect(grants.length).toBe(count);
+      await expect(page.locator("li.user", { hasText: "Too big direct" }).count()).resolves.toBe(0);
+      expect(await s3.list("")).toEqual(before);
+    });
+
+    it("rejects a token used a second time, and the first row keeps its file", async () => {
+      const used = grants[0]!;
+      const grace = page.locator("li.user", { hasText: "Grace direct" });
+      await page.goto(demo!.url);
+      const src = (await grace.locator("img").getAttribute("src"))!;
+      const answered = page.waitForResponse(isDirectPost);
+      // The form as the page's script submits it, with the token of the first upload again.
+      await direct().evaluate((form: HTMLFormElement, token: string) => {
+        (form.elements.namedItem("name") as HTMLInputElement).value = "Replay direct";
+        (form.elements.namedItem("avatar") as HTMLInputElement).value = token;
+        form.submit();
+      }, used.token);
+      expect((await answered).status()).toBe(422);
+      await page.waitForLoadState("load");
+      await expect(page.getByRole("alert").textContent()).resolves.toMatch(/^User\.avatar: .*already used/);
+      await expect(page.locator("li.user", { hasText: "Replay direct" }).count()).resolves.toBe(0);
+      const s3 = demoBucket(demo!);
+      expect(await s3.exists(s3.keyOf(src))).toBe(true);
+    });
+
+    it("replaces an attachment from the row's own direct form; the old object is gone", async () => {
+      await page.goto(demo!.url);
+      const hopper = page.locator("li.user", { hasText: "Hopper direct" });
+      const s3 = demoBucket(demo!);
+      const oldKey = s3.keyOf((await hopper.locator("a.attachment").getAttribute("href"))!);
+      const bytes = Buffer.from("Notes for the second version.\n");
+      await hopper
+        .getByLabel(/New attachment for/)
+        .setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: bytes });
+      const answered = page.waitForResponse(isDirectPost);
+      await hopper.getByRole("button", { name: "Upload attachment" }).click();
+      expect((await answered).status()).toBe(303);
+      await page.waitForLoadState("load");
+      await expect(hopper.locator("a.attachment").textContent()).resolves.toBe("notes.txt");
+      const key = s3.keyOf((await hopper.locator("a.attachment").getAttribute("href"))!);
+      expect(key).toMatch(/^attachments\/\d{4}\/\d{2}\/notes(_\w+)?\.txt$/);
+      expect(Buffer.from(await s3.bytes(key)).equals(bytes)).toBe(true);
+      // The replaced object was deleted once the update committed.
+      expect(await s3.exists(oldKey)).toBe(false);
+      expect(await s3.list(pendingPrefixOf(grants.at(-1)!.key))).toEqual([]);
+      await page.screenshot({ path: join(ARTIFACTS, "demo-direct.png"), fullPage: true });
+    });
   });
 });
