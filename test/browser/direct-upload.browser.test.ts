@@ -1,30 +1,27 @@
 /**
  * `prisma-s3-files/browser` (src/browser) in Debian's Chromium, driven by playwright-core, against
  * the harness's S3 server with a bucket CORS rule for the test page's origin. The module is bundled
- * for the page with esbuild. Grants are built by hand here (a SigV4 POST policy from the
- * presigner, multipart plans from the SDK's presigner), as the server's `uploadGrant` builds them.
+ * for the page with esbuild. Grants are built by hand here from S3Storage's presigning methods,
+ * as the server's `uploadGrant` builds them, so that faults can be aimed at single requests.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  type CORSRule,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  PutBucketCorsCommand,
-  UploadPartCommand,
-} from "@aws-sdk/client-s3";
-import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { type CORSRule, GetObjectCommand, HeadObjectCommand, PutBucketCorsCommand } from "@aws-sdk/client-s3";
 import { build } from "esbuild";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import type { UploadGrant } from "../../src/browser/index.js";
-import { QueryPresigner, s3BaseUrl } from "../../src/storage/s3/presigner.js";
-import { createBucket, emptyAndDeleteBucket, harnessClient, uniqueBucketName } from "../harness/s3.js";
+import { createSession, type S3Session, S3Storage } from "../../src/index.js";
+import {
+  createBucket,
+  emptyAndDeleteBucket,
+  harnessClient,
+  sessionOptionsFor,
+  uniqueBucketName,
+} from "../harness/s3.js";
 import { testBytes } from "./bytes.js";
 import { startFaultProxy } from "./fault-proxy.js";
 
@@ -32,7 +29,6 @@ const CHROMIUM = "/usr/bin/chromium";
 const ROOT = join(import.meta.dirname, "..", "..");
 const MiB = 1024 * 1024;
 const s3 = inject("s3");
-const credentials = { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey };
 
 /** What `page-entry.ts` puts on the page's global object. */
 interface PageGlobals {
@@ -107,21 +103,29 @@ function pendingKey(name: string): string {
   return `browser-direct/${Date.now().toString(36)}-${++keySeq}/${name}`;
 }
 
-/** A form-POST grant as `uploadGrant` makes one: policy pinning key, content type and size range. */
-function postGrant(
+/** Storages reaching the harness's server directly or through the fault proxy, on the run's bucket or another. */
+const storages = new Map<string, { storage: S3Storage; session: S3Session }>();
+function storageFor(endpoint = s3.endpoint, bucket = s3.bucket): S3Storage {
+  const id = `${endpoint} ${bucket}`;
+  let entry = storages.get(id);
+  if (!entry) {
+    const session = createSession({ ...sessionOptionsFor({ ...s3, endpoint }), bucket });
+    entry = { session, storage: new S3Storage({ session }) };
+    storages.set(id, entry);
+  }
+  return entry.storage;
+}
+
+/** A form-POST grant as `uploadGrant` makes one, from the storage's `presignedPost`: key, content type and size pinned. */
+async function postGrant(
   key: string,
   opts: { endpoint?: string; bucket?: string; contentType: string; maxSize: number },
-): UploadGrant {
-  const bucket = opts.bucket ?? s3.bucket;
-  const post = new QueryPresigner().presignPost(
-    {
-      baseUrl: s3BaseUrl({ endpoint: opts.endpoint ?? s3.endpoint, region: s3.region, bucket, forcePathStyle: true }),
-      region: s3.region,
-    },
-    key,
-    credentials,
-    { bucket, expiresIn: 900, contentType: opts.contentType, maxSize: opts.maxSize },
-  );
+): Promise<UploadGrant> {
+  const post = await storageFor(opts.endpoint, opts.bucket).presignedPost(key, {
+    contentType: opts.contentType,
+    maxSize: opts.maxSize,
+    expiresIn: 900,
+  });
   return {
     token: `token:${key}`,
     key,
@@ -130,46 +134,33 @@ function postGrant(
   };
 }
 
-/** A multipart plan: the upload created on the server, every part and the complete request presigned. */
+/** A multipart plan as `uploadGrant` makes one: the upload created, every part and the completion presigned. */
 async function multipartGrant(
   key: string,
   size: number,
   partSize: number,
   opts: { endpoint?: string; bucket?: string } = {},
 ): Promise<UploadGrant> {
-  const bucket = opts.bucket ?? s3.bucket;
-  const client = harnessClient(s3);
-  // Presigned for the endpoint the browser talks to (the fault proxy, when one is in front).
-  const signer = harnessClient({ ...s3, endpoint: opts.endpoint ?? s3.endpoint });
-  try {
-    const created = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
-    const uploadId = created.UploadId!;
-    const count = Math.max(1, Math.ceil(size / partSize));
-    const parts = await Promise.all(
-      Array.from({ length: count }, async (_, i) => ({
-        partNumber: i + 1,
-        url: await getSignedUrl(
-          signer,
-          new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: i + 1 }),
-          { expiresIn: 900 },
-        ),
-      })),
-    );
-    const completeUrl = await getSignedUrl(
-      signer,
-      new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }),
-      { expiresIn: 900 },
-    );
-    return {
-      token: `token:${key}`,
-      key,
-      expiresAt: new Date(Date.now() + 900_000).toISOString(),
-      multipart: { uploadId, partSize, parts, completeUrl },
-    };
-  } finally {
-    client.destroy();
-    signer.destroy();
-  }
+  const storage = storageFor(opts.endpoint, opts.bucket);
+  const uploadId = await storage.createMultipartUpload(key, { contentType: "application/octet-stream" });
+  const count = Math.max(1, Math.ceil(size / partSize));
+  const parts = await Promise.all(
+    Array.from({ length: count }, async (_, i) => ({
+      partNumber: i + 1,
+      url: await storage.presignUploadPart(key, uploadId, i + 1, { expiresIn: 900 }),
+    })),
+  );
+  return {
+    token: `token:${key}`,
+    key,
+    expiresAt: new Date(Date.now() + 900_000).toISOString(),
+    multipart: {
+      uploadId,
+      partSize,
+      parts,
+      completeUrl: await storage.presignCompleteMultipartUpload(key, uploadId, { expiresIn: 900 }),
+    },
+  };
 }
 
 describe.skipIf(!existsSync(CHROMIUM))(`uploadWithGrant in Chromium (skipped when ${CHROMIUM} is absent)`, () => {
@@ -229,8 +220,9 @@ describe.skipIf(!existsSync(CHROMIUM))(`uploadWithGrant in Chromium (skipped whe
     }, args);
   }
 
-  /** The S3 requests (no preflights) the proxy saw for `key`. */
-  const requestsFor = (key: string) => proxy.seen.filter((r) => r.method !== "OPTIONS" && r.path.endsWith(`/${key}`));
+  /** The browser's S3 requests (no preflights, not the grant's CreateMultipartUpload) the proxy saw for `key`. */
+  const requestsFor = (key: string) =>
+    proxy.seen.filter((r) => r.method !== "OPTIONS" && !r.query.has("uploads") && r.path.endsWith(`/${key}`));
 
   beforeAll(async () => {
     const bundle = await build({
@@ -275,6 +267,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`uploadWithGrant in Chromium (skipped whe
     await context?.close();
     await proxy?.close();
     await new Promise((resolve) => pageServer?.close(resolve));
+    for (const { session } of storages.values()) await session.destroy();
     for (const bucket of extraBuckets) await emptyAndDeleteBucket(s3, bucket).catch(() => {});
     if (profileDir) rmSync(profileDir, { recursive: true, force: true });
   });
@@ -297,7 +290,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`uploadWithGrant in Chromium (skipped whe
 
   it("uploads a small file with the form POST (fetch) and resolves with the token", async () => {
     const key = pendingKey("photo.png");
-    const grant = postGrant(key, { contentType: "image/png", maxSize: 5 * MiB });
+    const grant = await postGrant(key, { contentType: "image/png", maxSize: 5 * MiB });
     const outcome = await upload({ grant, size: 200_000, seed: 1, type: "image/png" });
     expect(outcome.error).toBeUndefined();
     expect(outcome.token).toBe(grant.token);
@@ -307,7 +300,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`uploadWithGrant in Chromium (skipped whe
   it("reports progress of a form POST (XMLHttpRequest) up to the file's size", async () => {
     const key = pendingKey("progress.png");
     const size = 3 * MiB + 17;
-    const grant = postGrant(key, { contentType: "image/png", maxSize: 5 * MiB });
+    const grant = await postGrant(key, { contentType: "image/png", maxSize: 5 * MiB });
     const outcome = await upload({ grant, size, seed: 2, type: "image/png", progress: true });
     expect(outcome.error).toBeUndefined();
     expect(outcome.token).toBe(grant.token);
@@ -362,7 +355,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`uploadWithGrant in Chromium (skipped whe
 
   it("rejects at once, sending nothing, when the signal is already aborted", async () => {
     const key = pendingKey("never.png");
-    const grant = postGrant(key, { endpoint: proxy.endpoint, contentType: "image/png", maxSize: MiB });
+    const grant = await postGrant(key, { endpoint: proxy.endpoint, contentType: "image/png", maxSize: MiB });
     const outcome = await upload({ grant, size: 1000, seed: 6, abort: "before", progress: true });
     expect(outcome.error).toMatchObject({ name: "AbortError" });
     expect(proxy.seen).toHaveLength(0);
@@ -438,7 +431,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`uploadWithGrant in Chromium (skipped whe
 
   it("parses the S3 server's own error document (a form without its key field)", async () => {
     const key = pendingKey("no-key.png");
-    const grant = postGrant(key, { contentType: "image/png", maxSize: MiB });
+    const grant = await postGrant(key, { contentType: "image/png", maxSize: MiB });
     delete grant.post!.fields.key;
     const outcome = await upload({ grant, size: 1000, seed: 11, type: "image/png" });
     expect(outcome.error).toMatchObject({ isDirectUploadError: true, code: "InvalidArgument", status: 400 });
@@ -451,7 +444,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`uploadWithGrant in Chromium (skipped whe
     const grant = await multipartGrant(key, 12 * MiB, 5 * MiB, { endpoint: proxy.endpoint });
     const outcome = await upload({ grant, size: 9 * MiB, seed: 12 });
     expect(outcome.error).toMatchObject({ code: "SizeMismatch", isDirectUploadError: true });
-    expect(proxy.seen).toHaveLength(0);
+    expect(requestsFor(key)).toHaveLength(0);
   });
 
   it("says NetworkError without a CORS rule for the origin, MissingETag when ETag is not exposed", async () => {
@@ -461,7 +454,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`uploadWithGrant in Chromium (skipped whe
     const key = pendingKey("cors.bin");
 
     const noCors = await upload({
-      grant: postGrant(key, { bucket, contentType: "image/png", maxSize: MiB }),
+      grant: await postGrant(key, { bucket, contentType: "image/png", maxSize: MiB }),
       size: 100,
       seed: 13,
     });
