@@ -160,7 +160,9 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
         // Keys copied from other rows stay put until this write's outcome is known.
         if (plan.keys.length > 0) {
           unpin = await pinKeys(plan.keys.map((k) => ({ ...k, storageName: ctx.storageName(k.model, k.field) })));
-          if (scope) scope.settled.push(unpin);
+          // A batch that already failed will not run this write: release at once.
+          if (scope?.closed) unpin();
+          else if (scope) scope.settled.push(unpin);
         }
         if (plan.oldKeys) oldKeys = await readOldKeys(reader, params.model, params.operation, args, plan.oldKeys, ctx);
         result = await params.query(args);

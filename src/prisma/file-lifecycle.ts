@@ -205,16 +205,20 @@ export async function removeUntakenUploads(
 async function deleteUnreferenced(client: unknown, storageName: string, keys: string[], ctx: LifecycleContext) {
   const storage = ctx.storageNamed(storageName);
   await guardedDeletion(storageName, keys, async (candidates) => {
-    const referenced = await referencedKeys(client, storageName, candidates, ctx);
     const deleted = new Set<string>();
-    for (const key of candidates) {
-      if (referenced.has(key)) continue;
-      try {
-        await storage.delete(key);
-        deleted.add(key);
-      } catch (error) {
-        ctx.report(error);
+    try {
+      const referenced = await referencedKeys(client, storageName, candidates, ctx);
+      for (const key of candidates) {
+        if (referenced.has(key)) continue;
+        try {
+          await storage.delete(key);
+          deleted.add(key);
+        } catch (error) {
+          ctx.report(error);
+        }
       }
+    } catch (error) {
+      ctx.report(error); // the reference check failed: nothing deleted, sweepOrphans decides later
     }
     return deleted;
   });

@@ -15,6 +15,8 @@ interface Guard {
   pins: number;
   /** Resolves to whether the object was deleted. */
   deleting?: Promise<boolean>;
+  /** A deletion skipped while the key was pinned: run again once the last pin goes. */
+  retry?: () => Promise<void>;
 }
 
 const guards = new Map<string, Guard>();
@@ -32,7 +34,7 @@ function guardOf(storageName: string, key: string): Guard {
 }
 
 function forget(storageName: string, key: string, guard: Guard): void {
-  if (guard.pins === 0 && !guard.deleting) guards.delete(id(storageName, key));
+  if (guard.pins === 0 && !guard.deleting && !guard.retry) guards.delete(id(storageName, key));
 }
 
 /** A key a write assigns as-is to a file column. */
@@ -71,15 +73,20 @@ export async function pinKeys(keys: AssignedKey[]): Promise<() => void> {
     done = true;
     for (const { k, guard } of pinned) {
       guard.pins--;
+      const retry = guard.pins === 0 ? guard.retry : undefined;
+      guard.retry = undefined;
       forget(k.storageName, k.key, guard);
+      // The write that pinned it may have failed: the skipped deletion decides again now.
+      if (retry) void retry();
     }
   };
 }
 
 /**
  * Runs a delete-if-unreferenced pass over `keys` of one storage: keys pinned by a write in flight
- * are left out, the others are marked as being deleted while `pass` checks references and deletes.
- * `pass` gets the candidates and returns the keys it deleted.
+ * are left out (and passed again once their last pin goes), the others are marked as being
+ * deleted while `pass` checks references and deletes. `pass` gets the candidates, returns the
+ * keys it deleted, and must not throw (it reports its own failures).
  */
 export async function guardedDeletion(
   storageName: string,
@@ -89,10 +96,11 @@ export async function guardedDeletion(
   const marked: { key: string; guard: Guard; settle: (deleted: boolean) => void }[] = [];
   for (const key of new Set(keys)) {
     const guard = guardOf(storageName, key);
-    if (guard.pins > 0 || guard.deleting) {
-      forget(storageName, key, guard);
+    if (guard.pins > 0) {
+      guard.retry = () => guardedDeletion(storageName, [key], pass);
       continue;
     }
+    if (guard.deleting) continue; // that deletion decides
     let settle!: (deleted: boolean) => void;
     guard.deleting = new Promise<boolean>((resolve) => {
       settle = resolve;

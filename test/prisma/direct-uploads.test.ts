@@ -82,7 +82,10 @@ async function multipartUpload(grant: UploadGrant, bytes: Buffer): Promise<void>
   const etags: string[] = [];
   for (const part of plan.parts) {
     const start = (part.partNumber - 1) * plan.partSize;
-    const res = await fetch(part.url, { method: "PUT", body: new Uint8Array(bytes.subarray(start, start + plan.partSize)) });
+    const res = await fetch(part.url, {
+      method: "PUT",
+      body: new Uint8Array(bytes.subarray(start, start + plan.partSize)),
+    });
     expect(res.status).toBe(200);
     etags.push(res.headers.get("etag")!);
   }

@@ -778,6 +778,32 @@ describe("a key copied to another row while its last row goes away", () => {
     expect(await storages.default.exists(key)).toBe(true);
   });
 
+  it("a deletion skipped for a copy in flight is decided again when the copy rolls back", async () => {
+    const a = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "deferred.png" }), badge: "k" },
+    });
+    const b = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const key = a.avatar!.name;
+    let copied!: () => void;
+    const copyWritten = new Promise<void>((r) => (copied = r));
+    let goOn!: () => void;
+    const aDeleted = new Promise<void>((r) => (goOn = r));
+    const transaction = prisma.$transaction(async (tx) => {
+      await tx.user.update({ where: { id: b.id }, data: { avatar: key } });
+      copied();
+      await aDeleted;
+      throw new Error("the copy rolls back");
+    });
+    await copyWritten;
+    await prisma.user.delete({ where: { id: a.id } });
+    expect(await storages.default.exists(key)).toBe(true); // skipped: the copy may still commit
+    goOn();
+    await expect(transaction).rejects.toThrow("the copy rolls back");
+    // Nobody references it now: the deferred deletion runs once the pin is gone.
+    for (let i = 0; i < 50 && (await storages.default.exists(key)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await storages.default.exists(key)).toBe(false);
+  });
+
   it("a copy arriving while the deletion runs waits for it and fails with FILE_NOT_FOUND, changing nothing", async () => {
     let openGate!: () => void;
     const gate = new Promise<void>((r) => (openGate = r));

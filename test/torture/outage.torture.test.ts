@@ -168,7 +168,10 @@ describe("credential outages at scale", () => {
     // Every operation that arrived while usable credentials existed succeeded. Usable: more than
     // the cache's safety margin before expiry (min(5 s, mandatory / 4)); operations arriving in
     // that last margin, with no fresh credentials yet, are judged by neither rule.
-    const margin = Math.min(5000, (REFRESH.mandatorySeconds * 1000) / 4);
+    // `at` is taken when the operation is called; the SDK resolves credentials a few ms later,
+    // and asks again while signing. Arrivals within SDK_SLACK_MS of the boundary are judged by neither rule.
+    const SDK_SLACK_MS = 100;
+    const margin = Math.min(5000, (REFRESH.mandatorySeconds * 1000) / 4) + SDK_SLACK_MS;
     const e1 = c1.expiration!.getTime();
     const c2Issued = expiry - LIFETIME * 1000;
     const usable = (r: Result) => r.at < e1 - margin || (r.at >= c2Issued && r.at < expiry - margin);
