@@ -753,9 +753,13 @@ describe("a batch replacing one row's file twice", () => {
 });
 
 describe("a key copied to another row while its last row goes away", () => {
-  it("is not deleted while the copying write is in flight", async () => {
+  /**
+   * Row A holds a file; row B copies its key in an interactive transaction; while that is open,
+   * A is deleted outside it (in its own async context), then the transaction commits or rolls back.
+   */
+  async function copyWhileOwnerGoes(name: string, outcome: "commit" | "rollback") {
     const a = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "copied.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: name }), badge: "k" },
     });
     const b = await prisma.user.create({ data: { email: email(), badge: "k" } });
     const key = a.avatar!.name;
@@ -767,38 +771,31 @@ describe("a key copied to another row while its last row goes away", () => {
       await tx.user.update({ where: { id: b.id }, data: { avatar: key } });
       copied();
       await aDeleted;
+      if (outcome === "rollback") throw new Error("the copy rolls back");
     });
-    // Outside the transaction (its own async context), A, the only committed reference, goes
-    // away before B's copy commits.
     await copyWritten;
     await prisma.user.delete({ where: { id: a.id } });
+    const existsWhileOpen = await storages.default.exists(key);
     goOn();
-    await transaction;
+    const settled = await transaction.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    return { key, b, existsWhileOpen, settled };
+  }
+
+  it("is not deleted while the copying write is in flight", async () => {
+    const { key, b, existsWhileOpen, settled } = await copyWhileOwnerGoes("copied.png", "commit");
+    expect(settled).toBeUndefined();
+    expect(existsWhileOpen).toBe(true);
     expect((await plain.user.findUniqueOrThrow({ where: { id: b.id } })).avatar).toBe(key);
     expect(await storages.default.exists(key)).toBe(true);
   });
 
   it("a deletion skipped for a copy in flight is decided again when the copy rolls back", async () => {
-    const a = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "deferred.png" }), badge: "k" },
-    });
-    const b = await prisma.user.create({ data: { email: email(), badge: "k" } });
-    const key = a.avatar!.name;
-    let copied!: () => void;
-    const copyWritten = new Promise<void>((r) => (copied = r));
-    let goOn!: () => void;
-    const aDeleted = new Promise<void>((r) => (goOn = r));
-    const transaction = prisma.$transaction(async (tx) => {
-      await tx.user.update({ where: { id: b.id }, data: { avatar: key } });
-      copied();
-      await aDeleted;
-      throw new Error("the copy rolls back");
-    });
-    await copyWritten;
-    await prisma.user.delete({ where: { id: a.id } });
-    expect(await storages.default.exists(key)).toBe(true); // skipped: the copy may still commit
-    goOn();
-    await expect(transaction).rejects.toThrow("the copy rolls back");
+    const { key, existsWhileOpen, settled } = await copyWhileOwnerGoes("deferred.png", "rollback");
+    expect((settled as Error).message).toBe("the copy rolls back");
+    expect(existsWhileOpen).toBe(true); // skipped: the copy might still commit
     // Nobody references it now: the deferred deletion runs once the pin is gone.
     for (let i = 0; i < 50 && (await storages.default.exists(key)); i++) await new Promise((r) => setTimeout(r, 50));
     expect(await storages.default.exists(key)).toBe(false);
