@@ -76,6 +76,13 @@ async function postUpload(grant: UploadGrant, bytes: Buffer, type: string): Prom
   return fetch(grant.post!.url, { method: "POST", body: form });
 }
 
+/** A grant for `User.avatar` and the PNG uploaded with it, as a browser would. */
+async function uploadedAvatar(filename: string): Promise<UploadGrant> {
+  const grant = await prisma.user.uploadGrant("avatar", { filename, contentType: "image/png", size: PNG.length });
+  expect((await postUpload(grant, PNG, "image/png")).status).toBeLessThan(300);
+  return grant;
+}
+
 /** What a browser does with a multipart plan: PUT each part, read its ETag, POST the completion. */
 async function multipartUpload(grant: UploadGrant, bytes: Buffer): Promise<void> {
   const plan = grant.multipart!;
@@ -187,12 +194,7 @@ describe("attaching a direct upload", () => {
   });
 
   it("another process (a fresh client) cannot reuse it either: the pending object is gone", async () => {
-    const grant = await prisma.user.uploadGrant("avatar", {
-      filename: "p.png",
-      contentType: "image/png",
-      size: PNG.length,
-    });
-    await postUpload(grant, PNG, "image/png");
+    const grant = await uploadedAvatar("p.png");
     await prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
     expect(await storage.exists(grant.key)).toBe(false);
     // Another process has no record of the grant's use: a fresh copy of the module stands for it.
@@ -212,12 +214,7 @@ describe("attaching a direct upload", () => {
   });
 
   it("a token for another field, another model, tampered or expired is refused and nothing changes", async () => {
-    const grant = await prisma.user.uploadGrant("avatar", {
-      filename: "m.png",
-      contentType: "image/png",
-      size: PNG.length,
-    });
-    await postUpload(grant, PNG, "image/png");
+    const grant = await uploadedAvatar("m.png");
     const before = await keys();
     const author = await prisma.user.create({ data: { email: email(), badge: "k" } });
     const field = await rejection(prisma.user.update({ where: { id: author.id }, data: { badge: grant.token } }));
@@ -357,12 +354,7 @@ describe("attaching a direct upload", () => {
   }, 60_000);
 
   it("a rollback removes the attached object (the grant is used up)", async () => {
-    const grant = await prisma.user.uploadGrant("avatar", {
-      filename: "rb.png",
-      contentType: "image/png",
-      size: PNG.length,
-    });
-    await postUpload(grant, PNG, "image/png");
+    const grant = await uploadedAvatar("rb.png");
     await expect(
       prisma.$transaction(async (tx) => {
         await tx.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
@@ -375,12 +367,7 @@ describe("attaching a direct upload", () => {
 
 describe("sweeping pending uploads", () => {
   it("sweepOrphans removes pending objects once their grant has expired, and only then", async () => {
-    const grant = await prisma.user.uploadGrant("avatar", {
-      filename: "never.png",
-      contentType: "image/png",
-      size: PNG.length,
-    });
-    await postUpload(grant, PNG, "image/png");
+    const grant = await uploadedAvatar("never.png");
     const options = {
       fields: fileFields,
       storages: { default: storage, private: storage, public: storage },
