@@ -109,7 +109,7 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
  */
 async function sweepPending(storage: Storage, name: string, prefix: string, report: SweepReport): Promise<void> {
   const now = Date.now();
-  for await (const o of listAllOrNothing(storage, prefix.replace(/\/+$/, ""))) {
+  for await (const o of storage.listAll(prefix.replace(/\/+$/, ""))) {
     report.examined++;
     const expiry = pendingKeyExpiry(o.name, prefix);
     if (expiry === undefined || expiry + 60_000 > now) continue;
@@ -122,21 +122,4 @@ async function sweepPending(storage: Storage, name: string, prefix: string, repo
       report.failed.push({ storage: name, key: o.name, error: (error as Error)?.message ?? String(error) });
     }
   }
-}
-
-/** `listAll`, where a storage that never had the prefix (a filesystem without the directory) lists nothing. */
-async function* listAllOrNothing(storage: Storage, prefix: string): AsyncIterable<ObjectInfo> {
-  try {
-    yield* storage.listAll(prefix);
-  } catch (error) {
-    if ((error as { code?: string }).code === "FILE_NOT_FOUND") return;
-    throw error;
-  }
-}
-
-/** The part of an `uploadTo` pattern before its first strftime directive, cut at a `/`. */
-export function staticPrefix(uploadTo: string): string {
-  const i = uploadTo.indexOf("%");
-  const fixed = i === -1 ? uploadTo : uploadTo.slice(0, i);
-  return fixed.slice(0, fixed.lastIndexOf("/") + 1);
 }
