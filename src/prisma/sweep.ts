@@ -123,3 +123,10 @@ async function sweepPending(storage: Storage, name: string, prefix: string, repo
     }
   }
 }
+
+/** The part of an `uploadTo` pattern before its first strftime directive, cut at a `/`. */
+export function staticPrefix(uploadTo: string): string {
+  const i = uploadTo.indexOf("%");
+  const fixed = i === -1 ? uploadTo : uploadTo.slice(0, i);
+  return fixed.slice(0, fixed.lastIndexOf("/") + 1);
+}
