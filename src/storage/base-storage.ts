@@ -15,7 +15,15 @@ import {
   readAll,
   resolveContentType,
 } from "./content.js";
-import { assertSafeKey, generateFilename, getAvailableName, getValidFilename, validateFileName } from "./naming.js";
+import {
+  assertNameFits,
+  assertSafeKey,
+  generateFilename,
+  getAvailableName,
+  getValidFilename,
+  type NameByteLimits,
+  validateFileName,
+} from "./naming.js";
 import type {
   FileContent,
   ListResult,
@@ -43,6 +51,15 @@ export interface BaseStorageOptions {
    * {@link LeftBehindError} instead.
    */
   onLeftBehind?: (error: LeftBehindError) => void;
+  /**
+   * The longest path segment (each directory and the file name) the backend stores, in UTF-8
+   * bytes. `save()` and `move()` meet it before any I/O: a longer file name has its root cut
+   * between characters (extension kept, room left for `_XXXXXXX` when the name is taken); a
+   * longer directory segment is refused with {@link StorageError} code `NAME_TOO_LONG`.
+   * `Infinity`: no limit. Default: `FileSystemStorage` 255 (`NAME_MAX` of ext4, APFS, NTFS
+   * and most others), `S3Storage` and `MemoryStorage` none. Set 255 for MinIO.
+   */
+  maxSegmentBytes?: number | undefined;
 }
 
 /** What {@link BaseStorage.statObject} returns for an existing object. */
@@ -136,12 +153,19 @@ let instanceCounter = 0;
 export abstract class BaseStorage implements Storage {
   /** See {@link BaseStorageOptions.fileOverwrite}. */
   readonly fileOverwrite: boolean;
+  /** See {@link BaseStorageOptions.maxSegmentBytes}; `undefined`: no limit. */
+  readonly maxSegmentBytes: number | undefined;
   readonly #instanceScope = `instance:${++instanceCounter}`;
   readonly #onLeftBehind: ((error: LeftBehindError) => void) | undefined;
 
   constructor(options: BaseStorageOptions = {}) {
     this.fileOverwrite = options.fileOverwrite ?? false;
     this.#onLeftBehind = options.onLeftBehind;
+    const limit = options.maxSegmentBytes;
+    if (limit !== undefined && limit !== Number.POSITIVE_INFINITY && !(Number.isSafeInteger(limit) && limit > 0)) {
+      throw new RangeError(`maxSegmentBytes must be a positive whole number of bytes or Infinity, got ${limit}`);
+    }
+    this.maxSegmentBytes = limit === Number.POSITIVE_INFINITY ? undefined : limit;
   }
 
   /**
@@ -227,15 +251,33 @@ export abstract class BaseStorage implements Storage {
 
   /**
    * Django's `get_available_name`: `name` when free, else `root_XXXXXXX.ext`, shortened to fit
-   * `maxLength`. Names being written by this process count as taken. With `fileOverwrite` the
-   * name is only shortened.
+   * `maxLength` and the backend's byte limits ({@link BaseStorage.nameByteLimits}; a directory
+   * segment over them is refused with code `NAME_TOO_LONG` before any I/O). Names being written
+   * by this process count as taken. With `fileOverwrite` the name is only shortened.
    */
   async getAvailableName(name: string, maxLength?: number): Promise<string> {
     return getAvailableName(name, {
       exists: async (candidate) => this.#isReserved(candidate) || (await this.exists(candidate)),
       overwrite: this.fileOverwrite,
       ...(maxLength === undefined ? {} : { maxLength }),
+      ...this.nameByteLimits(),
     });
+  }
+
+  /**
+   * What the backend can store, in UTF-8 bytes: {@link BaseStorage.getAvailableName} fits names
+   * to it. Backends with a limit on whole names (S3's 1024-byte keys) add `maxNameBytes`.
+   */
+  protected nameByteLimits(): NameByteLimits {
+    return { maxSegmentBytes: this.maxSegmentBytes };
+  }
+
+  /**
+   * For names used exactly as given (a presigned upload's key): refuses, before any I/O, a name
+   * over {@link BaseStorage.nameByteLimits} with {@link StorageError} code `NAME_TOO_LONG`.
+   */
+  protected assertNameFits(name: string): void {
+    assertNameFits(name, this.nameByteLimits());
   }
 
   /**

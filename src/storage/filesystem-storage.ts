@@ -27,6 +27,13 @@ export interface FileSystemStorageOptions extends BaseStorageOptions {
   directoryPermissionsMode?: number;
 }
 
+/**
+ * Default {@link BaseStorageOptions.maxSegmentBytes} of {@link FileSystemStorage}: `NAME_MAX` of
+ * ext4, XFS, Btrfs, ZFS and APFS, in bytes. NTFS counts 255 UTF-16 units, and a name of 255
+ * UTF-8 bytes never has more, so it fits there too.
+ */
+export const FILESYSTEM_MAX_SEGMENT_BYTES = 255;
+
 /** Prefix of the temporary files a save writes next to its target; hidden from `listdir()`. */
 const TEMP_PREFIX = ".prisma-s3-files-";
 /** `link()` failures meaning "this file system has no hard links" rather than a real error. */
@@ -60,7 +67,7 @@ export class FileSystemStorage extends BaseStorage {
   #realLocation: string | undefined;
 
   constructor(options: FileSystemStorageOptions) {
-    super(options);
+    super({ ...options, maxSegmentBytes: options.maxSegmentBytes ?? FILESYSTEM_MAX_SEGMENT_BYTES });
     if (!options.location) throw new TypeError("FileSystemStorage needs a location");
     this.location = nodePath.resolve(options.location);
     this.baseUrl =

@@ -14,6 +14,8 @@
  *
  * Lengths and truncation count Unicode code points, like Python's `len()` and slicing, so that a
  * `maxLength` means the same as Django's `max_length` and no surrogate pair is ever cut in half.
+ * Backends' own limits ({@link NameByteLimits}, not in Django) count UTF-8 bytes, as file systems
+ * and S3 do, and cut between code points too.
  */
 
 import { randomInt } from "node:crypto";
@@ -510,6 +512,111 @@ export function generateFilename(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Byte limits of backends (not in Django)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * What a backend can store, in UTF-8 bytes (not in Django: Django's `max_length` counts
+ * characters, file systems and S3 count bytes, and 255 characters can be 1020 bytes).
+ */
+export interface NameByteLimits {
+  /**
+   * Longest path segment: each directory and the file name (ext4/APFS `NAME_MAX` 255, MinIO 255).
+   * `undefined` or `Infinity`: no limit.
+   */
+  maxSegmentBytes?: number | undefined;
+  /** Longest whole name (S3: 1024 bytes per key, minus the storage's `location/`). `undefined`: no limit. */
+  maxNameBytes?: number | undefined;
+}
+
+/** The error code of a name a backend cannot store because it is too long. */
+export const NAME_TOO_LONG = "NAME_TOO_LONG";
+
+/** Bytes of `s` in UTF-8; a lone surrogate counts as the 3 bytes of the U+FFFD it is sent as. */
+export function utf8Length(s: string): number {
+  return Buffer.byteLength(s, "utf8");
+}
+
+function codePointBytes(cp: number): number {
+  return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+/**
+ * The longest prefix of `s` that is at most `maxBytes` UTF-8 bytes, cut between code points:
+ * never half a multibyte character (or half a surrogate pair).
+ */
+export function truncateUtf8(s: string, maxBytes: number): string {
+  let bytes = 0;
+  let end = 0;
+  for (const ch of s) {
+    bytes += codePointBytes(ch.codePointAt(0) as number);
+    if (bytes > maxBytes) break;
+    end += ch.length;
+  }
+  return s.slice(0, end);
+}
+
+/** A long name shortened for an error message (keys may be thousands of characters). */
+function preview(name: string): string {
+  const cps = Array.from(name);
+  return cps.length <= 80 ? q(name) : `${q(cps.slice(0, 60).join(""))}… (${cps.length} characters)`;
+}
+
+function nameTooLong(name: string, message: string): StorageError {
+  return new StorageError(`Cannot store ${preview(name)}: ${message}`, { fileName: name, code: NAME_TOO_LONG });
+}
+
+function limitOf(limit: number | undefined): number {
+  return limit === undefined ? Number.POSITIVE_INFINITY : limit;
+}
+
+/**
+ * The bytes left for the file name of `dirName/…`: refuses a directory segment over
+ * `maxSegmentBytes`, or a directory that leaves no room under `maxNameBytes`.
+ */
+function fileNameBudget(original: string, dirName: string, limits: NameByteLimits): number {
+  const maxSegment = limitOf(limits.maxSegmentBytes);
+  const maxName = limitOf(limits.maxNameBytes);
+  if (Number.isFinite(maxSegment)) {
+    for (const segment of dirName.split("/")) {
+      const bytes = utf8Length(segment);
+      if (bytes > maxSegment) {
+        throw nameTooLong(
+          original,
+          `its directory segment ${preview(segment)} is ${bytes} bytes, too long for this storage's limit of ${maxSegment} bytes per path segment`,
+        );
+      }
+    }
+  }
+  const prefix = utf8Length(posixJoin(dirName, ""));
+  if (prefix >= maxName) {
+    throw nameTooLong(
+      original,
+      `its directory is ${prefix} bytes with its "/", too long to leave room for a file name within this storage's limit of ${maxName} bytes per name`,
+    );
+  }
+  return Math.min(maxSegment, maxName - prefix);
+}
+
+/**
+ * Throws {@link StorageError} (code `NAME_TOO_LONG`) when `name` has a segment over
+ * `maxSegmentBytes` or is over `maxNameBytes`; for names that are used as given (a presigned
+ * upload's key), where {@link getAvailableName} cannot shorten anything.
+ */
+export function assertNameFits(name: string, limits: NameByteLimits): void {
+  const [dirName, fileName] = posixSplit(String(name));
+  const budget = fileNameBudget(name, dirName, limits);
+  const bytes = utf8Length(fileName);
+  if (bytes <= budget) return;
+  throw nameTooLong(
+    name,
+    bytes > limitOf(limits.maxSegmentBytes)
+      ? `its file name is ${bytes} bytes, too long for this storage's limit of ${limits.maxSegmentBytes} bytes per path segment`
+      : `it is ${utf8Length(name)} bytes, too long for this storage's limit of ${limits.maxNameBytes} bytes per name`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // get_available_name
 // ---------------------------------------------------------------------------------------------
 
@@ -551,6 +658,9 @@ export function alternativeName(fileRoot: string, fileExt: string, random: () =>
  */
 const MAX_ATTEMPTS = 100;
 
+/** What an alternative name adds to its root: `_` and 7 random characters (ASCII, 8 bytes). */
+const ALTERNATIVE_BYTES = 8;
+
 /**
  * Django's `Storage.get_available_name`: returns `name` if it is free and fits `maxLength`, else
  * `dir/root_XXXXXXX.ext` candidates (`ext` = all suffixes, see {@link splitExtension}) until one is
@@ -565,8 +675,16 @@ const MAX_ATTEMPTS = 100;
  * `FileSystemStorage(allow_overwrite=True)` and django-storages' `get_available_overwrite_name`
  * (which, unlike Django main, keeps only the last suffix).
  *
+ * Byte limits of the backend (`maxSegmentBytes`, `maxNameBytes`; not in Django) apply before
+ * `exists` is first asked: a directory segment over the limit, or a directory that leaves no room
+ * for a file name, is refused; a file name over what is left has its root cut (between code
+ * points, the extension kept) to fit, without a random part; candidates cut their root further
+ * so `_XXXXXXX` fits too. An extension too long to leave room for one character and `_XXXXXXX`
+ * is not kept as one: only its last suffix is, or none (then the whole name is the root).
+ *
  * @throws SuspiciousFileOperationError for traversal, an invalid base name, or when the whole root
  *   would have to be cut to fit `maxLength`.
+ * @throws StorageError (code `NAME_TOO_LONG`) when a byte limit cannot be met by cutting the root.
  * @throws StorageError (code `NO_AVAILABLE_NAME`) after 100 taken candidates; not in Django.
  */
 export async function getAvailableName(
@@ -576,7 +694,7 @@ export async function getAvailableName(
     maxLength?: number;
     overwrite?: boolean;
     random?: () => string;
-  },
+  } & NameByteLimits,
 ): Promise<string> {
   const original = name;
   const { exists, maxLength, overwrite = false, random } = opts;
@@ -588,9 +706,38 @@ export async function getAvailableName(
   validateFileName(fileName);
   let { root, ext } = splitExtension(fileName);
 
+  // The backend's byte limits, checked and met before the storage is asked anything.
+  const budget = fileNameBudget(original, dirName, opts);
+  const limited = Number.isFinite(budget);
+  if (limited) {
+    const roomFor = (r: string, e: string) =>
+      codePointBytes(r.codePointAt(0) as number) + ALTERNATIVE_BYTES + utf8Length(e) <= budget;
+    if (!roomFor(root, ext)) {
+      // Keep what can stay an extension: the last suffix, else none.
+      const last = ext.slice(ext.lastIndexOf("."));
+      const e = roomFor(fileName.slice(0, fileName.length - last.length), last) ? last : "";
+      root = fileName.slice(0, fileName.length - e.length);
+      ext = e;
+    }
+    const bytes = utf8Length(fileName);
+    if (bytes > budget) {
+      if (!roomFor(root, ext)) {
+        throw nameTooLong(
+          original,
+          budget < limitOf(opts.maxSegmentBytes)
+            ? `its file name is ${bytes} bytes, too long for the ${budget} bytes its directory leaves within this storage's limit of ${opts.maxNameBytes} bytes per name, and cannot be cut to fit`
+            : `its file name is ${bytes} bytes, too long for this storage's limit of ${budget} bytes per path segment, and cannot be cut to fit`,
+        );
+      }
+      root = truncateUtf8(root, budget - utf8Length(ext));
+      name = posixJoin(dirName, `${root}${ext}`);
+    }
+  }
+
   // `max_length and len(name) > max_length`: 0 and undefined both mean "no limit" here.
-  const tooLong = (n: string) => Boolean(maxLength) && cpLength(n) > (maxLength as number);
-  const isAvailable = async (n: string) => (overwrite ? !tooLong(n) : !(await exists(n)) && !tooLong(n));
+  const tooLong = (n: string) =>
+    (Boolean(maxLength) && cpLength(n) > (maxLength as number)) || (limited && utf8Length(posixBasename(n)) > budget);
+  const isAvailable = async (n: string) => (overwrite ? !tooLong(n) : !tooLong(n) && !(await exists(n)));
   // FileSystemStorage(allow_overwrite=True).get_alternative_name keeps the name as it is.
   const alternative = (r: string) => (overwrite ? `${r}${ext}` : alternativeName(r, ext, random));
 
@@ -603,18 +750,32 @@ export async function getAvailableName(
       });
     }
     name = posixJoin(dirName, alternative(root));
-    if (maxLength === undefined) continue;
-    const truncation = cpLength(name) - maxLength;
-    if (truncation > 0) {
-      root = dropLastCodePoints(root, truncation);
-      if (!root) {
-        throw new SuspiciousFileOperationError(
-          `Storage can not find an available filename for ${q(original)} within maxLength ${maxLength} ` +
-            `(last candidate ${q(name)}). Please make sure that the corresponding file field allows a ` +
-            "sufficient maxLength.",
-        );
+    if (maxLength !== undefined) {
+      const truncation = cpLength(name) - maxLength;
+      if (truncation > 0) {
+        root = dropLastCodePoints(root, truncation);
+        if (!root) {
+          throw new SuspiciousFileOperationError(
+            `Storage can not find an available filename for ${q(original)} within maxLength ${maxLength} ` +
+              `(last candidate ${q(name)}). Please make sure that the corresponding file field allows a ` +
+              "sufficient maxLength.",
+          );
+        }
+        name = posixJoin(dirName, alternative(root));
       }
-      name = posixJoin(dirName, alternative(root));
+    }
+    if (limited) {
+      const overflow = utf8Length(posixBasename(name)) - budget;
+      if (overflow > 0) {
+        root = truncateUtf8(root, utf8Length(root) - overflow);
+        if (!root) {
+          throw nameTooLong(
+            original,
+            `every alternative name is too long for the ${budget} bytes this storage's limits leave for its file name (last candidate ${preview(name)})`,
+          );
+        }
+        name = posixJoin(dirName, alternative(root));
+      }
     }
   }
   return name;

@@ -119,6 +119,10 @@ export interface Storage {
   getValidName(name: string): string;
   /** Django's `generate_filename`: validates the directory part, cleans the base name. */
   generateFilename(filename: string): string;
-  /** Django's `get_available_name`: `name` if free, else `root_XXXXXXX.ext`, fitting `maxLength`. */
+  /**
+   * Django's `get_available_name`: `name` if free, else `root_XXXXXXX.ext`, fitting `maxLength`
+   * and the backend's byte limits (a file name cut to fit; a directory segment too long for the
+   * backend refused with `StorageError` code `NAME_TOO_LONG`), checked before any I/O.
+   */
   getAvailableName(name: string, maxLength?: number): Promise<string>;
 }

@@ -21,7 +21,24 @@ export interface S3Target {
   forcePathStyle: boolean;
   /** `s3rver` skips conditional writes and POST policy checks; tests use this to know what the server can show. */
   server: "env" | "minio" | "s3rver";
+  /**
+   * The longest key segment the server stores, in UTF-8 bytes, for `S3Storage`'s
+   * `maxSegmentBytes`: s3rver {@link S3RVER_MAX_SEGMENT_BYTES}, MinIO 255; unset for a server
+   * from the environment (AWS S3 has no such limit).
+   */
+  maxSegmentBytes?: number;
 }
+
+/**
+ * s3rver keeps an object as files named `<last key segment>._S3rver_<resource>` (resources
+ * `object`, `object.md5`, `metadata.json`, `tagging.xml`; `lib/stores/filesystem.js`) on a file
+ * system allowing 255-byte names, so the longest, `._S3rver_metadata.json` (22 bytes), leaves 233.
+ * Longer segments fail there with ENAMETOOLONG, which s3rver answers as a 500 UnknownError.
+ */
+export const S3RVER_MAX_SEGMENT_BYTES = 255 - Buffer.byteLength("._S3rver_metadata.json");
+
+/** MinIO refuses key segments over 255 bytes (its documented limit per `/`-separated segment). */
+export const MINIO_MAX_SEGMENT_BYTES = 255;
 
 export interface TestS3 extends S3Target {
   stop(): Promise<void>;
@@ -132,6 +149,7 @@ export async function createTestS3(): Promise<TestS3> {
       bucket,
       forcePathStyle: true,
       server: "minio",
+      maxSegmentBytes: MINIO_MAX_SEGMENT_BYTES,
     };
     stopServer = () => container.stop();
   } else {
@@ -149,6 +167,7 @@ export async function createTestS3(): Promise<TestS3> {
       bucket,
       forcePathStyle: true,
       server: "s3rver",
+      maxSegmentBytes: S3RVER_MAX_SEGMENT_BYTES,
     };
     stopServer = async () => {
       await server.close();

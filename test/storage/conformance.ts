@@ -5,13 +5,18 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { FileNotFoundError, SuspiciousFileOperationError } from "../../src/errors.js";
+import { FileNotFoundError, StorageError, SuspiciousFileOperationError } from "../../src/errors.js";
 import type { FileContent, SaveProgress, Storage } from "../../src/storage/storage.js";
 
 /** What the setup of a run may be asked for. */
 export interface ConformanceSetupOptions {
   /** Must be honoured: the overwrite tests need a storage created with it. */
   fileOverwrite?: boolean;
+  /**
+   * The name-length tests ask for a storage that limits path segments: its default limit, or
+   * one set for the test (`maxSegmentBytes`), reported in {@link ConformanceTarget.maxSegmentBytes}.
+   */
+  limitSegments?: boolean;
 }
 
 /** One fresh, empty storage for one test. */
@@ -24,6 +29,8 @@ export interface ConformanceTarget {
    * dangling uploads), so "nothing was left behind" can be checked. Defaults to walking `listdir()`.
    */
   listAll?: () => Promise<string[]>;
+  /** The storage's limit on each path segment in UTF-8 bytes; required when asked with `limitSegments`. */
+  maxSegmentBytes?: number;
 }
 
 export type ConformanceSetup = (options: ConformanceSetupOptions) => Promise<ConformanceTarget>;
@@ -743,6 +750,131 @@ export function describeStorageConformance(label: string, setup: ConformanceSetu
       await expect(storage.move("gone.txt", "gone.txt")).rejects.toBeInstanceOf(FileNotFoundError);
       await expect(storage.move("gone.txt", "elsewhere.txt")).rejects.toBeInstanceOf(FileNotFoundError);
       expect(await (target.listAll ? target.listAll() : walk(storage))).toEqual(["here.txt"]);
+    });
+  });
+  describe(`storage conformance: ${label} with a limit on path segments (UTF-8 bytes)`, () => {
+    let target: ConformanceTarget;
+    let storage: Storage;
+    /** The limit under test. */
+    let limit: number;
+    const listAll = () => (target.listAll ? target.listAll() : walk(storage));
+    const bytes = (s: string) => Buffer.byteLength(s, "utf8");
+    const baseOf = (name: string) => name.slice(name.lastIndexOf("/") + 1);
+
+    beforeEach(async () => {
+      target = await setup({ limitSegments: true });
+      storage = target.storage;
+      if (target.maxSegmentBytes === undefined) throw new Error(`${label}: the setup reported no maxSegmentBytes`);
+      limit = target.maxSegmentBytes;
+    });
+    afterEach(async () => {
+      await target.teardown?.();
+    });
+
+    /** `name` was stored, fits the limit, reads back, and is the only object. */
+    async function expectStoredFitting(name: string, content: string): Promise<void> {
+      for (const segment of name.split("/")) expect(bytes(segment)).toBeLessThanOrEqual(limit);
+      // Cut between code points: no replacement character, no lone surrogate.
+      expect(name).not.toMatch(/[\uFFFD\p{Cs}]/u);
+      expect(dec.decode(await storage.read(name))).toBe(content);
+      expect(await storage.exists(name)).toBe(true);
+    }
+
+    it("a file name of exactly the limit is stored unchanged", async () => {
+      const name = `dir/${"a".repeat(limit - 4)}.txt`;
+      expect(await storage.save(name, Buffer.from("exact"))).toBe(name);
+      await expectStoredFitting(name, "exact");
+    });
+
+    it.each([
+      ["ASCII", "a", ".txt"],
+      ["2-byte é", "é", ".txt"],
+      ["3-byte €", "€", ".tar.gz"],
+      ["4-byte 😀", "😀", ".png"],
+    ])("a %s file name over the limit is cut to fit, extension kept, and round-trips", async (_kind, char, ext) => {
+      const root = char.repeat(limit + 10);
+      const name = await storage.save(`dir/${root}${ext}`, Buffer.from(`long ${char}`));
+      const base = baseOf(name);
+      expect(name.startsWith("dir/")).toBe(true);
+      expect(base.endsWith(ext)).toBe(true);
+      // Only the root was cut, as little as the limit asks: less than one more character would fit.
+      const kept = base.slice(0, base.length - ext.length);
+      expect(root.startsWith(kept)).toBe(true);
+      expect(bytes(base)).toBeLessThanOrEqual(limit);
+      expect(bytes(base) + bytes(char)).toBeGreaterThan(limit);
+      await expectStoredFitting(name, `long ${char}`);
+      expect(await listAll()).toEqual([name]);
+    });
+
+    it("a long name taken: the alternative's root is cut further so `_XXXXXXX` fits", async () => {
+      const requested = `dir/${"é".repeat(limit)}.txt`;
+      const first = await storage.save(requested, Buffer.from("first"));
+      const second = await storage.save(requested, Buffer.from("second"));
+      expect(second).not.toBe(first);
+      expect(baseOf(second)).toMatch(new RegExp(`^é+_${SUFFIX}\\.txt$`));
+      await expectStoredFitting(first, "first");
+      await expectStoredFitting(second, "second");
+      expect((await listAll()).sort()).toEqual([first, second].sort());
+    });
+
+    it("an extension too long to keep is cut with the name", async () => {
+      const name = await storage.save(`a.${"b".repeat(limit + 10)}`, Buffer.from("ext"));
+      expect(name).toMatch(/^a\.b+$/);
+      expect(bytes(name)).toBe(limit);
+      await expectStoredFitting(name, "ext");
+    });
+
+    it.each([
+      ["ASCII", "d"],
+      ["2-byte é", "é"],
+      ["4-byte 😀", "😀"],
+    ])("a %s directory segment over the limit is refused with NAME_TOO_LONG, nothing written", async (_kind, char) => {
+      const segment = char.repeat(Math.floor(limit / bytes(char)) + 1);
+      const error = await storage.save(`ok/${segment}/x.txt`, Buffer.from("x")).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StorageError);
+      expect((error as StorageError).code).toBe("NAME_TOO_LONG");
+      expect((error as Error).message).toContain(`is ${bytes(segment)} bytes`);
+      expect((error as Error).message).toContain(`limit of ${limit} bytes per path segment`);
+      await expect(storage.getAvailableName(`${segment}/x.txt`)).rejects.toMatchObject({ code: "NAME_TOO_LONG" });
+      expect(await listAll()).toEqual([]);
+    });
+
+    it("move: a long target file name is cut; a long target directory is refused and the source kept", async () => {
+      await storage.save("src.txt", Buffer.from("moving"));
+      const moved = await storage.move("src.txt", `final/${"😀".repeat(limit)}.txt`);
+      expect(moved).toMatch(/^final\/(😀)+\.txt$/u);
+      await expectStoredFitting(moved, "moving");
+      expect(await storage.exists("src.txt")).toBe(false);
+
+      await storage.save("src2.txt", Buffer.from("staying"));
+      await expect(storage.move("src2.txt", `${"d".repeat(limit + 1)}/x.txt`)).rejects.toMatchObject({
+        code: "NAME_TOO_LONG",
+      });
+      expect(dec.decode(await storage.read("src2.txt"))).toBe("staying");
+      expect((await listAll()).sort()).toEqual([moved, "src2.txt"].sort());
+    });
+  });
+
+  describe(`storage conformance: ${label} with a limit on path segments and fileOverwrite: true`, () => {
+    let target: ConformanceTarget;
+    beforeEach(async () => {
+      target = await setup({ limitSegments: true, fileOverwrite: true });
+    });
+    afterEach(async () => {
+      await target.teardown?.();
+    });
+
+    it("cuts a long name the same way every time, so saving it again replaces the object", async () => {
+      const { storage } = target;
+      const requested = `dir/${"é".repeat(300)}.txt`;
+      const first = await storage.save(requested, Buffer.from("one"));
+      expect(await storage.save(requested, Buffer.from("two"))).toBe(first);
+      expect(Buffer.byteLength(first.slice(4))).toBeLessThanOrEqual(target.maxSegmentBytes as number);
+      expect(dec.decode(await storage.read(first))).toBe("two");
+      expect(await (target.listAll ? target.listAll() : walk(storage))).toEqual([first]);
     });
   });
 }

@@ -54,6 +54,9 @@ describeStorageConformance("FileSystemStorage", async ({ fileOverwrite }) => {
   const storage = new FileSystemStorage({ location, baseUrl: "https://cdn.example.com/media/", fileOverwrite });
   return {
     storage,
+    // NAME_MAX of the real file system under the test's temporary directory (ext4, tmpfs, APFS):
+    // the storage's default must meet it without being told.
+    maxSegmentBytes: 255,
     listAll: () => filesBelow(location),
     teardown: async () => {
       try {
@@ -87,6 +90,40 @@ describe("FileSystemStorage specifics", () => {
       await expect(storage.save(name, Buffer.from("evil"))).rejects.toBeInstanceOf(SuspiciousFileOperationError);
     }
     expect(await filesBelow(location)).toEqual(["a/b.txt"]);
+    await assertRootUntouched();
+  });
+
+  it("its default limit of 255 bytes is the file system's: 256 fail there with ENAMETOOLONG, the default cuts them", async () => {
+    const causeCode = (error: unknown): string | undefined => {
+      for (let e = error; e; e = (e as { cause?: unknown }).cause) {
+        const code = (e as { code?: unknown }).code;
+        if (typeof code === "string" && code.startsWith("E")) return code;
+      }
+      return undefined;
+    };
+    const at255 = `${"é".repeat(125)}a.txt`;
+    const at256 = `${"é".repeat(126)}.txt`;
+    expect([Buffer.byteLength(at255), Buffer.byteLength(at256)]).toEqual([255, 256]);
+
+    // Without the limit, the names reach the file system, which takes 255 bytes and no more.
+    const unlimited = make({ maxSegmentBytes: Number.POSITIVE_INFINITY });
+    expect(await unlimited.save(at255, Buffer.from("255"))).toBe(at255);
+    expect(causeCode(await unlimited.save(at256, Buffer.from("256")).catch((e: unknown) => e))).toBe("ENAMETOOLONG");
+    const longDir = `${"d".repeat(256)}/x.txt`;
+    expect(causeCode(await unlimited.save(longDir, Buffer.from("d")).catch((e: unknown) => e))).toBe("ENAMETOOLONG");
+
+    // With the default, the file name is cut between characters (125 × é + .txt = 254 bytes) and
+    // the directory is refused before any I/O.
+    const storage = make();
+    expect(storage.maxSegmentBytes).toBe(255);
+    const cut = await storage.save(at256, Buffer.from("cut"));
+    expect(cut).toBe(`${"é".repeat(125)}.txt`);
+    expect(await fs.readFile(path.join(location, cut), "utf8")).toBe("cut");
+    await expect(storage.save(longDir, Buffer.from("d"))).rejects.toMatchObject({
+      code: "NAME_TOO_LONG",
+      message: expect.stringContaining("is 256 bytes, too long for this storage's limit of 255 bytes per path segment"),
+    });
+    expect(await filesBelow(location)).toEqual([at255, cut].sort());
     await assertRootUntouched();
   });
 

@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import { FileExistsError, StorageError, SuspiciousFileOperationError } from "../../src/errors.js";
-import type { ByteRange, ObjectStat, WriteObjectRequest } from "../../src/storage/base-storage.js";
+import type { ByteRange, MoveObjectRequest, ObjectStat, WriteObjectRequest } from "../../src/storage/base-storage.js";
 import { filepathToUri } from "../../src/storage/base-storage.js";
 import {
   ContentTooLargeError,
@@ -14,9 +14,11 @@ import { MemoryStorage } from "../../src/storage/memory-storage.js";
 import type { SaveProgress } from "../../src/storage/storage.js";
 import { describeStorageConformance, UNSAFE_NAMES } from "./conformance.js";
 
-describeStorageConformance("MemoryStorage", async ({ fileOverwrite }) => {
-  const storage = new MemoryStorage({ baseUrl: "https://media.example.com/files/", fileOverwrite });
-  return { storage, listAll: async () => storage.keys() };
+describeStorageConformance("MemoryStorage", async ({ fileOverwrite, limitSegments }) => {
+  // No limit by default; the name-length tests set MinIO's and the file systems' 255 bytes.
+  const maxSegmentBytes = limitSegments ? 255 : undefined;
+  const storage = new MemoryStorage({ baseUrl: "https://media.example.com/files/", fileOverwrite, maxSegmentBytes });
+  return { storage, listAll: async () => storage.keys(), maxSegmentBytes };
 });
 
 /** Records every primitive call, and can make writes fail on demand. */
@@ -51,6 +53,10 @@ class SpyStorage extends MemoryStorage {
   protected override async deleteObject(name: string): Promise<void> {
     this.calls.push(`delete:${name}`);
     return super.deleteObject(name);
+  }
+  protected override async moveObject(request: MoveObjectRequest): Promise<string> {
+    this.calls.push(`move:${request.from}->${request.name}`);
+    return super.moveObject(request);
   }
 }
 
@@ -192,6 +198,73 @@ describe("BaseStorage pipeline", () => {
     release();
     expect(await pending).toBe("busy.txt");
     expect(await storage.getAvailableName("other.txt")).toBe("other.txt");
+  });
+});
+
+describe("BaseStorage byte limits (maxSegmentBytes, NAME_TOO_LONG)", () => {
+  const bytes = (s: string) => Buffer.byteLength(s, "utf8");
+
+  it("MemoryStorage has no limit by default: a 1200-byte file name is stored as given", async () => {
+    const storage = new MemoryStorage();
+    expect(storage.maxSegmentBytes).toBeUndefined();
+    const name = `d/${"é".repeat(598)}.png`;
+    expect(await storage.save(name, Buffer.from("x"))).toBe(name);
+  });
+
+  it("a too-long directory is refused before any storage call, by save, move and getAvailableName", async () => {
+    const storage = new SpyStorage({ maxSegmentBytes: 255 });
+    await storage.save("src.txt", Buffer.from("x"));
+    storage.calls = [];
+    const dir = "😀".repeat(64); // 256 bytes
+    for (const run of [
+      () => storage.save(`${dir}/x.txt`, Buffer.from("x")),
+      () => storage.save(`${dir}/x.txt`, Readable.from([Buffer.from("x")])),
+      () => storage.move("src.txt", `ok/${dir}/x.txt`),
+      () => storage.getAvailableName(`${dir}/x.txt`),
+    ]) {
+      const error = await run().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StorageError);
+      expect(error).toMatchObject({ code: "NAME_TOO_LONG" });
+      expect((error as Error).message).toMatch(
+        /is 256 bytes, too long for this storage's limit of 255 bytes per path segment/,
+      );
+    }
+    expect(storage.calls).toEqual([]);
+    expect(storage.keys()).toEqual(["src.txt"]);
+  });
+
+  it("the first name the storage is asked about is already cut to fit", async () => {
+    const storage = new SpyStorage({ maxSegmentBytes: 20 });
+    const name = await storage.save("dir/ééééééééééééééé.txt", Buffer.from("x"));
+    // 16 bytes of root (8 × é) + ".txt".
+    expect(name).toBe("dir/éééééééé.txt");
+    expect(storage.calls).toEqual([`exists:${name}`, `write:${name}`]);
+  });
+
+  it("a name cut by the byte limit still meets maxLength (characters), and the reverse", async () => {
+    const storage = new MemoryStorage({ maxSegmentBytes: 30 });
+    const requested = `${"😀".repeat(20)}.txt`;
+    // Cut to 30 bytes: 6 × 4 + 4.
+    expect(await storage.save(requested, Buffer.from("a"), { maxLength: 100 })).toBe(`${"😀".repeat(6)}.txt`);
+    // Taken: `_XXXXXXX` costs 8 bytes, so two more characters go.
+    const b = await storage.save(requested, Buffer.from("b"), { maxLength: 100 });
+    expect(b).toMatch(/^(😀){4}_[A-Za-z0-9]{7}\.txt$/u);
+    // maxLength binds first: 16 characters, well within 60 bytes.
+    const wide = new MemoryStorage({ maxSegmentBytes: 60 });
+    const c = await wide.save(requested, Buffer.from("c"), { maxLength: 16 });
+    expect(c).toMatch(/^(😀){4}_[A-Za-z0-9]{7}\.txt$/u);
+    expect(bytes(c)).toBe(28);
+  });
+
+  it("validates the option: a positive whole number, or Infinity for none", () => {
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      expect(() => new MemoryStorage({ maxSegmentBytes: bad })).toThrow(RangeError);
+    }
+    expect(new MemoryStorage({ maxSegmentBytes: Number.POSITIVE_INFINITY }).maxSegmentBytes).toBeUndefined();
+    expect(new MemoryStorage({ maxSegmentBytes: 143 }).maxSegmentBytes).toBe(143);
   });
 });
 

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { StorageError, SuspiciousFileOperationError } from "../../src/errors.js";
 import {
   alternativeName,
+  assertNameFits,
   assertSafeKey,
   generateFilename,
   getAvailableName,
@@ -14,6 +15,8 @@ import {
   safeJoin,
   splitExtension,
   strftime,
+  truncateUtf8,
+  utf8Length,
   validateFileName,
 } from "../../src/storage/naming.js";
 
@@ -663,6 +666,142 @@ describe("getAvailableName", () => {
   it("propagates errors from exists()", async () => {
     const boom = new Error("network down");
     await expect(getAvailableName("f.txt", { exists: () => Promise.reject(boom) })).rejects.toBe(boom);
+  });
+});
+
+describe("byte limits of backends (not in Django)", () => {
+  /** Records what `exists` was asked; `taken` names answer true. */
+  function recorder(...taken: string[]) {
+    const asked: string[] = [];
+    return {
+      asked,
+      exists: async (n: string) => {
+        asked.push(n);
+        return taken.includes(n);
+      },
+    };
+  }
+  const neverAsked = async (n: string): Promise<boolean> => {
+    throw new Error(`exists(${JSON.stringify(n)}) must not be called`);
+  };
+  async function tooLong(run: () => Promise<unknown>): Promise<string> {
+    const error = await run().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(StorageError);
+    expect((error as StorageError).code).toBe("NAME_TOO_LONG");
+    return (error as Error).message;
+  }
+
+  it("utf8Length counts UTF-8 bytes; a lone surrogate as the 3 bytes of U+FFFD", () => {
+    expect(["a", "é", "€", "😀", "\uD83D", "aé€😀"].map(utf8Length)).toEqual([1, 2, 3, 4, 3, 10]);
+  });
+
+  it.each([
+    ["aé€😀", 10, "aé€😀"],
+    ["aé€😀", 9, "aé€"],
+    ["aé€😀", 6, "aé€"],
+    ["aé€😀", 5, "aé"],
+    ["aé€😀", 2, "a"],
+    ["😀😀", 7, "😀"],
+    ["é", 1, ""],
+    ["abc", 0, ""],
+  ])("truncateUtf8(%j, %j) cuts between code points: %j", (s, max, expected) => {
+    expect(truncateUtf8(s, max)).toBe(expected);
+  });
+
+  it.each([
+    // [name, maxSegmentBytes, expected]: the root is cut, all suffixes kept.
+    [`dir/${"a".repeat(30)}.txt`, 20, `dir/${"a".repeat(16)}.txt`],
+    [`dir/${"é".repeat(30)}.tar.gz`, 20, `dir/${"é".repeat(6)}.tar.gz`],
+    [`${"😀".repeat(10)}.png`, 21, `${"😀".repeat(4)}.png`],
+    [`${"😀".repeat(10)}.png`, 23, `${"😀".repeat(4)}.png`],
+    // An extension with no room for a character and `_XXXXXXX`: only the last suffix stays...
+    [`x.${"y".repeat(30)}.gz`, 20, `x.${"y".repeat(15)}.gz`],
+    // ...or none, and the whole name is the root.
+    [`a.${"b".repeat(30)}`, 20, `a.${"b".repeat(18)}`],
+    // Fits: unchanged.
+    [`dir/${"é".repeat(8)}.txt`, 20, `dir/${"é".repeat(8)}.txt`],
+  ])("%j with maxSegmentBytes %j: %j, the only name `exists` is asked", async (name, max, expected) => {
+    const r = recorder();
+    await expect(getAvailableName(name, { exists: r.exists, maxSegmentBytes: max })).resolves.toBe(expected);
+    expect(r.asked).toEqual([expected]);
+  });
+
+  it("a taken cut name: the alternative's root is cut by the bytes `_XXXXXXX` adds", async () => {
+    const r = recorder(`${"é".repeat(8)}.txt`);
+    const name = await getAvailableName(`${"é".repeat(30)}.txt`, {
+      exists: r.exists,
+      maxSegmentBytes: 20,
+      random: sequence(),
+    });
+    // The first candidate with 8 × é overflows by 8 bytes: 4 × é go, and a new random part is drawn.
+    expect(name).toBe(`${"é".repeat(4)}_BBBBBBB.txt`);
+    expect(utf8Length(name)).toBe(20);
+    expect(r.asked).toEqual([`${"é".repeat(8)}.txt`, name]);
+  });
+
+  it("with overwrite: cut the same way, no random part, `exists` never asked", async () => {
+    await expect(
+      getAvailableName(`d/${"é".repeat(30)}.txt`, { exists: neverAsked, overwrite: true, maxSegmentBytes: 20 }),
+    ).resolves.toBe(`d/${"é".repeat(8)}.txt`);
+  });
+
+  it("a directory segment over the limit is refused before `exists`, naming its bytes and the limit", async () => {
+    const message = await tooLong(() =>
+      getAvailableName(`ok/${"é".repeat(11)}/x.txt`, { exists: neverAsked, maxSegmentBytes: 21 }),
+    );
+    expect(message).toContain(`its directory segment "${"é".repeat(11)}" is 22 bytes`);
+    expect(message).toContain("limit of 21 bytes per path segment");
+    // Also with overwrite, and for a long directory under a name limit.
+    await tooLong(() =>
+      getAvailableName(`${"d".repeat(22)}/x.txt`, { exists: neverAsked, overwrite: true, maxSegmentBytes: 21 }),
+    );
+  });
+
+  it("maxNameBytes: the file name gets what the directory leaves; a directory leaving nothing is refused", async () => {
+    // "dir/" is 4 bytes: 26 left under 30.
+    await expect(getAvailableName(`dir/${"a".repeat(40)}.txt`, { exists: existsIn(), maxNameBytes: 30 })).resolves.toBe(
+      `dir/${"a".repeat(22)}.txt`,
+    );
+    // Both limits: the smaller wins.
+    await expect(
+      getAvailableName(`dir/${"a".repeat(40)}.txt`, { exists: existsIn(), maxNameBytes: 30, maxSegmentBytes: 14 }),
+    ).resolves.toBe(`dir/${"a".repeat(10)}.txt`);
+    const message = await tooLong(() =>
+      getAvailableName(`${"d".repeat(29)}/x.txt`, { exists: neverAsked, maxNameBytes: 30 }),
+    );
+    expect(message).toContain("its directory is 30 bytes");
+    expect(message).toContain("limit of 30 bytes per name");
+  });
+
+  it("too little room to cut into: a long name is refused, a short free one kept, a short taken one refused", async () => {
+    // "dir/" leaves 6 bytes: no room for a character and `_XXXXXXX`.
+    const opts = { maxNameBytes: 10 };
+    const long = await tooLong(() => getAvailableName("dir/abcdefgh.txt", { exists: neverAsked, ...opts }));
+    expect(long).toContain("its file name is 12 bytes, too long for the 6 bytes its directory leaves");
+    await expect(getAvailableName("dir/ab.txt", { exists: existsIn(), ...opts })).resolves.toBe("dir/ab.txt");
+    const taken = await tooLong(() =>
+      getAvailableName("dir/ab.txt", { exists: existsIn("dir/ab.txt"), random: sequence(), ...opts }),
+    );
+    expect(taken).toContain("every alternative name is too long");
+  });
+
+  it("no limits, or Infinity: Django's behaviour unchanged", async () => {
+    const name = `dir/${"é".repeat(600)}.txt`;
+    await expect(getAvailableName(name, { exists: existsIn() })).resolves.toBe(name);
+    await expect(
+      getAvailableName(name, { exists: existsIn(), maxSegmentBytes: Number.POSITIVE_INFINITY }),
+    ).resolves.toBe(name);
+  });
+
+  it("assertNameFits: checks a name used as given, segment by segment and as a whole", async () => {
+    expect(() => assertNameFits("dir/a.txt", { maxSegmentBytes: 5, maxNameBytes: 9 })).not.toThrow();
+    await tooLong(async () => assertNameFits("dir/ab.txt", { maxSegmentBytes: 5 }));
+    await tooLong(async () => assertNameFits("dir/a.txt", { maxNameBytes: 8 }));
+    await tooLong(async () => assertNameFits("dirtyy/a.txt", { maxSegmentBytes: 5 }));
+    expect(() => assertNameFits(`${"é".repeat(500)}/x`, {})).not.toThrow();
   });
 });
 

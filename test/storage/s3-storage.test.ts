@@ -32,10 +32,12 @@ beforeAll(() => {
 });
 afterAll(() => session.destroy());
 
-describeStorageConformance("S3Storage", async ({ fileOverwrite }) => {
+describeStorageConformance("S3Storage", async ({ fileOverwrite, limitSegments }) => {
   const location = `conformance/${randomBytes(6).toString("hex")}`;
-  const storage = new S3Storage({ session, location, fileOverwrite, partSize: 5 * 1024 * 1024 });
-  return { storage, listAll: () => listKeys(s3, location) };
+  // The server's own limit (s3rver 233, MinIO 255); AWS S3 has none, so the name-length tests set 255.
+  const maxSegmentBytes = s3.maxSegmentBytes ?? (limitSegments ? 255 : undefined);
+  const storage = new S3Storage({ session, location, fileOverwrite, partSize: 5 * 1024 * 1024, maxSegmentBytes });
+  return { storage, listAll: () => listKeys(s3, location), maxSegmentBytes };
 });
 
 describe("S3Storage specifics", () => {
@@ -45,6 +47,69 @@ describe("S3Storage specifics", () => {
     expect(() => new S3Storage({ session, location: "/abs" })).toThrow(/must not begin with/);
     void noBucket.destroy();
   });
+});
+
+describe("S3Storage name limits: 1024-byte keys, location included; the server's segment limit", () => {
+  const bytes = (s: string) => Buffer.byteLength(s, "utf8");
+  const location = `limits/${randomBytes(6).toString("hex")}`; // 19 bytes, 20 with its "/"
+  const storage = () => new S3Storage({ session, location, maxSegmentBytes: s3.maxSegmentBytes });
+  /** Four directory segments of 200 bytes: 804 bytes with their slashes, leaving 200 for a file name. */
+  const dir = Array.from({ length: 4 }, (_, i) => `${i}${"d".repeat(199)}`).join("/");
+
+  it("cuts a file name to what the key limit leaves after location and directory; the object round-trips", async () => {
+    const name = await storage().save(`${dir}/${"é".repeat(300)}.txt`, Buffer.from("deep"));
+    expect(name).toBe(`${dir}/${"é".repeat(98)}.txt`); // 196 + 4 bytes
+    const key = `${location}/${name}`;
+    expect(bytes(key)).toBe(1024);
+    expect(await listKeys(s3, location)).toEqual([name]);
+    const client = harnessClient(s3);
+    try {
+      const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
+      expect(head.ContentLength).toBe(4);
+    } finally {
+      client.destroy();
+    }
+    expect(Buffer.from(await storage().read(name)).toString()).toBe("deep");
+  });
+
+  it("refuses a directory that leaves no room for a file name, and presigned uploads over the limit, before any I/O", async () => {
+    const deeper = `${dir}/${"e".repeat(200)}`;
+    const error = await storage()
+      .save(`${deeper}/x.txt`, Buffer.from("x"))
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StorageError);
+    expect(error).toMatchObject({ code: "NAME_TOO_LONG" });
+    expect((error as Error).message).toContain("its directory is 1005 bytes");
+    expect((error as Error).message).toContain("limit of 1004 bytes per name");
+    // Names used as given: no shortening possible, so refused.
+    const tooLong = `${dir}/${"f".repeat(201)}`;
+    await expect(
+      storage().presignedPost(tooLong, { contentType: "text/plain", maxSize: 10, expiresIn: 60 }),
+    ).rejects.toMatchObject({ code: "NAME_TOO_LONG" });
+    await expect(storage().createMultipartUpload(tooLong, { contentType: "text/plain" })).rejects.toMatchObject({
+      code: "NAME_TOO_LONG",
+    });
+    expect(await listKeys(s3, location)).not.toContain(tooLong);
+    // A location that leaves no room for any name is refused when the storage is made.
+    expect(() => new S3Storage({ session, location: `${"l/".repeat(511)}l` })).toThrow(/too long/);
+  });
+
+  it.skipIf(s3.server !== "s3rver")(
+    "s3rver: the harness's limit is exact (233-byte segments are stored, 234 fail in s3rver) and meets it",
+    async () => {
+      const at233 = `${"a".repeat(229)}.txt`;
+      const at234 = `${"b".repeat(230)}.txt`;
+      const unlimited = new S3Storage({ session, location, maxSegmentBytes: Number.POSITIVE_INFINITY });
+      expect(await unlimited.save(at233, Buffer.from("233"))).toBe(at233);
+      const failed = await unlimited.save(at234, Buffer.from("234")).catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(StorageError);
+      expect(failed).not.toMatchObject({ code: "NAME_TOO_LONG" });
+      // With the limit, the same name is cut to 233 bytes and stored.
+      const cut = await storage().save(at234, Buffer.from("234"));
+      expect(cut).toBe(`${"b".repeat(229)}.txt`);
+      expect(Buffer.from(await storage().read(cut)).toString()).toBe("234");
+    },
+  );
 });
 
 describe("S3Storage against a recording proxy", () => {

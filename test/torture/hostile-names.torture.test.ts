@@ -353,7 +353,7 @@ function expectNoProblems(entries: string[]): void {
 
 describe("hostile names: storage.save()", () => {
   it(`S3: ${S3_SAVE_NAMES.length} names stay under location or are refused`, async () => {
-    const storage = new S3Storage({ session, bucket, location });
+    const storage = new S3Storage({ session, bucket, location, maxSegmentBytes: s3.maxSegmentBytes });
     const stored: string[] = [];
     for (const name of S3_SAVE_NAMES) {
       const outcome = await attempt(() => storage.save(name, PNG, { contentType: "image/png" }));
@@ -494,7 +494,7 @@ describe("hostile names: the Prisma write path", () => {
   }
 
   it(`S3: ${PRISMA_NAMES.length} names × uploadTo string, uploadTo function, File.name, filename, attach`, async () => {
-    const storage = new S3Storage({ session, bucket, location });
+    const storage = new S3Storage({ session, bucket, location, maxSegmentBytes: s3.maxSegmentBytes });
     const prisma = client(storage);
     try {
       const entries = await entryPoints(

@@ -32,6 +32,7 @@ import {
   type WriteObjectRequest,
 } from "../base-storage.js";
 import { abortReason } from "../content.js";
+import { assertNameFits, type NameByteLimits, utf8Length } from "../naming.js";
 import type { ListResult, ObjectInfo, UrlOptions } from "../storage.js";
 import { type ObjectWriteParams, uploadMultipart } from "./multipart.js";
 import {
@@ -100,6 +101,14 @@ export interface S3StorageOptions extends BaseStorageOptions {
    * exists-check, which is race-free within one process only.
    */
   conditionalWrites?: boolean | "auto";
+  /**
+   * The longest path segment of a key (between `/`) the server stores, in UTF-8 bytes (see
+   * {@link BaseStorageOptions.maxSegmentBytes}). Default: none, as on AWS S3, which limits only
+   * the whole key: 1024 bytes with `location/`, always enforced here (a longer file name is cut,
+   * a longer directory refused with code `NAME_TOO_LONG`). MinIO: 255. Servers that keep objects
+   * as files need less: s3rver names them `<segment>._S3rver_metadata.json`, so 255 − 22 = 233.
+   */
+  maxSegmentBytes?: number | undefined;
 }
 
 /** Options of {@link S3Storage.presignedPost}. */
@@ -133,6 +142,8 @@ export interface PresignMultipartOptions {
 }
 
 const MIN_PART_SIZE = 5 * 1024 * 1024;
+/** S3's limit on a key (`location/` included), in UTF-8 bytes; MinIO and other servers share it. */
+export const MAX_KEY_BYTES = 1024;
 /** The largest object CopyObject copies (5 GiB); beyond it S3 needs a multipart copy. */
 export const MAX_COPY_SIZE = 5 * 1024 ** 3;
 /**
@@ -173,7 +184,11 @@ export class S3Storage extends BaseStorage {
       throw new SuspiciousFileOperationError(`S3Storage location must not begin with "/": ${JSON.stringify(location)}`);
     }
     this.location = location.replace(/\/+$/, "");
-    if (this.location !== "") this.validateName(this.location);
+    if (this.location !== "") {
+      this.validateName(this.location);
+      // Room for "/" and at least one byte of name.
+      assertNameFits(this.location, { maxSegmentBytes: this.maxSegmentBytes, maxNameBytes: MAX_KEY_BYTES - 2 });
+    }
     this.querystringAuth = options.querystringAuth ?? true;
     this.querystringExpire = options.querystringExpire ?? 3600;
     this.#region = options.region;
@@ -190,6 +205,12 @@ export class S3Storage extends BaseStorage {
   /** The object key of a storage name: `location/name`. */
   key(name: string): string {
     return this.location === "" ? name : `${this.location}/${name}`;
+  }
+
+  /** The segment limit, and S3's 1024 bytes per key minus `location/`. */
+  protected override nameByteLimits(): NameByteLimits {
+    const prefix = this.location === "" ? 0 : utf8Length(this.location) + 1;
+    return { ...super.nameByteLimits(), maxNameBytes: MAX_KEY_BYTES - prefix };
   }
 
   protected override reservationScope(): string {
@@ -442,9 +463,11 @@ export class S3Storage extends BaseStorage {
    * to S3. `defaultAcl` and `objectParameters` are not applied to such uploads.
    * @throws RangeError on a lifetime outside 1..604800 s or a bad size range.
    * @throws TypeError on a bad metadata name or checksum.
+   * @throws StorageError (code `NAME_TOO_LONG`) when the key is too long for this storage.
    */
   async presignedPost(requested: string, options: PresignedPostOptions): Promise<PresignedPost> {
     const name = this.cleanName(requested);
+    this.assertNameFits(name);
     const { maxSize, minSize = 0 } = options;
     if (!Number.isSafeInteger(maxSize) || maxSize < 0 || maxSize > MAX_COPY_SIZE) {
       throw new RangeError(`presignedPost: maxSize must be a whole number of bytes from 0 to 5 GiB, got ${maxSize}`);
@@ -468,10 +491,12 @@ export class S3Storage extends BaseStorage {
    * Starts a multipart upload of `name` (under `location`; no other name is picked) for a
    * browser to send parts to with {@link S3Storage.presignUploadPart}, and returns its upload ID.
    * The object gets the same write parameters as a `save()` (content type, metadata,
-   * `defaultAcl`, `objectParameters`). One request to S3.
+   * `defaultAcl`, `objectParameters`). One request to S3; a key too long for this storage is
+   * refused before it with `StorageError` code `NAME_TOO_LONG`.
    */
   async createMultipartUpload(requested: string, options: CreateMultipartUploadOptions): Promise<string> {
     const name = this.cleanName(requested);
+    this.assertNameFits(name);
     try {
       const client = await this.#s3();
       const params = this.#writeParams({ name, contentType: options.contentType, metadata: { ...options.metadata } });
