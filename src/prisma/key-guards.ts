@@ -46,21 +46,43 @@ export interface AssignedKey {
 }
 
 /**
- * Pins the keys a write assigns; returns the unpin function (idempotent). Waits for deletions
- * of those keys already under way, and throws `FILE_NOT_FOUND` (pinning nothing) if one removed
- * an object the write would point at.
+ * Keys this process deleted as unreferenced, lately (id → when): a copy that read such a key
+ * before the deletion may arrive after it. Bounded in time and size; across processes nothing
+ * is known.
  */
-export async function pinKeys(keys: AssignedKey[]): Promise<() => void> {
+const recentlyDeleted = new Map<string, number>();
+const TOMBSTONE_MS = 10 * 60_000;
+const MAX_TOMBSTONES = 10_000;
+
+function tombstone(storageName: string, key: string): void {
+  const now = Date.now();
+  recentlyDeleted.delete(id(storageName, key));
+  recentlyDeleted.set(id(storageName, key), now);
+  // Oldest first (insertion order): drop the expired and the surplus.
+  for (const [k, at] of recentlyDeleted) {
+    if (at > now - TOMBSTONE_MS && recentlyDeleted.size <= MAX_TOMBSTONES) break;
+    recentlyDeleted.delete(k);
+  }
+}
+
+const notFound = (k: AssignedKey) =>
+  new PrismaS3FilesError(
+    "FILE_NOT_FOUND",
+    `${k.model}.${k.field}: the file "${k.key}" was deleted (no row referenced it any more) before this write could assign it`,
+  );
+
+/**
+ * Pins the keys a write assigns; returns the unpin function (idempotent). Waits for deletions
+ * of those keys already under way. A key this process deleted lately is checked with `exists`
+ * once pinned (it may have been stored again since); if it is gone, nothing stays pinned and
+ * `FILE_NOT_FOUND` is thrown, so the row is not pointed at a missing object.
+ */
+export async function pinKeys(keys: AssignedKey[], exists: (k: AssignedKey) => Promise<boolean>): Promise<() => void> {
   // Re-check every key after each wait: another deletion may have started meanwhile.
   for (;;) {
     const busy = keys.find((k) => guards.get(id(k.storageName, k.key))?.deleting);
     if (!busy) break;
-    if (await guards.get(id(busy.storageName, busy.key))!.deleting) {
-      throw new PrismaS3FilesError(
-        "FILE_NOT_FOUND",
-        `${busy.model}.${busy.field}: the file "${busy.key}" was deleted (no row referenced it any more) while this write was assigning it`,
-      );
-    }
+    if (await guards.get(id(busy.storageName, busy.key))!.deleting) throw notFound(busy);
   }
   const pinned = keys.map((k) => {
     const guard = guardOf(k.storageName, k.key);
@@ -68,7 +90,7 @@ export async function pinKeys(keys: AssignedKey[]): Promise<() => void> {
     return { k, guard };
   });
   let done = false;
-  return () => {
+  const unpin = () => {
     if (done) return;
     done = true;
     for (const { k, guard } of pinned) {
@@ -80,6 +102,17 @@ export async function pinKeys(keys: AssignedKey[]): Promise<() => void> {
       if (retry) void retry();
     }
   };
+  try {
+    const since = Date.now() - TOMBSTONE_MS;
+    for (const k of keys) {
+      const deletedAt = recentlyDeleted.get(id(k.storageName, k.key));
+      if (deletedAt !== undefined && deletedAt > since && !(await exists(k))) throw notFound(k);
+    }
+  } catch (error) {
+    unpin();
+    throw error;
+  }
+  return unpin;
 }
 
 /**
@@ -113,6 +146,7 @@ export async function guardedDeletion(
     deleted = await pass(marked.map((m) => m.key));
   } finally {
     for (const { key, guard, settle } of marked) {
+      if (deleted.has(key)) tombstone(storageName, key);
       guard.deleting = undefined;
       settle(deleted.has(key));
       forget(storageName, key, guard);

@@ -801,6 +801,26 @@ describe("a key copied to another row while its last row goes away", () => {
     expect(await storages.default.exists(key)).toBe(false);
   });
 
+  it("a copy arriving after this process deleted the key fails with FILE_NOT_FOUND; a key stored again is taken", async () => {
+    const a = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "late-copy.png" }), badge: "k" },
+    });
+    const b = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const key = a.avatar!.name; // read before A goes, as a concurrent request would have
+    await prisma.user.delete({ where: { id: a.id } });
+    expect(await storages.default.exists(key)).toBe(false);
+    const e = await prisma.user.update({ where: { id: b.id }, data: { avatar: key } }).catch((x: unknown) => x);
+    expect((e as PrismaS3FilesError).code).toBe("FILE_NOT_FOUND");
+    expect((await plain.user.findUniqueOrThrow({ where: { id: b.id } })).avatar).toBeNull();
+    // Stored again under the same name: the copy is fine now.
+    const again = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "late-copy.png" }), badge: "k" },
+    });
+    expect(again.avatar!.name).toBe(key);
+    const copied = await prisma.user.update({ where: { id: b.id }, data: { avatar: key } });
+    expect(copied.avatar!.name).toBe(key);
+  });
+
   it("a copy arriving while the deletion runs waits for it and fails with FILE_NOT_FOUND, changing nothing", async () => {
     let openGate!: () => void;
     const gate = new Promise<void>((r) => (openGate = r));
