@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// `npm run torture`: the torture suite (test/torture) at its large sizes. Until it is green at
-// CI sizes, `npm test` leaves it out (vitest.config.ts); `PSF_TORTURE=1 npx vitest run test/torture`
-// runs it at CI sizes. Every size can still be set from the environment, which wins:
+// `npm run torture`: the torture suite (test/torture) at its large sizes; `npm test` runs it at
+// CI sizes (`npx vitest run test/torture` alone). Every size can still be set from the
+// environment, which wins:
 //   TORTURE_SEED=123 npm run torture            replays a write-path sequence
 //   TORTURE_OPS=5000 npm run torture -- -t write  fewer operations, one file
 // Extra arguments go to vitest.
@@ -16,7 +16,7 @@ const sizes = {
   TORTURE_RACE_SAVES: "500", // concurrent saves of one name
   TORTURE_RACE_REPLACES: "200", // concurrent replaces of one record's file
 };
-const env = { ...sizes, ...process.env, PSF_TORTURE: "1" };
+const env = { ...sizes, ...process.env };
 
 const run = (args) => spawnSync(process.execPath, args, { stdio: "inherit", env });
 

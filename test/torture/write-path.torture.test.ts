@@ -84,7 +84,7 @@ const privateLocation = `torture/wp-${run}-private`;
 const bucket = uniqueBucketName("psf-torture");
 const bucketPrefix = `/${bucket}/torture/wp-${run}`;
 const reproduce = (ops: number) =>
-  `PSF_TORTURE=1 TORTURE_SEED=${SEED} TORTURE_OPS=${ops} npx vitest run test/torture/write-path.torture.test.ts`;
+  `TORTURE_SEED=${SEED} TORTURE_OPS=${ops} npx vitest run test/torture/write-path.torture.test.ts`;
 
 type StoreName = "default" | "private" | "public";
 const STORES: StoreName[] = ["default", "private", "public"];
