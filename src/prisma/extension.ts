@@ -159,10 +159,7 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       try {
         // Keys copied from other rows stay put until this write's outcome is known.
         if (plan.keys.length > 0) {
-          unpin = await pinKeys(
-            plan.keys.map((k) => ({ ...k, storageName: ctx.storageName(k.model, k.field) })),
-            (k) => ctx.storageNamed(k.storageName).exists(k.key),
-          );
+          unpin = await pinKeys(plan.keys.map((k) => ({ ...k, storage: ctx.storageOf(k.model, k.field) })));
           // A batch that already failed will not run this write: release at once.
           if (scope?.closed) unpin();
           else if (scope) scope.settled.push(unpin);

@@ -204,7 +204,7 @@ export async function removeUntakenUploads(
  */
 async function deleteUnreferenced(client: unknown, storageName: string, keys: string[], ctx: LifecycleContext) {
   const storage = ctx.storageNamed(storageName);
-  await guardedDeletion(storageName, keys, async (candidates) => {
+  await guardedDeletion(storage, keys, async (candidates) => {
     const deleted = new Set<string>();
     try {
       const referenced = await referencedKeys(client, storageName, candidates, ctx);

@@ -1,4 +1,5 @@
 import { PrismaS3FilesError } from "../errors.js";
+import type { Storage } from "../storage/storage.js";
 
 /**
  * In-process coordination between deleting a key no row references any more and a write that
@@ -21,10 +22,20 @@ interface Guard {
 
 const guards = new Map<string, Guard>();
 
-const id = (storageName: string, key: string) => `${storageName}\u0000${key}`;
+/** Storages by identity, not by name: two clients may give one name to different storages. */
+const storageIds = new WeakMap<object, number>();
+let nextStorageId = 0;
+function id(storage: object, key: string): string {
+  let n = storageIds.get(storage);
+  if (n === undefined) {
+    n = nextStorageId++;
+    storageIds.set(storage, n);
+  }
+  return `${n}\u0000${key}`;
+}
 
-function guardOf(storageName: string, key: string): Guard {
-  const k = id(storageName, key);
+function guardOf(storage: object, key: string): Guard {
+  const k = id(storage, key);
   let guard = guards.get(k);
   if (!guard) {
     guard = { pins: 0 };
@@ -33,15 +44,16 @@ function guardOf(storageName: string, key: string): Guard {
   return guard;
 }
 
-function forget(storageName: string, key: string, guard: Guard): void {
-  if (guard.pins === 0 && !guard.deleting && !guard.retry) guards.delete(id(storageName, key));
+function forget(storage: object, key: string, guard: Guard): void {
+  if (guard.pins === 0 && !guard.deleting && !guard.retry) guards.delete(id(storage, key));
 }
 
 /** A key a write assigns as-is to a file column. */
 export interface AssignedKey {
   model: string;
   field: string;
-  storageName: string;
+  /** The storage the key is in (its identity is what counts). */
+  storage: Storage;
   key: string;
 }
 
@@ -54,10 +66,10 @@ const recentlyDeleted = new Map<string, number>();
 const TOMBSTONE_MS = 10 * 60_000;
 const MAX_TOMBSTONES = 10_000;
 
-function tombstone(storageName: string, key: string): void {
+function tombstone(storage: object, key: string): void {
   const now = Date.now();
-  recentlyDeleted.delete(id(storageName, key));
-  recentlyDeleted.set(id(storageName, key), now);
+  recentlyDeleted.delete(id(storage, key));
+  recentlyDeleted.set(id(storage, key), now);
   // Oldest first (insertion order): drop the expired and the surplus.
   for (const [k, at] of recentlyDeleted) {
     if (at > now - TOMBSTONE_MS && recentlyDeleted.size <= MAX_TOMBSTONES) break;
@@ -73,19 +85,19 @@ const notFound = (k: AssignedKey) =>
 
 /**
  * Pins the keys a write assigns; returns the unpin function (idempotent). Waits for deletions
- * of those keys already under way. A key this process deleted lately is checked with `exists`
+ * of those keys already under way. A key this process deleted lately is checked for existence
  * once pinned (it may have been stored again since); if it is gone, nothing stays pinned and
  * `FILE_NOT_FOUND` is thrown, so the row is not pointed at a missing object.
  */
-export async function pinKeys(keys: AssignedKey[], exists: (k: AssignedKey) => Promise<boolean>): Promise<() => void> {
+export async function pinKeys(keys: AssignedKey[]): Promise<() => void> {
   // Re-check every key after each wait: another deletion may have started meanwhile.
   for (;;) {
-    const busy = keys.find((k) => guards.get(id(k.storageName, k.key))?.deleting);
+    const busy = keys.find((k) => guards.get(id(k.storage, k.key))?.deleting);
     if (!busy) break;
-    if (await guards.get(id(busy.storageName, busy.key))!.deleting) throw notFound(busy);
+    if (await guards.get(id(busy.storage, busy.key))!.deleting) throw notFound(busy);
   }
   const pinned = keys.map((k) => {
-    const guard = guardOf(k.storageName, k.key);
+    const guard = guardOf(k.storage, k.key);
     guard.pins++;
     return { k, guard };
   });
@@ -97,7 +109,7 @@ export async function pinKeys(keys: AssignedKey[], exists: (k: AssignedKey) => P
       guard.pins--;
       const retry = guard.pins === 0 ? guard.retry : undefined;
       guard.retry = undefined;
-      forget(k.storageName, k.key, guard);
+      forget(k.storage, k.key, guard);
       // The write that pinned it may have failed: the skipped deletion decides again now.
       if (retry) void retry();
     }
@@ -105,8 +117,8 @@ export async function pinKeys(keys: AssignedKey[], exists: (k: AssignedKey) => P
   try {
     const since = Date.now() - TOMBSTONE_MS;
     for (const k of keys) {
-      const deletedAt = recentlyDeleted.get(id(k.storageName, k.key));
-      if (deletedAt !== undefined && deletedAt > since && !(await exists(k))) throw notFound(k);
+      const deletedAt = recentlyDeleted.get(id(k.storage, k.key));
+      if (deletedAt !== undefined && deletedAt > since && !(await k.storage.exists(k.key))) throw notFound(k);
     }
   } catch (error) {
     unpin();
@@ -122,15 +134,15 @@ export async function pinKeys(keys: AssignedKey[], exists: (k: AssignedKey) => P
  * keys it deleted, and must not throw (it reports its own failures).
  */
 export async function guardedDeletion(
-  storageName: string,
+  storage: object,
   keys: string[],
   pass: (candidates: string[]) => Promise<Set<string>>,
 ): Promise<void> {
   const marked: { key: string; guard: Guard; settle: (deleted: boolean) => void }[] = [];
   for (const key of new Set(keys)) {
-    const guard = guardOf(storageName, key);
+    const guard = guardOf(storage, key);
     if (guard.pins > 0) {
-      guard.retry = () => guardedDeletion(storageName, [key], pass);
+      guard.retry = () => guardedDeletion(storage, [key], pass);
       continue;
     }
     if (guard.deleting) continue; // that deletion decides
@@ -146,10 +158,10 @@ export async function guardedDeletion(
     deleted = await pass(marked.map((m) => m.key));
   } finally {
     for (const { key, guard, settle } of marked) {
-      if (deleted.has(key)) tombstone(storageName, key);
+      if (deleted.has(key)) tombstone(storage, key);
       guard.deleting = undefined;
       settle(deleted.has(key));
-      forget(storageName, key, guard);
+      forget(storage, key, guard);
     }
   }
 }
