@@ -308,7 +308,9 @@ export function resolveStorages(
             `${model}.${field} uses the default storage: pass a session or storages.default to s3Files()`,
           );
         }
-        storages.set("default", new S3Storage({ session }));
+        // Objects it cannot remove (a probe, a moved source) go where the binding's cleanup failures go.
+        const onLeftBehind = options.onCleanupError;
+        storages.set("default", new S3Storage({ session, ...(onLeftBehind ? { onLeftBehind } : {}) }));
         continue;
       }
       missing.set(f.storage, [...(missing.get(f.storage) ?? []), `${model}.${field}`]);

@@ -1,5 +1,5 @@
 import mime from "mime";
-import { PrismaS3FilesError } from "../errors.js";
+import { LeftBehindError, PrismaS3FilesError } from "../errors.js";
 import { uploadedFileName } from "../files/uploaded-name.js";
 import { checkDeclaredSize, checkType, peekContent, toFileValidationError } from "../files/validation.js";
 import { normalizeContent, resolveContentType } from "../storage/content.js";
@@ -146,6 +146,9 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
           a.replace(key);
         } catch (error) {
           failedFast = true; // start no further uploads
+          // The storage could not remove a partial object (a multipart claim): the caller gets the
+          // error, and onCleanupError hears of the object left behind.
+          if (error instanceof LeftBehindError) ctx.report(error);
           throw toFileValidationError(error, where);
         }
       }

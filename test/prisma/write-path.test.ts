@@ -2,7 +2,14 @@ import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { FileValidationError } from "../../src/files/validation.js";
-import { MemoryStorage, PrismaS3FilesError, type S3Session, S3Storage, strftime } from "../../src/index.js";
+import {
+  LeftBehindError,
+  MemoryStorage,
+  PrismaS3FilesError,
+  type S3Session,
+  S3Storage,
+  strftime,
+} from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
 import { FieldFile } from "../../src/prisma/field-file.js";
 import { pendingUploadCount, upload } from "../../src/prisma/upload.js";
@@ -914,6 +921,38 @@ describe("client-supplied file names (Django's uploaded-file rules)", () => {
     expect(base).toBe(`${"l".repeat(251)}.png`);
     expect(await memory.exists(long.avatar!.name)).toBe(true);
     expect(memory.keys().sort()).toEqual([traversal.avatar!.name, windows.avatar!.name, long.avatar!.name].sort());
+    await client.$disconnect();
+  });
+});
+
+describe("objects a storage could not remove", () => {
+  it("a save failing with LeftBehindError is rethrown and reported to onCleanupError", async () => {
+    class LeavingStorage extends MemoryStorage {
+      override async save(name: string): Promise<string> {
+        throw new LeftBehindError(
+          "upload failed and its placeholder stayed",
+          [{ name, key: name, cause: new Error("delete 500") }],
+          {
+            cause: new Error("put 500"),
+            fileName: name,
+          },
+        );
+      }
+    }
+    const reported: unknown[] = [];
+    const client = plainClient().$extends(
+      s3Files(session, {
+        fields: fileFields,
+        storages: { ...storages, default: new LeavingStorage() },
+        onCleanupError: (e) => reported.push(e),
+      }),
+    );
+    const error = await client.user
+      .create({ data: { email: email(), avatar: upload(PNG, { filename: "left.png" }), badge: "k" } })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LeftBehindError);
+    expect(reported).toEqual([error]);
+    expect((reported[0] as LeftBehindError).leftBehind[0]!.name).toBe(`avatars/${month}left.png`);
     await client.$disconnect();
   });
 });
