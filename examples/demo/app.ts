@@ -12,7 +12,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { html } from "hono/html";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { FileValidationError, PrismaS3FilesError, type S3Session, upload } from "../../src/index.js";
+import { FileValidationError, isGrantToken, PrismaS3FilesError, type S3Session, upload } from "../../src/index.js";
 import { s3Files } from "./generated/files/index.js";
 import type { PrismaClient } from "./generated/prisma/client.js";
 
@@ -185,7 +185,11 @@ ${footer()}
     const tokens: Partial<Record<DirectField, string>> = {};
     for (const field of DIRECT_FIELDS) {
       const value = form.get(field);
-      if (typeof value === "string" && value !== "") tokens[field] = value;
+      if (typeof value !== "string" || value === "") continue;
+      // Only a grant token: any other string would be written as a key, unverified (another
+      // user's file, say).
+      if (!isGrantToken(value)) throw new FormError("Not an upload grant token");
+      tokens[field] = value;
     }
     return tokens;
   }

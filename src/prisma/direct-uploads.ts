@@ -93,6 +93,7 @@ interface DirectUploadStorage extends Storage {
   createMultipartUpload(name: string, opts: { contentType: string }): Promise<string>;
   presignUploadPart(name: string, uploadId: string, partNumber: number, opts: { expiresIn: number }): Promise<string>;
   presignCompleteMultipartUpload(name: string, uploadId: string, opts: { expiresIn: number }): Promise<string>;
+  signingExpiresAt(): Promise<Date | undefined>;
 }
 
 function directUploadStorage(storage: Storage, where: string): DirectUploadStorage {
@@ -144,13 +145,26 @@ export async function createUploadGrant(
   checkDeclaredSize(size, rules, { model, field });
   // The declared type alone, now: the bytes are judged again when the grant is attached.
   checkType(new Uint8Array(0), contentType, rules, { model, field });
-  const multipart = size > config.multipartThreshold;
-  if (!multipart && size > MAX_POST_SIZE) {
-    throw new RangeError(`${where}: a POST upload takes at most 5 GiB; lower directUploads.multipartThreshold`);
+  if (size > MAX_POST_SIZE) {
+    // CopyObject's limit too: the attach moves the object with one copy (no multipart copy yet).
+    throw new PrismaS3FilesError(
+      "GRANT_TOO_LARGE",
+      `${where}: direct uploads take at most 5 GiB (the attach moves the object with one CopyObject)`,
+    );
   }
-  const expiresIn = options.expiresIn ?? config.expiresIn;
+  const multipart = size > config.multipartThreshold;
+  let expiresIn = options.expiresIn ?? config.expiresIn;
   if (!Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > 604_800) {
     throw new RangeError(`${where}: a grant's lifetime must be 1..604800 whole seconds, got ${expiresIn}`);
+  }
+  // Presigned requests die with the temporary credentials that signed them: the grant says so.
+  const signingExpiry = await direct.signingExpiresAt();
+  if (signingExpiry) {
+    const left = Math.floor((signingExpiry.getTime() - Date.now()) / 1000) - 5;
+    if (left < 1) {
+      throw new PrismaS3FilesError("CREDENTIALS_EXPIRING", `${where}: the signing credentials expire now; try again`);
+    }
+    expiresIn = Math.min(expiresIn, left);
   }
   const expires = Math.floor(Date.now() / 1000) + expiresIn;
   const filename = uploadedFileName(options.filename) ?? defaultName(contentType);
@@ -207,27 +221,33 @@ function claimOnce(claims: GrantClaims, where: string): () => void {
   return () => used.delete(claims.id);
 }
 
-/** A grant whose object was checked and may now be moved to its final key. */
-export interface VerifiedGrant {
+/** A grant claimed for one write: its object may now be moved to its final key. */
+export interface ClaimedGrant {
   claims: GrantClaims;
   /** Lets the grant be used again (the write failed before the object moved). */
-  release(): void;
+  release(): Promise<void>;
+}
+
+/** The marker that makes a grant single-use across processes; the browser's form cannot write it (the policy pins the upload's exact key). */
+function usedMarker(claims: GrantClaims): string {
+  return `${claims.k.slice(0, claims.k.lastIndexOf("/"))}.used`;
 }
 
 /**
- * Checks a grant token handed to `model.field` and the object the browser uploaded: signature,
- * model and field, expiry, single use, then the object itself (it exists; its size is the
- * declared one and within `maxSize`; its first bytes sniff to an accepted type; its SHA-256 is
- * the declared one). An object that breaks the rules is deleted: the grant cannot be retried.
+ * Checks a grant token handed to `model.field` (signature, model and field, expiry), that the
+ * browser's object is there with the declared size, and claims the grant: once in this process,
+ * and across processes by creating its `.used` marker next to the pending object (a create that
+ * only one writer wins where the server has conditional writes). The object's content is checked
+ * after the move, on the copy no browser can write to ({@link verifyAttached}).
  */
-export async function verifyGrant(
+export async function claimGrant(
   token: string,
   storage: Storage,
   model: string,
   field: string,
   meta: FileFieldMetadata,
   config: ResolvedDirectUploads,
-): Promise<VerifiedGrant> {
+): Promise<ClaimedGrant> {
   const where = `${model}.${field}`;
   const claims = verifyGrantToken(token, signingKey(config));
   if (claims.m !== model || claims.f !== field) {
@@ -242,14 +262,12 @@ export async function verifyGrant(
       `${where}: this upload grant expired at ${new Date(claims.e * 1000).toISOString()}`,
     );
   }
-  const release = claimOnce(claims, where);
-  const rules = { maxSize: meta.maxSize, accept: meta.accept };
-  const ref = { model, field };
+  const releaseHere = claimOnce(claims, where);
   let size: number;
   try {
     size = await storage.size(claims.k);
   } catch (error) {
-    release();
+    releaseHere();
     // By code, not class: a second copy of this package (or a test's fresh module) has its own classes.
     if ((error as { code?: unknown })?.code === "FILE_NOT_FOUND") {
       throw new PrismaS3FilesError(
@@ -260,36 +278,68 @@ export async function verifyGrant(
     }
     throw error;
   }
+  if (size !== claims.z || (meta.maxSize !== null && size > meta.maxSize)) {
+    // Rejected for what it is: it must never be attached, so it goes now (the grant stays claimed here).
+    await storage.delete(claims.k).catch(() => undefined);
+    checkDeclaredSize(size, { maxSize: meta.maxSize, accept: meta.accept }, { model, field });
+    throw sizeMismatch(where, size, claims.z, { model, field });
+  }
+  const marker = usedMarker(claims);
+  let claimedAs: string;
   try {
-    if (size !== claims.z) {
-      throw new FileValidationError(
-        "size_mismatch",
-        `${where}: the uploaded file has ${size} bytes, not the ${claims.z} its grant declared`,
-        { ...ref },
-      );
-    }
-    checkDeclaredSize(size, rules, ref);
-    const head = size === 0 ? new Uint8Array(0) : await readRange(storage, claims.k, Math.min(size, SNIFF_BYTES));
-    checkType(head, claims.t, rules, ref);
-    if (claims.s !== undefined && (await sha256Of(storage, claims.k)) !== claims.s) {
-      throw new FileValidationError(
-        "checksum_mismatch",
-        `${where}: the uploaded file's SHA-256 is not the declared one`,
-        {
-          ...ref,
-        },
-      );
-    }
+    claimedAs = await storage.save(marker, new Uint8Array(0), { contentType: "application/octet-stream" });
   } catch (error) {
-    if (error instanceof FileValidationError) {
-      // Rejected for what it is: it must never be attached, so it goes now.
-      await storage.delete(claims.k).catch(() => undefined);
-    } else {
-      release();
-    }
+    releaseHere();
     throw error;
   }
-  return { claims, release };
+  if (claimedAs !== marker) {
+    // Another writer (another process) holds the marker: this grant is used.
+    await storage.delete(claimedAs).catch(() => undefined);
+    throw new PrismaS3FilesError("GRANT_USED", `${where}: this upload grant was already used`);
+  }
+  return {
+    claims,
+    async release() {
+      releaseHere();
+      await storage.delete(marker);
+    },
+  };
+}
+
+const sizeMismatch = (where: string, size: number, declared: number, ref: { model: string; field: string }) =>
+  new FileValidationError(
+    "size_mismatch",
+    `${where}: the uploaded file has ${size} bytes, not the ${declared} its grant declared`,
+    ref,
+  );
+
+/**
+ * Checks the object a grant attached, at its final key (a copy the browser cannot change, unlike
+ * the pending object its form may still overwrite until the grant expires): size, type sniffed
+ * from the first bytes, declared SHA-256. Throws a {@link FileValidationError}; the caller then
+ * removes the object.
+ */
+export async function verifyAttached(
+  storage: Storage,
+  key: string,
+  claims: GrantClaims,
+  meta: FileFieldMetadata,
+): Promise<void> {
+  const ref = { model: claims.m, field: claims.f };
+  const where = `${claims.m}.${claims.f}`;
+  const rules = { maxSize: meta.maxSize, accept: meta.accept };
+  const size = await storage.size(key);
+  checkDeclaredSize(size, rules, ref);
+  if (size !== claims.z) throw sizeMismatch(where, size, claims.z, ref);
+  const head = size === 0 ? new Uint8Array(0) : await readRange(storage, key, Math.min(size, SNIFF_BYTES));
+  checkType(head, claims.t, rules, ref);
+  if (claims.s !== undefined && (await sha256Of(storage, key)) !== claims.s) {
+    throw new FileValidationError(
+      "checksum_mismatch",
+      `${where}: the uploaded file's SHA-256 is not the declared one`,
+      ref,
+    );
+  }
 }
 
 async function readRange(storage: Storage, name: string, bytes: number): Promise<Uint8Array> {

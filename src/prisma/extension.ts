@@ -117,6 +117,15 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     const write = async (params: HookParams) => {
       const args = (params.args ?? {}) as Record<string, unknown>;
       const plan = planWrite(fields, params.model, params.operation, args);
+      // A pending direct upload is attached by its grant's token, which verifies it; its bare
+      // key (which the browser knows) would skip that.
+      const pendingKey = plan.keys.find((k) => k.key.startsWith(ctx.directUploads.pendingPrefix));
+      if (pendingKey) {
+        throw new PrismaS3FilesError(
+          "GRANT_REQUIRED",
+          `${pendingKey.model}.${pendingKey.field}: "${pendingKey.key}" is a pending direct upload; write its grant's token instead`,
+        );
+      }
       if (plan.uploads.length === 0 && !plan.oldKeys && plan.keys.length === 0) {
         return mapResult(params, await params.query(args));
       }

@@ -5,7 +5,13 @@ import { checkDeclaredSize, checkType, peekContent, toFileValidationError } from
 import { normalizeContent, resolveContentType } from "../storage/content.js";
 import { generateFilename } from "../storage/naming.js";
 import type { FileContent, Storage } from "../storage/storage.js";
-import { type ResolvedDirectUploads, resolveDirectUploads, type VerifiedGrant, verifyGrant } from "./direct-uploads.js";
+import {
+  type ClaimedGrant,
+  claimGrant,
+  type ResolvedDirectUploads,
+  resolveDirectUploads,
+  verifyAttached,
+} from "./direct-uploads.js";
 import { guardedDeletion } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { discardUpload, type PendingUpload, takeUpload } from "./upload.js";
@@ -81,16 +87,16 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
   const stored: StoredObject[] = [];
   type Prepared = { a: UploadAssignment; where: { model: string; field: string } } & (
     | { kind: "upload"; pending: PendingUpload; content: FileContent; contentType: string; filename: string }
-    | { kind: "grant"; grant: VerifiedGrant; moved: boolean }
+    | { kind: "grant"; grant: ClaimedGrant; moved: boolean }
   );
   const prepared: Prepared[] = [];
   try {
     for (const a of assignments) {
       const where = { model: a.model, field: a.field };
       if (a.kind === "grant") {
-        // The browser's object is checked (size, type, checksum) before anything moves.
+        // Token, expiry, single use and size now; the content once moved (see verifyAttached).
         const storage = ctx.storageOf(a.model, a.field);
-        const grant = await verifyGrant(a.token, storage, a.model, a.field, a.meta, ctx.directUploads);
+        const grant = await claimGrant(a.token, storage, a.model, a.field, a.meta, ctx.directUploads);
         prepared.push({ kind: "grant", a, where, grant, moved: false });
         continue;
       }
@@ -134,6 +140,12 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
             // From the pending prefix to the final key: a rename where the storage can, else copy + delete.
             key = await storage.move(p.grant.claims.k, name, { ...maxLength, onLeftBehind: ctx.report });
             p.moved = true;
+            try {
+              await verifyAttached(storage, key, p.grant.claims, a.meta);
+            } catch (error) {
+              await storage.delete(key).catch((e: unknown) => ctx.report(e));
+              throw error;
+            }
           } else {
             key = await storage.save(name, p.content, {
               contentType: p.contentType,
@@ -163,7 +175,9 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
   } catch (error) {
     for (const a of assignments) if (a.kind === "upload") discardUpload(a.token);
     // A grant whose object never moved may be attached again (its object is still pending).
-    for (const p of prepared) if (p.kind === "grant" && !p.moved) p.grant.release();
+    await Promise.all(
+      prepared.map((p) => (p.kind === "grant" && !p.moved ? p.grant.release().catch(ctx.report) : undefined)),
+    );
     await deleteObjects(stored, ctx);
     throw error;
   }
@@ -290,7 +304,8 @@ export async function referencedKeys(
   const found = new Set<string>();
   for (const [model, meta] of Object.entries(ctx.fields)) {
     for (const field of Object.keys(meta.fileFields)) {
-      if (ctx.storageName(model, field) !== storageName) continue;
+      // By storage, not name: one storage may be configured under several names.
+      if (ctx.storageOf(model, field) !== ctx.storageNamed(storageName)) continue;
       for (let i = 0; i < keys.length; i += 1000) {
         const chunk = keys.slice(i, i + 1000);
         const rows = await delegate(client, model).findMany({

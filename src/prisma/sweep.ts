@@ -2,7 +2,7 @@ import type { S3Session } from "../session/session.js";
 import type { ObjectInfo, Storage } from "../storage/storage.js";
 import { pendingKeyExpiry, resolveDirectUploads } from "./direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
-import { delayedDeletions, lifecycleContext, referencedKeys } from "./file-lifecycle.js";
+import { delayedDeletions, type LifecycleContext, lifecycleContext, referencedKeys } from "./file-lifecycle.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 
 /** Options of {@link sweepOrphans}. */
@@ -97,7 +97,7 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
       }
       options.onProgress?.({ storage: name, examined: objects.length, orphans });
     }
-    await sweepPending(storage, name, pendingPrefix, report);
+    await sweepPending(client, storage, name, pendingPrefix, report, ctx);
   }
   return report;
 }
@@ -107,12 +107,30 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
  * once that has passed (a minute later, for clocks that differ). Pending objects without one
  * (not made by a grant) are left alone.
  */
-async function sweepPending(storage: Storage, name: string, prefix: string, report: SweepReport): Promise<void> {
+async function sweepPending(
+  client: unknown,
+  storage: Storage,
+  name: string,
+  prefix: string,
+  report: SweepReport,
+  ctx: LifecycleContext,
+): Promise<void> {
   const now = Date.now();
+  const expired: ObjectInfo[] = [];
   for await (const o of storage.listAll(prefix.replace(/\/+$/, ""))) {
     report.examined++;
     const expiry = pendingKeyExpiry(o.name, prefix);
-    if (expiry === undefined || expiry + 60_000 > now) continue;
+    if (expiry !== undefined && expiry + 60_000 <= now) expired.push(o);
+  }
+  // Never what a row points at (written by raw SQL, say): the sweep only removes orphans.
+  const referenced = await referencedKeys(
+    client,
+    name,
+    expired.map((o) => o.name),
+    ctx,
+  );
+  for (const o of expired) {
+    if (referenced.has(o.name)) continue;
     report.orphans.push({ storage: name, key: o.name, size: o.size });
     if (report.dryRun) continue;
     try {

@@ -579,6 +579,15 @@ export class S3Storage extends BaseStorage {
     }
   }
 
+  /**
+   * When the credentials that presign this storage's URLs and forms expire (`undefined` for
+   * long-term keys): a grant or URL signed now stops working then, whatever its own lifetime.
+   */
+  async signingExpiresAt(): Promise<Date | undefined> {
+    const { credentials } = await this.#signing();
+    return (credentials as { expiration?: Date }).expiration;
+  }
+
   /** The signing target and current credentials: cached, so no I/O once warm. */
   async #signing(): Promise<{ target: PresignTarget; credentials: PresignCredentials }> {
     const target = this.#target ?? (await this.#resolveTarget());

@@ -1,0 +1,143 @@
+/**
+ * Direct uploads under attack (found in review): a browser that re-sends its still-valid POST
+ * form, replays a used token in another process, writes the bare pending key, or asks for what
+ * the attach can never move; and the sweeper against a row pointing into the pending prefix.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
+import { createSession, type S3Session, S3Storage, sweepOrphans, type UploadGrant } from "../../src/index.js";
+import { s3Files } from "../../src/prisma/extension.js";
+import { fileFields } from "../generated/files/index.js";
+import { sessionOptionsFor } from "../harness/s3.js";
+import { plainClient } from "./client.js";
+
+const s3 = inject("s3");
+const tag = randomBytes(4).toString("hex");
+const location = `review-${tag}`;
+const secret = randomBytes(32).toString("hex");
+const MiB = 1024 * 1024;
+const PNG = Buffer.from(
+  "89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082",
+  "hex",
+);
+/** HTML of exactly PNG's length: fits a POST policy pinned to the PNG's size. */
+const HTML = Buffer.from(`<html><script>alert(document.cookie)</script>`.padEnd(PNG.length, " "));
+const plain = plainClient();
+let session: S3Session;
+let storage: S3Storage;
+let n = 0;
+const email = () => `r${n++}-${tag}@example.com`;
+const directUploads = { secret, multipartThreshold: 8 * MiB, partSize: 5 * MiB };
+
+function makeClient(extension: typeof s3Files, st: S3Storage) {
+  return plainClient().$extends(
+    extension(session, { fields: fileFields, storages: { default: st, private: st, public: st }, directUploads }),
+  );
+}
+let prisma: ReturnType<typeof makeClient>;
+
+beforeAll(() => {
+  session = createSession(sessionOptionsFor(s3));
+  storage = new S3Storage({ session, location });
+  prisma = makeClient(s3Files, storage);
+});
+afterAll(async () => {
+  await prisma.$disconnect();
+  await plain.$disconnect();
+  await session.destroy();
+});
+
+async function postUpload(grant: UploadGrant, bytes: Buffer, type: string): Promise<Response> {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(grant.post!.fields)) form.append(k, v);
+  form.append("file", new Blob([new Uint8Array(bytes)], { type }), "upload");
+  return fetch(grant.post!.url, { method: "POST", body: form });
+}
+
+const avatarGrant = (filename: string) =>
+  prisma.user.uploadGrant("avatar", { filename, contentType: "image/png", size: PNG.length });
+
+describe("direct uploads under attack", () => {
+  it("the bytes attached are the bytes verified (re-POST between verification and move)", async () => {
+    // The POST form stays valid for the whole grant lifetime and may be sent again at any time.
+    // Here the attacker's second POST lands after the checks and before CopyObject.
+    const racy = new S3Storage({ session, location });
+    const client = makeClient(s3Files, racy);
+    const grant = await avatarGrant("toctou.png");
+    expect((await postUpload(grant, PNG, "image/png")).status).toBeLessThan(300);
+    const move = racy.move.bind(racy);
+    racy.move = async (...args: Parameters<S3Storage["move"]>) => {
+      expect((await postUpload(grant, HTML, "image/png")).status).toBeLessThan(300); // same size, same type field
+      return move(...args);
+    };
+    const user = await client.user
+      .create({ data: { email: email(), avatar: grant.token, badge: "k" } })
+      .catch((e: unknown) => e);
+    await client.$disconnect();
+    // Either the attach refuses, or what it attached is the PNG it checked (the content is checked on the moved copy).
+    if (!(user instanceof Error)) {
+      const stored = Buffer.from(await (user as { avatar: { read(): Promise<Uint8Array> } }).avatar.read());
+      expect(stored.toString("latin1")).not.toContain("<script>");
+    }
+  });
+
+  it("a grant attaches once, also across processes (re-POST with the same form, attach elsewhere)", async () => {
+    const grant = await avatarGrant("replay.png");
+    expect((await postUpload(grant, PNG, "image/png")).status).toBeLessThan(300);
+    const first = await prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
+    expect(first.avatar).not.toBeNull();
+    // The same form, again: the policy has not expired, so S3 takes it.
+    expect((await postUpload(grant, PNG, "image/png")).status).toBeLessThan(300);
+    // Another process of the app (a fresh copy of the module stands for it, as in direct-uploads.test.ts).
+    vi.resetModules();
+    const fresh = (await import("../../src/prisma/extension.js")).s3Files;
+    const other = makeClient(fresh, storage);
+    const second = await other.user
+      .create({ data: { email: email(), avatar: grant.token, badge: "k" } })
+      .catch((e: unknown) => e);
+    await other.$disconnect();
+    expect(second).toMatchObject({ code: "GRANT_USED" }); // the grant's .used marker
+  });
+
+  it("the pending key itself (not the token) is not accepted as a column value", async () => {
+    // grant.key is handed to the browser; an app that writes what the browser posts back
+    // (as the demo's tokensOf does) stores an unverified object: HTML as an avatar.
+    const grant = await avatarGrant("bypass.png");
+    expect((await postUpload(grant, HTML, "image/png")).status).toBeLessThan(300);
+    const user = await prisma.user
+      .create({ data: { email: email(), avatar: grant.key, badge: "k" } })
+      .catch((e: unknown) => e);
+    expect(user).toMatchObject({ code: "GRANT_REQUIRED" });
+  });
+
+  it("sweepOrphans never deletes an object a row references, pending prefix included", async () => {
+    const grant = await avatarGrant("ref.png");
+    expect((await postUpload(grant, PNG, "image/png")).status).toBeLessThan(300);
+    const user = await plain.user.create({ data: { email: email(), avatar: grant.key, badge: "k" } });
+    // A session and storage of its own: the SDK learns a clock offset from the skewed clock.
+    const sweepSession = createSession(sessionOptionsFor(s3));
+    const sweepStorage = new S3Storage({ session: sweepSession, location });
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now() + 16 * 60_000);
+      await sweepOrphans(plain, sweepSession, {
+        fields: fileFields,
+        storages: { default: sweepStorage, private: sweepStorage, public: sweepStorage },
+        directUploads,
+      });
+    } finally {
+      vi.useRealTimers();
+      await sweepSession.destroy();
+    }
+    const row = await plain.user.findUniqueOrThrow({ where: { id: user.id } });
+    expect(await storage.exists(row.avatar!)).toBe(true);
+  });
+
+  it("a multipart grant is not made for a size the attach can never move (CopyObject's 5 GiB)", async () => {
+    const big = await prisma.post
+      .uploadGrant("cover", { filename: "huge.bin", contentType: "application/octet-stream", size: 6 * 1024 ** 3 })
+      .catch((e: unknown) => e);
+    expect(big).toMatchObject({ code: "GRANT_TOO_LARGE" });
+  });
+});
