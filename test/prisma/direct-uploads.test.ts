@@ -134,6 +134,28 @@ describe("grants", () => {
     expect(new Date(grant.expiresAt).getTime() - Date.now()).toBeLessThanOrEqual(900_000);
   });
 
+  it("never outlives the temporary credentials that sign it", async () => {
+    const expiration = new Date(Date.now() + 300_000);
+    const shortLived = createSession({
+      ...sessionOptionsFor(s3),
+      credentials: async () => ({ accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, expiration }),
+      refresh: { advisorySeconds: 60, mandatorySeconds: 30 },
+    });
+    const st = new S3Storage({ session: shortLived, location });
+    const client = makeClient({ storages: { default: st, private: st, public: st } });
+    try {
+      const grant = await client.user.uploadGrant("avatar", { filename: "t.png", contentType: "image/png", size: 1 });
+      const expiresAt = new Date(grant.expiresAt).getTime();
+      expect(expiresAt).toBeLessThanOrEqual(expiration.getTime() - 5000);
+      expect(expiresAt).toBeGreaterThan(expiration.getTime() - 10_000);
+      const policy = JSON.parse(Buffer.from(grant.post!.fields.Policy!, "base64").toString());
+      expect(new Date(policy.expiration).getTime()).toBe(expiresAt);
+    } finally {
+      await client.$disconnect();
+      await shortLived.destroy();
+    }
+  });
+
   it("refuses what the field would refuse, before any upload", async () => {
     await expect(
       prisma.user.uploadGrant("avatar", { filename: "big.png", contentType: "image/png", size: 6_000_000 }),
