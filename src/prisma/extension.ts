@@ -148,18 +148,22 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       let release: (() => void) | undefined;
       if (plan.oldKeys && SINGLE_ROW.has(params.operation)) {
         const key = rowKey(params.model, args.where);
-        // A transaction that already holds this row goes on (re-entrant); its locks are released
-        // when it settles, even if this write's query never runs (a failed batch).
-        if (!scope?.rows.has(key)) {
-          const unlock = await lockRow(key, ROW_LOCK_TIMEOUT_MS);
-          if (scope?.closed) {
-            unlock(); // the batch already failed: this write will not run
-          } else if (scope) {
-            scope.rows.add(key);
-            scope.settled.push(unlock);
-          } else {
-            release = unlock;
+        if (scope) {
+          // A transaction takes each row once (re-entrant) and releases it when it settles, even if
+          // this write's query never runs (a failed batch). The acquisition is shared at once: a
+          // batch's writes run their hooks concurrently, and a second lockRow would wait for the first.
+          let acquired = scope.rows.get(key);
+          if (!acquired) {
+            acquired = lockRow(key, ROW_LOCK_TIMEOUT_MS).then((unlock) => {
+              if (scope.closed)
+                unlock(); // the batch already failed: its writes will not run
+              else scope.settled.push(unlock);
+            });
+            scope.rows.set(key, acquired);
           }
+          await acquired;
+        } else {
+          release = await lockRow(key, ROW_LOCK_TIMEOUT_MS);
         }
       }
       let oldKeys: Awaited<ReturnType<typeof readOldKeys>> = [];

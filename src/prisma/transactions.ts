@@ -19,8 +19,8 @@ export interface TransactionScope {
    * upload is still running (its query then never runs): the rollback waits for them first.
    */
   uploads: Promise<unknown>[];
-  /** Rows this transaction holds in-process locks on (see row-locks.ts). */
-  rows: Set<string>;
+  /** Rows this transaction holds (or is acquiring) in-process locks on (see row-locks.ts). */
+  rows: Map<string, Promise<void>>;
   /** Set once the outcome is known: locks taken later are released at once. */
   closed: boolean;
 }
@@ -59,7 +59,7 @@ export function transactionOverride(report: (error: unknown) => void) {
       if (outer?.tx) return callback(outer.tx);
       run = () =>
         parent.$transaction((tx: unknown) => {
-          scope = { tx, afterCommit: [], onRollback: [], settled: [], uploads: [], rows: new Set(), closed: false };
+          scope = { tx, afterCommit: [], onRollback: [], settled: [], uploads: [], rows: new Map(), closed: false };
           return transactionScope.run(scope, () => callback(tx));
         }, options);
     } else {
@@ -70,7 +70,7 @@ export function transactionOverride(report: (error: unknown) => void) {
         onRollback: [],
         settled: [],
         uploads: [],
-        rows: new Set(),
+        rows: new Map(),
         closed: false,
       };
       const batchScope = scope;

@@ -732,6 +732,22 @@ describe("row locks", () => {
   }, 90_000);
 });
 
+describe("a batch writing one row twice without uploads", () => {
+  it("does not wait on itself: its writes' hooks run concurrently and share the row's lock", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "twice-null.png" }), badge: "k" },
+    });
+    const started = Date.now();
+    await prisma.$transaction([
+      prisma.user.update({ where: { id: user.id }, data: { avatar: null } }),
+      prisma.user.update({ where: { id: user.id }, data: { name: "second" } }),
+      prisma.user.update({ where: { id: user.id }, data: { avatar: null } }),
+    ]);
+    expect(Date.now() - started).toBeLessThan(20_000); // not the 60 s lock timeout
+    expect(await storages.default.exists(user.avatar!.name)).toBe(false);
+  }, 90_000);
+});
+
 describe("updateMany matching no row", () => {
   it("removes the upload nobody took", async () => {
     const before = await keys();

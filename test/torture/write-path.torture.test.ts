@@ -177,6 +177,15 @@ async function objects(): Promise<Record<StoreName, Set<string>>> {
   return { default: new Set(d), private: new Set(p), public: new Set(storages.public.keys()) };
 }
 
+/** The objects after the previous check: what an operation added is what is new since. */
+let lastObjects: Record<StoreName, Set<string>> = { default: new Set(), private: new Set(), public: new Set() };
+/** Where the files of rows a user's deletion cascades to live (posts' covers, attachments). */
+const CASCADED_PREFIXES: Record<StoreName, string[]> = {
+  default: ["posts/covers/"],
+  private: ["attachments/original/"],
+  public: ["attachments/preview/"],
+};
+
 /** Unreferenced objects the write path may leave, with the reason, per storage. */
 const allowed: Record<StoreName, Map<string, string>> = { default: new Map(), private: new Map(), public: new Map() };
 const stats = {
@@ -260,7 +269,18 @@ async function checkAfter(i: number, op: Op, pre: Snapshot, outcome: { failed: b
     const livePosts = new Set(post.posts.map((p) => p.id));
     for (const p of pre.posts)
       if (!livePosts.has(p.id) && p.cover !== null) allow("default", p.cover, "database cascade");
+    // Rows created and cascaded away within this operation (a transaction that creates a post
+    // and deletes its author) were never in a snapshot: their new files are cascade orphans too.
+    const held = refsOf(post);
+    for (const store of STORES) {
+      for (const k of objs[store]) {
+        if (held[store].has(k) || lastObjects[store].has(k)) continue;
+        if (!CASCADED_PREFIXES[store].some((p) => k.startsWith(p))) continue;
+        allow(store, k, "database cascade (rows created in the same operation)");
+      }
+    }
   }
+  lastObjects = objs;
   const refs = refsOf(post);
   for (const store of STORES) {
     const dangling = [...refs[store]].filter((k) => !objs[store].has(k) && !knownDangling.has(k));
