@@ -28,6 +28,11 @@ export interface FileFieldMetadata {
 export interface RelationMetadata {
   readonly model: string;
   readonly list: boolean;
+  /**
+   * Deleting a row of this model deletes the related rows in the database (`onDelete: Cascade`
+   * on the other side): their files are read before the delete and removed after it.
+   */
+  readonly cascade?: boolean;
 }
 
 /** One model: its file columns and its relation fields, both keyed by field name. */

@@ -44,6 +44,9 @@ export interface WritePlan {
 
 type Data = Record<string, unknown>;
 
+/** How many levels of cascading deletes are read before a delete. */
+const MAX_CASCADE_DEPTH = 4;
+
 const isObject = (v: unknown): v is Data => v !== null && typeof v === "object" && !Array.isArray(v);
 const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : v === undefined ? [] : [v]);
 
@@ -92,8 +95,9 @@ function emptySelect(): OldKeySelect {
   return { fields: new Set(), relations: new Map() };
 }
 
+/** Selects no file column at any depth (relations without file columns below them count as nothing). */
 function isEmpty(s: OldKeySelect): boolean {
-  return s.fields.size === 0 && s.relations.size === 0;
+  return s.fields.size === 0 && [...s.relations.values()].every((r) => isEmpty(r.select));
 }
 
 class Planner {
@@ -169,9 +173,19 @@ class Planner {
     }
   }
 
-  /** Rows about to be deleted: all their file columns. */
-  deleteRows(model: string, select: OldKeySelect): void {
-    for (const field of Object.keys(this.metadata[model]?.fileFields ?? {})) select.fields.add(field);
+  /**
+   * Rows about to be deleted: all their file columns, and those of the rows the database deletes
+   * with them (`onDelete: Cascade`), a few levels down (a self-cascading tree deeper than that
+   * leaves its files to `sweepOrphans`).
+   */
+  deleteRows(model: string, select: OldKeySelect, depth = 0): void {
+    const meta = this.metadata[model];
+    if (!meta) return;
+    for (const field of Object.keys(meta.fileFields)) select.fields.add(field);
+    if (depth >= MAX_CASCADE_DEPTH) return;
+    for (const [rel, r] of Object.entries(meta.relations)) {
+      if (r.cascade) this.deleteRows(r.model, this.#relationSelect(select, rel, r.model, undefined), depth + 1);
+    }
   }
 
   #nestedCreates(model: string, ops: Data): void {

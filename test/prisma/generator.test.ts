@@ -343,10 +343,11 @@ describe("the repository's generated module (npm run generate)", () => {
   });
 
   it("maps the relations", () => {
-    expect(repoFileFields.User.relations).toEqual({ posts: { model: "Post", list: true } });
+    // `onDelete: Cascade` on Post.author and Attachment.post: deleting a user or a post cascades.
+    expect(repoFileFields.User.relations).toEqual({ posts: { model: "Post", list: true, cascade: true } });
     expect(repoFileFields.Post.relations).toEqual({
       author: { model: "User", list: false },
-      attachments: { model: "Attachment", list: true },
+      attachments: { model: "Attachment", list: true, cascade: true },
     });
     expect(repoFileFields.Attachment.relations).toEqual({ post: { model: "Post", list: false } });
   });
@@ -357,7 +358,11 @@ describe("the repository's generated module (npm run generate)", () => {
     expectTypeOf(repoFileFields.User.fileFields.badge.nullable).toEqualTypeOf<false>();
     expectTypeOf(repoFileFields.User.fileFields.avatar.nullable).toEqualTypeOf<true>();
     expectTypeOf(repoFileFields.Attachment.fileFields.preview.storage).toEqualTypeOf<"public">();
-    expectTypeOf(repoFileFields.User.relations.posts).toEqualTypeOf<{ readonly model: "Post"; readonly list: true }>();
+    expectTypeOf(repoFileFields.User.relations.posts).toEqualTypeOf<{
+      readonly model: "Post";
+      readonly list: true;
+      readonly cascade: true;
+    }>();
   });
 });
 
@@ -387,6 +392,44 @@ describe("buildMetadata and emitModule", () => {
     });
     const f = meta.M!.fileFields;
     expect([f.a, f.b, f.c, f.d, f.e].map((x) => x?.maxLength)).toEqual([64, 32, null, null, 10]);
+  });
+
+  it("marks relations that deletes cascade to: onDelete Cascade on the other side, not SetNull or none", () => {
+    const rel = (name: string, type: string, relationName: string, extra: Partial<DmmfFieldLike> = {}) =>
+      field({ name, kind: "object", type, relationName, ...extra });
+    const meta = buildMetadata({
+      models: [
+        {
+          name: "Parent",
+          fields: [
+            rel("cascaded", "Child", "c", { isList: true }),
+            rel("nulled", "Other", "n", { isList: true }),
+            rel("plain", "Third", "p", { isList: true }),
+          ],
+        },
+        { name: "Child", fields: [rel("parent", "Parent", "c", { relationOnDelete: "Cascade" })] },
+        { name: "Other", fields: [rel("parent", "Parent", "n", { relationOnDelete: "SetNull" })] },
+        { name: "Third", fields: [rel("parent", "Parent", "p")] },
+        {
+          name: "Node",
+          fields: [
+            rel("parent", "Node", "tree", { relationOnDelete: "Cascade" }),
+            rel("children", "Node", "tree", { isList: true }),
+          ],
+        },
+      ],
+    });
+    expect(meta.Parent!.relations).toEqual({
+      cascaded: { model: "Child", list: true, cascade: true },
+      nulled: { model: "Other", list: true },
+      plain: { model: "Third", list: true },
+    });
+    expect(meta.Child!.relations).toEqual({ parent: { model: "Parent", list: false } });
+    expect(meta.Node!.relations).toEqual({
+      parent: { model: "Node", list: false },
+      children: { model: "Node", list: true, cascade: true },
+    });
+    expect(emitModule(meta, { runtime: "none" })).toContain('children: { model: "Node", list: true, cascade: true }');
   });
 
   it("does not check storage names when the generator lists none", () => {

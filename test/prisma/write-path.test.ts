@@ -299,6 +299,36 @@ describe("consistency", () => {
     expect(names.filter((k) => left.has(k))).toEqual([]);
   });
 
+  it("deleting a user deletes the files of the rows the database cascades to (posts, their attachments)", async () => {
+    const user = await prisma.user.create({
+      data: {
+        email: email(),
+        avatar: upload(PNG, { filename: "cascade-avatar.png" }),
+        badge: "k",
+        posts: {
+          create: {
+            title: "p",
+            cover: upload(PNG, { filename: "cascade-cover.png" }),
+            attachments: {
+              create: {
+                original: upload(Buffer.from("%PDF-1.7"), { filename: "cascade.pdf" }),
+                preview: upload(PNG, { filename: "cascade-preview.png" }),
+              },
+            },
+          },
+        },
+      },
+      include: { posts: { include: { attachments: true } } },
+    });
+    const post = user.posts[0]!;
+    const attachment = post.attachments[0]!;
+    await prisma.user.delete({ where: { id: user.id } });
+    expect(await storages.default.exists(user.avatar!.name)).toBe(false);
+    expect(await storages.default.exists(post.cover!.name)).toBe(false);
+    expect(await storages.private.exists(attachment.original.name)).toBe(false);
+    expect(await storages.public.exists(attachment.preview!.name)).toBe(false);
+  });
+
   it("updateMany replacing files deletes the replaced objects", async () => {
     const group = `um-${tag}`;
     const a = await prisma.user.create({

@@ -27,10 +27,11 @@ export interface FileFieldMetadata {
   readonly nullable: boolean;
 }
 
-/** A relation field: the model it points to and whether it holds a list. */
+/** A relation field: the model it points to, whether it holds a list, whether deletes cascade to it. */
 export interface RelationMetadata {
   readonly model: string;
   readonly list: boolean;
+  readonly cascade?: boolean;
 }
 
 /** One model: its file columns and relation fields, keyed by field name. */
@@ -73,7 +74,8 @@ function fileFieldSource(field: FileFieldMetadata, indent: string): string {
 }
 
 function relationSource(relation: RelationMetadata): string {
-  return `{ model: ${JSON.stringify(relation.model)}, list: ${relation.list} }`;
+  const cascade = relation.cascade ? ", cascade: true" : "";
+  return `{ model: ${JSON.stringify(relation.model)}, list: ${relation.list}${cascade} }`;
 }
 
 function block(entries: string[], indent: string): string {

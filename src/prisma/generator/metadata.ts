@@ -17,6 +17,8 @@ export interface DmmfFieldLike {
   readonly isRequired: boolean;
   readonly documentation?: string | undefined;
   readonly relationName?: string | null | undefined;
+  /** The referential action on the side holding the foreign key (`Cascade`, `SetNull`, ...). */
+  readonly relationOnDelete?: string | null | undefined;
   readonly nativeType?: readonly [string, readonly string[]] | null | undefined;
   readonly isId?: boolean | undefined;
 }
@@ -147,7 +149,7 @@ export function buildMetadata(
         errors.push(e);
       }
       if (field.kind === "object" && modelNames.has(field.type)) {
-        relations[field.name] = { model: field.type, list: field.isList };
+        relations[field.name] = { model: field.type, list: field.isList, ...cascadeOf(datamodel, model, field) };
       }
     }
     // The row's identity, so a file read from it can update that row (FieldFile.save/delete).
@@ -208,4 +210,18 @@ export function readGeneratorConfig(
     }
   }
   return runtime === undefined ? { storages } : { storages, runtime };
+}
+
+/**
+ * Whether deleting a `model` row makes the database delete the rows `field` points to: the
+ * other side of the relation (same relation name, pointing back) holds the foreign key with
+ * `onDelete: Cascade`.
+ */
+function cascadeOf(datamodel: DmmfDatamodelLike, model: DmmfModelLike, field: DmmfFieldLike): { cascade?: true } {
+  if (!field.relationName || field.relationOnDelete) return {}; // this side holds the key: deletes do not flow to the other
+  const target = datamodel.models.find((m) => m.name === field.type);
+  const back = target?.fields.find(
+    (f) => f !== field && f.kind === "object" && f.relationName === field.relationName && f.type === model.name,
+  );
+  return back?.relationOnDelete === "Cascade" ? { cascade: true } : {};
 }
