@@ -9,6 +9,7 @@ import {
   type UploadGrantOptions,
 } from "./direct-uploads.js";
 import {
+  delegate,
   deleteObjects,
   type LifecycleContext,
   lifecycleContext,
@@ -143,27 +144,38 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
         const mine = stored;
         scope?.onRollback.push(() => deleteObjects(mine, ctx));
       }
-      // One row replaced or deleted: no other writer of this process may read its old key
+      // Rows replaced or deleted: no other writer of this process may read their old keys
       // between our read and our write (in a transaction: until it settles).
       let release: (() => void) | undefined;
-      if (plan.oldKeys && SINGLE_ROW.has(params.operation)) {
-        const key = rowKey(params.model, args.where);
-        if (scope) {
-          // A transaction takes each row once (re-entrant) and releases it when it settles, even if
-          // this write's query never runs (a failed batch). The acquisition is shared at once: a
-          // batch's writes run their hooks concurrently, and a second lockRow would wait for the first.
-          let acquired = scope.rows.get(key);
-          if (!acquired) {
-            acquired = lockRow(key, ROW_LOCK_TIMEOUT_MS).then((unlock) => {
-              if (scope.closed)
-                unlock(); // the batch already failed: its writes will not run
-              else scope.settled.push(unlock);
-            });
-            scope.rows.set(key, acquired);
+      if (plan.oldKeys) {
+        const rows = SINGLE_ROW.has(params.operation)
+          ? [rowKey(params.model, args.where)]
+          : await lockableRows(reader, params.model, args, fields);
+        const releases: (() => void)[] = [];
+        // Sorted: two writers of several rows take them in one order, so neither waits on the other.
+        for (const key of [...new Set(rows)].sort()) {
+          if (scope) {
+            // A transaction takes each row once (re-entrant) and releases it when it settles, even
+            // if this write's query never runs (a failed batch). The acquisition is shared at once:
+            // a batch's writes run their hooks concurrently, and a second lockRow would wait for the first.
+            let acquired = scope.rows.get(key);
+            if (!acquired) {
+              acquired = lockRow(key, ROW_LOCK_TIMEOUT_MS).then((unlock) => {
+                if (scope.closed)
+                  unlock(); // the batch already failed: its writes will not run
+                else scope.settled.push(unlock);
+              });
+              scope.rows.set(key, acquired);
+            }
+            await acquired;
+          } else {
+            releases.push(await lockRow(key, ROW_LOCK_TIMEOUT_MS));
           }
-          await acquired;
-        } else {
-          release = await lockRow(key, ROW_LOCK_TIMEOUT_MS);
+        }
+        if (releases.length > 0) {
+          release = () => {
+            for (const r of releases) r();
+          };
         }
       }
       let oldKeys: Awaited<ReturnType<typeof readOldKeys>> = [];
@@ -227,6 +239,35 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
 
 /** Writes that replace or delete the files of exactly one row (selected by a unique `where`). */
 const SINGLE_ROW: ReadonlySet<string> = new Set(["update", "upsert", "delete"]);
+/** Past this many rows an `updateMany`/`deleteMany` is not narrowed to locked rows (the id list would not fit a query). */
+const MAX_LOCKED_ROWS = 1000;
+
+/**
+ * The rows an `updateMany`/`deleteMany` will write, as lock keys, read now; the write is then
+ * narrowed to exactly those rows (`AND` their primary keys), so no row it did not lock, and whose
+ * old key it did not read, is written. Without a primary key, or past {@link MAX_LOCKED_ROWS}
+ * rows, nothing is locked (concurrent writers of those rows may orphan an upload, which
+ * `sweepOrphans` collects).
+ */
+async function lockableRows(
+  reader: unknown,
+  model: string,
+  args: Record<string, unknown>,
+  fields: FileFieldsMetadataShape,
+): Promise<string[]> {
+  const pk = fields[model]?.primaryKey ?? [];
+  if (pk.length === 0) return [];
+  const rows = await delegate(reader, model).findMany({
+    where: args.where,
+    select: Object.fromEntries(pk.map((k) => [k, true])),
+    take: MAX_LOCKED_ROWS + 1,
+  });
+  if (rows.length > MAX_LOCKED_ROWS) return [];
+  const wheres = rows.map((r) => Object.fromEntries(pk.map((k) => [k, (r as Record<string, unknown>)[k]])));
+  const only = pk.length === 1 ? { [pk[0]!]: { in: wheres.map((w) => w[pk[0]!]) } } : { OR: wheres };
+  args.where = args.where === undefined ? only : { AND: [args.where, only] };
+  return wheres.map((w) => rowKey(model, w));
+}
 /** How long a writer waits for another writer of the same row before going ahead anyway (a stuck transaction is ended by its own timeout, which releases the row). */
 const ROW_LOCK_TIMEOUT_MS = 60_000;
 

@@ -778,6 +778,35 @@ describe("a batch writing one row twice without uploads", () => {
   }, 90_000);
 });
 
+describe("updateMany and update of one row at once", () => {
+  it("updateMany waits for the row and reads the update's upload as its old key: one object left", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "um-0.png" }), badge: "k" },
+    });
+    let written!: () => void;
+    const singleWritten = new Promise<void>((r) => (written = r));
+    let goOn!: () => void;
+    const go = new Promise<void>((r) => (goOn = r));
+    const transaction = prisma.$transaction(async (tx) => {
+      await tx.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "um-single.png" }) } });
+      written();
+      await go;
+    });
+    await singleWritten;
+    // Outside the transaction (its own async context): without the row lock it would read the
+    // committed old key now, wait for the database's row lock, and orphan the update's upload.
+    const many = prisma.user
+      .updateMany({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "um-many.png" }) } })
+      .then((r) => r);
+    await new Promise((r) => setTimeout(r, 300));
+    goOn();
+    await transaction;
+    expect((await many).count).toBe(1);
+    const left = (await keys()).filter((k) => k.includes("/um-"));
+    expect(left).toEqual([`avatars/${month}um-many.png`]);
+  });
+});
+
 describe("updateMany matching no row", () => {
   it("removes the upload nobody took", async () => {
     const before = await keys();
