@@ -28,6 +28,12 @@ export interface DirectUploadOptions {
    * `"_pending/"`. `sweepOrphans` removes what was never attached once its grant has expired.
    */
   pendingPrefix?: string;
+  /**
+   * How long after a grant's expiry its pending object and `.used` marker are removed, in
+   * seconds: by a timer in the process that attached it, else by `sweepOrphans`. Default 60
+   * (clocks differ).
+   */
+  pendingGraceSeconds?: number;
 }
 
 /** Options of `prisma.user.uploadGrant(field, options)`. */
@@ -50,6 +56,7 @@ export interface ResolvedDirectUploads {
   multipartThreshold: number;
   partSize: number;
   pendingPrefix: string;
+  pendingGraceMs: number;
 }
 
 const MiB = 1024 * 1024;
@@ -75,6 +82,7 @@ export function resolveDirectUploads(options: DirectUploadOptions | undefined): 
     multipartThreshold: options?.multipartThreshold ?? 100 * MiB,
     partSize,
     pendingPrefix,
+    pendingGraceMs: (options?.pendingGraceSeconds ?? 60) * 1000,
   };
 }
 
@@ -297,9 +305,19 @@ export async function claimGrant(
     await storage.delete(claimedAs).catch(() => undefined);
     throw new PrismaS3FilesError("GRANT_USED", `${where}: this upload grant was already used`);
   }
+  // Once the grant has expired its form is dead: the marker (and anything re-sent to the pending
+  // key meanwhile) can go. A process that exits first leaves them to sweepOrphans.
+  const retire = setTimeout(
+    () => {
+      for (const name of [marker, claims.k]) storage.delete(name).catch(() => undefined);
+    },
+    Math.max(0, claims.e * 1000 + config.pendingGraceMs - Date.now()),
+  );
+  retire.unref();
   return {
     claims,
     async release() {
+      clearTimeout(retire);
       releaseHere();
       await storage.delete(marker);
     },

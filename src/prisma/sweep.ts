@@ -97,14 +97,14 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
       }
       options.onProgress?.({ storage: name, examined: objects.length, orphans });
     }
-    await sweepPending(client, storage, name, pendingPrefix, report, ctx);
+    await sweepPending(client, storage, name, pendingPrefix, directUploads.pendingGraceMs, report, ctx);
   }
   return report;
 }
 
 /**
  * Direct uploads never attached: a pending key carries its grant's expiry, and the object goes
- * once that has passed (a minute later, for clocks that differ). Pending objects without one
+ * once that has passed (`pendingGraceSeconds` later, for clocks that differ). Pending objects without one
  * (not made by a grant) are left alone.
  */
 async function sweepPending(
@@ -112,6 +112,7 @@ async function sweepPending(
   storage: Storage,
   name: string,
   prefix: string,
+  graceMs: number,
   report: SweepReport,
   ctx: LifecycleContext,
 ): Promise<void> {
@@ -120,7 +121,7 @@ async function sweepPending(
   for await (const o of storage.listAll(prefix.replace(/\/+$/, ""))) {
     report.examined++;
     const expiry = pendingKeyExpiry(o.name, prefix);
-    if (expiry !== undefined && expiry + 60_000 <= now) expired.push(o);
+    if (expiry !== undefined && expiry + graceMs <= now) expired.push(o);
   }
   // Never what a row points at (written by raw SQL, say): the sweep only removes orphans.
   const referenced = await referencedKeys(

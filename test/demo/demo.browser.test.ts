@@ -138,6 +138,10 @@ function pendingPrefixOf(key: string): string {
   return key.slice(0, key.indexOf("/") + 1);
 }
 
+/** A used grant's marker: it stays beside the pending key until the grant expires (single use across processes). */
+const usedMarkerOf = (key: string) => `${key.slice(0, key.lastIndexOf("/"))}.used`;
+const withoutMarkers = (keys: string[]) => keys.filter((k) => !k.endsWith(".used"));
+
 /** The `naturalWidth` of a row's avatar once the browser has loaded (or failed to load) it. */
 async function loadedWidth(img: Locator): Promise<number> {
   await img.evaluate(
@@ -336,7 +340,8 @@ describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHR
       expect(key).not.toBe(grant.key);
       expect(sha256(await s3.bytes(key))).toBe(sha256(bytes));
       expect(await s3.exists(grant.key)).toBe(false);
-      expect(await s3.list(pendingPrefixOf(grant.key))).toEqual([]);
+      expect(await s3.list(pendingPrefixOf(grant.key))).toContain(usedMarkerOf(grant.key));
+      expect(withoutMarkers(await s3.list(pendingPrefixOf(grant.key)))).toEqual([]);
     });
 
     it("uploads a 12 MiB attachment through the multipart plan; the row links to it", async () => {
@@ -363,7 +368,8 @@ describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHR
       expect(downloaded.headers.get("content-disposition")).toMatch(/attachment/);
       expect(sha256(new Uint8Array(await downloaded.arrayBuffer()))).toBe(sha256(bytes));
       expect(await s3.exists(grant.key)).toBe(false);
-      expect(await s3.list(pendingPrefixOf(grant.key))).toEqual([]);
+      expect(await s3.list(pendingPrefixOf(grant.key))).toContain(usedMarkerOf(grant.key));
+      expect(withoutMarkers(await s3.list(pendingPrefixOf(grant.key)))).toEqual([]);
     });
 
     it("rejects an HTML file named .png uploaded directly, with the message on the page, leaving nothing", async () => {
@@ -381,7 +387,8 @@ describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHR
       await expect(page.locator("li.user", { hasText: "Mallory direct" }).count()).resolves.toBe(0);
       const grant = grants.at(-1)!;
       expect(await s3.exists(grant.key)).toBe(false);
-      expect(await s3.list("")).toEqual(before);
+      // Nothing but the grant's marker, so that the still-valid form cannot be attached again.
+      expect((await s3.list("")).sort()).toEqual([...before, usedMarkerOf(grant.key)].sort());
     });
 
     it("shows the app's refusal of a grant (an avatar over 5 MB) and uploads nothing", async () => {
@@ -436,7 +443,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHR
       expect(Buffer.from(await s3.bytes(key)).equals(bytes)).toBe(true);
       // The replaced object was deleted once the update committed.
       expect(await s3.exists(oldKey)).toBe(false);
-      expect(await s3.list(pendingPrefixOf(grants.at(-1)!.key))).toEqual([]);
+      expect(withoutMarkers(await s3.list(pendingPrefixOf(grants.at(-1)!.key)))).toEqual([]);
       await page.screenshot({ path: join(ARTIFACTS, "demo-direct.png"), fullPage: true });
     });
   });

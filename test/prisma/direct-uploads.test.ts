@@ -376,6 +376,31 @@ describe("attaching a direct upload", () => {
   });
 });
 
+describe("after a grant is used", () => {
+  it("its .used marker, and a form re-sent to the pending key, go once the grant has expired", async () => {
+    const client = makeClient({ directUploads: { ...directUploads, pendingGraceSeconds: 0 } });
+    try {
+      const grant = await client.user.uploadGrant("avatar", {
+        filename: "retire.png",
+        contentType: "image/png",
+        size: PNG.length,
+        expiresIn: 2,
+      });
+      await postUpload(grant, PNG, "image/png");
+      await client.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
+      const dir = grant.key.slice(0, grant.key.lastIndexOf("/"));
+      await postUpload(grant, PNG, "image/png"); // the form is still valid: S3 takes it again
+      const pending = async () => (await pendingKeys()).filter((k) => k.startsWith(dir));
+      expect((await pending()).sort()).toEqual([grant.key, `${dir}.used`].sort());
+      const expiresAt = new Date(grant.expiresAt).getTime();
+      await new Promise((r) => setTimeout(r, expiresAt - Date.now() + 500));
+      expect(await pending()).toEqual([]);
+    } finally {
+      await client.$disconnect();
+    }
+  });
+});
+
 describe("sweeping pending uploads", () => {
   it("sweepOrphans removes pending objects once their grant has expired, and only then", async () => {
     const grant = await uploadedAvatar("never.png");
