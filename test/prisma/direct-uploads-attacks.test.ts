@@ -5,22 +5,18 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
-import { createSession, type S3Session, S3Storage, sweepOrphans, type UploadGrant } from "../../src/index.js";
+import { createSession, type S3Session, S3Storage, sweepOrphans } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
 import { fileFields } from "../generated/files/index.js";
 import { sessionOptionsFor } from "../harness/s3.js";
 import { plainClient } from "./client.js";
+import { PNG, postUpload } from "./direct-upload-support.js";
 
 const s3 = inject("s3");
 const tag = randomBytes(4).toString("hex");
 const location = `review-${tag}`;
 const secret = randomBytes(32).toString("hex");
 const MiB = 1024 * 1024;
-const PNG = Buffer.from(
-  "89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082",
-  "hex",
-);
 /** HTML of exactly PNG's length: fits a POST policy pinned to the PNG's size. */
 const HTML = Buffer.from(`<html><script>alert(document.cookie)</script>`.padEnd(PNG.length, " "));
 const plain = plainClient();
@@ -47,13 +43,6 @@ afterAll(async () => {
   await plain.$disconnect();
   await session.destroy();
 });
-
-async function postUpload(grant: UploadGrant, bytes: Buffer, type: string): Promise<Response> {
-  const form = new FormData();
-  for (const [k, v] of Object.entries(grant.post!.fields)) form.append(k, v);
-  form.append("file", new Blob([new Uint8Array(bytes)], { type }), "upload");
-  return fetch(grant.post!.url, { method: "POST", body: form });
-}
 
 const avatarGrant = (filename: string) =>
   prisma.user.uploadGrant("avatar", { filename, contentType: "image/png", size: PNG.length });

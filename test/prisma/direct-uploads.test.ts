@@ -22,17 +22,13 @@ import { fileFields } from "../generated/files/index.js";
 import { listKeys, sessionOptionsFor } from "../harness/s3.js";
 import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
 import { plainClient } from "./client.js";
+import { PNG, postUpload } from "./direct-upload-support.js";
 
 const s3 = inject("s3");
 const tag = randomBytes(4).toString("hex");
 const location = `direct-${tag}`;
 const secret = randomBytes(32).toString("hex");
 const MiB = 1024 * 1024;
-const PNG = Buffer.from(
-  "89504e470d0a1a0a0000000d4948445200000001000000010806000000" +
-    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082",
-  "hex",
-);
 const month = strftime("%Y/%m/", new Date());
 const plain = plainClient();
 let proxy: S3Proxy;
@@ -67,14 +63,6 @@ afterAll(async () => {
   await session.destroy();
   await proxy.close();
 });
-
-/** What a browser does with a POST grant: the fields in order, the file last. */
-async function postUpload(grant: UploadGrant, bytes: Buffer, type: string): Promise<Response> {
-  const form = new FormData();
-  for (const [k, v] of Object.entries(grant.post!.fields)) form.append(k, v);
-  form.append("file", new Blob([new Uint8Array(bytes)], { type }), "upload");
-  return fetch(grant.post!.url, { method: "POST", body: form });
-}
 
 /** A grant for `User.avatar` and the PNG uploaded with it, as a browser would. */
 async function uploadedAvatar(filename: string): Promise<UploadGrant> {
