@@ -33,8 +33,11 @@ export interface SessionOptions {
    * peer). It bounds silence, not duration, so an upload or download that keeps moving is never
    * cut off, whatever its size; a download whose reader stops reading for this long does fail.
    * The SDK retries a timed-out request like any transient failure (`clientConfig.maxAttempts`).
-   * Time spent waiting for a pooled socket does not count. Default 60000 (botocore's read
-   * timeout); `0` turns it off. Does not apply when `clientConfig.requestHandler` is given.
+   * Time spent waiting for a pooled socket does not count. Default `0`: none, as the SDK's own
+   * handler (a hung server then hangs the request). Values of 6000 and more go through smithy's
+   * deferred timeout registration, which under heavy concurrency against a server with a short
+   * keep-alive timeout (s3rver: 5 s) made pooled requests fail with ECONNRESET in our torture
+   * race test; values below 6000 did not. Does not apply when `clientConfig.requestHandler` is given.
    */
   requestTimeoutMs?: number;
   /** Refresh windows (defaults 900 s / 600 s as botocore) and retry pacing. */
@@ -301,7 +304,7 @@ export function createSession(options: SessionOptions = {}): S3Session {
 
 /** Validates {@link SessionOptions.requestTimeoutMs}; 0 means none, as for the SDK's handler. */
 function requestTimeoutMs(value: number | undefined): number {
-  if (value === undefined) return 60_000;
+  if (value === undefined) return 0;
   if (!Number.isFinite(value) || value < 0) {
     throw new RangeError(`requestTimeoutMs must be a finite number of milliseconds >= 0, got ${value}`);
   }
