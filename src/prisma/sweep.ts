@@ -3,6 +3,7 @@ import type { ObjectInfo, Storage } from "../storage/storage.js";
 import { pendingKeyExpiry, resolveDirectUploads } from "./direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
 import { delayedDeletions, type LifecycleContext, lifecycleContext, referencedKeys } from "./file-lifecycle.js";
+import { guardedDeletion } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 
 /** Options of {@link sweepOrphans}. */
@@ -81,22 +82,13 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
       ctx,
     );
     const pending = delayedDeletions.get(storage);
-    let orphans = 0;
-    for (const o of objects) {
-      if (referenced.has(o.name) || pending?.has(o.name) || o.modifiedTime.getTime() > cutoff) continue;
-      orphans++;
-      report.orphans.push({ storage: name, key: o.name, size: o.size });
-      if (!report.dryRun) {
-        try {
-          await storage.delete(o.name);
-          report.deleted++;
-        } catch (error) {
-          // One failure must not lose the report of what was already deleted.
-          report.failed.push({ storage: name, key: o.name, error: (error as Error)?.message ?? String(error) });
-        }
-      }
-      options.onProgress?.({ storage: name, examined: objects.length, orphans });
-    }
+    const orphans = objects.filter(
+      (o) => !referenced.has(o.name) && !pending?.has(o.name) && o.modifiedTime.getTime() <= cutoff,
+    );
+    let found = 0;
+    await removeOrphans(client, storage, name, orphans, report, ctx, () =>
+      options.onProgress?.({ storage: name, examined: objects.length, orphans: ++found }),
+    );
     await sweepPending(client, storage, name, pendingPrefix, directUploads.pendingGraceMs, report, ctx);
   }
   return report;
@@ -130,17 +122,63 @@ async function sweepPending(
     expired.map((o) => o.name),
     ctx,
   );
-  for (const o of expired) {
-    if (referenced.has(o.name)) continue;
+  await removeOrphans(
+    client,
+    storage,
+    name,
+    expired.filter((o) => !referenced.has(o.name)),
+    report,
+    ctx,
+  );
+}
+
+/**
+ * Reports `orphans` and, unless it is a dry run, deletes them: through the same in-process guard
+ * as the write path, so a key a write of this process is assigning right now is left to that
+ * write (and decided again once it settles), and checked once more against the rows, which may
+ * have taken it since the listing. One failure does not stop the sweep or lose what it did.
+ */
+async function removeOrphans(
+  client: unknown,
+  storage: Storage,
+  name: string,
+  orphans: ObjectInfo[],
+  report: SweepReport,
+  ctx: LifecycleContext,
+  onOrphan?: () => void,
+): Promise<void> {
+  const record = (o: ObjectInfo) => {
     report.orphans.push({ storage: name, key: o.name, size: o.size });
-    if (report.dryRun) continue;
-    try {
-      await storage.delete(o.name);
-      report.deleted++;
-    } catch (error) {
-      report.failed.push({ storage: name, key: o.name, error: (error as Error)?.message ?? String(error) });
-    }
+    onOrphan?.();
+  };
+  if (report.dryRun) {
+    for (const o of orphans) record(o);
+    return;
   }
+  const byName = new Map(orphans.map((o) => [o.name, o]));
+  await guardedDeletion(storage, [...byName.keys()], async (candidates) => {
+    const deleted = new Set<string>();
+    let taken: Set<string>;
+    try {
+      taken = await referencedKeys(client, name, candidates, ctx);
+    } catch (error) {
+      const message = (error as Error)?.message ?? String(error);
+      for (const key of candidates) report.failed.push({ storage: name, key, error: message });
+      return deleted;
+    }
+    for (const key of candidates) {
+      if (taken.has(key)) continue;
+      record(byName.get(key)!);
+      try {
+        await storage.delete(key);
+        report.deleted++;
+        deleted.add(key);
+      } catch (error) {
+        report.failed.push({ storage: name, key, error: (error as Error)?.message ?? String(error) });
+      }
+    }
+    return deleted;
+  });
 }
 
 /** The part of an `uploadTo` pattern before its first strftime directive, cut at a `/`. */

@@ -535,6 +535,29 @@ describe("failures, grace periods and the sweeper", () => {
     await Promise.all([keeping.$disconnect(), grace.$disconnect()]);
   });
 
+  it("sweepOrphans leaves a key a write in this process is assigning right now", async () => {
+    const { sweepOrphans } = await import("../../src/prisma/sweep.js");
+    const key = await storages.default.save(`avatars/${month}sweep-pinned.png`, PNG);
+    const b = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    let assigned!: () => void;
+    const keyAssigned = new Promise<void>((r) => (assigned = r));
+    let goOn!: () => void;
+    const swept = new Promise<void>((r) => (goOn = r));
+    const transaction = prisma.$transaction(async (tx) => {
+      await tx.user.update({ where: { id: b.id }, data: { avatar: key } });
+      assigned();
+      await swept;
+    });
+    await keyAssigned;
+    // Outside the transaction: the committed rows do not reference the object yet.
+    const report = await sweepOrphans(plain, session, { fields: fileFields, storages, olderThan: 0 });
+    expect(report.orphans.map((o) => o.key)).not.toContain(key);
+    goOn();
+    await transaction;
+    expect((await plain.user.findUniqueOrThrow({ where: { id: b.id } })).avatar).toBe(key);
+    expect(await storages.default.exists(key)).toBe(true);
+  });
+
   it("sweepOrphans finds objects orphaned by a cascade delete, and keeps referenced ones", async () => {
     const { sweepOrphans } = await import("../../src/prisma/sweep.js");
     const user = await prisma.user.create({
