@@ -163,6 +163,8 @@ async function multipartGrant(
   };
 }
 
+// Skipped only without Chromium: there is no browser to drive. `.ci/run` installs Debian's
+// `chromium` when it is missing, so this skips only where that install could not happen.
 describe.skipIf(!existsSync(CHROMIUM))(`uploadWithGrant in Chromium (skipped when ${CHROMIUM} is absent)`, () => {
   let pageServer: Server;
   let origin: string;

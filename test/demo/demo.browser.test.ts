@@ -155,7 +155,7 @@ async function loadedWidth(img: Locator): Promise<number> {
   return img.evaluate((el: HTMLImageElement) => el.naturalWidth);
 }
 
-// The only skip in the suite: without Chromium there is no browser to drive. `.ci/run` installs
+// Skipped only without Chromium: there is no browser to drive. `.ci/run` installs
 // Debian's `chromium` when it is missing; this skips only where that install could not happen
 // (e.g. no package mirror). Install it with `apt-get install -y chromium`.
 describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHROMIUM} is absent)`, () => {

@@ -94,6 +94,8 @@ describe("S3Storage name limits: 1024-byte keys, location included; the server's
     expect(() => new S3Storage({ session, location: `${"l/".repeat(511)}l` })).toThrow(/too long/);
   });
 
+  // Runs on s3rver only: it measures s3rver's own segment limit (its on-disk file names), which the
+  // harness gives S3Storage; MinIO and AWS have other limits, covered by the tests above.
   it.skipIf(s3.server !== "s3rver")(
     "s3rver: the harness's limit is exact (233-byte segments are stored, 234 fail in s3rver) and meets it",
     async () => {
