@@ -5,6 +5,8 @@
  * naming pipeline: the client never chooses a directory, and the name fits common file systems.
  */
 
+import mime from "mime";
+
 /** Django cuts uploaded names to this many characters: longer names break many file systems. */
 export const MAX_UPLOADED_NAME_LENGTH = 255;
 
@@ -36,4 +38,10 @@ export function uploadedFileName(name: string | undefined): string | undefined {
     );
   }
   return base;
+}
+
+/** The name of an upload that came without one: `file` with the extension of its content type. */
+export function defaultFileName(contentType: string): string {
+  const ext = mime.getExtension(contentType);
+  return ext ? `file.${ext}` : "file";
 }

@@ -1,9 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
-import mime from "mime";
 import type { UploadGrant, UploadGrantMultipart } from "../browser/upload-grant.js";
 import { PrismaS3FilesError } from "../errors.js";
 import { SNIFF_BYTES } from "../files/sniff.js";
-import { uploadedFileName } from "../files/uploaded-name.js";
+import { defaultFileName, uploadedFileName } from "../files/uploaded-name.js";
 import { checkDeclaredSize, checkType, FileValidationError } from "../files/validation.js";
 import type { Storage } from "../storage/storage.js";
 import { type GrantClaims, grantKey, signGrantToken, verifyGrantToken } from "./grant-token.js";
@@ -175,7 +174,7 @@ export async function createUploadGrant(
     expiresIn = Math.min(expiresIn, left);
   }
   const expires = Math.floor(Date.now() / 1000) + expiresIn;
-  const filename = uploadedFileName(options.filename) ?? defaultName(contentType);
+  const filename = uploadedFileName(options.filename) ?? defaultFileName(contentType);
   const id = randomBytes(12).toString("base64url");
   // The expiry in the key lets the sweeper see when a pending object may go, without the secret.
   const pendingKey = `${config.pendingPrefix}${expires.toString(36)}-${id}/${storage.getValidName(filename)}`;
@@ -379,9 +378,4 @@ export function pendingKeyExpiry(name: string, pendingPrefix: string): number | 
   if (!match) return undefined;
   const seconds = Number.parseInt(match[1]!, 36);
   return Number.isSafeInteger(seconds) ? seconds * 1000 : undefined;
-}
-
-function defaultName(contentType: string): string {
-  const ext = mime.getExtension(contentType);
-  return ext ? `file.${ext}` : "file";
 }

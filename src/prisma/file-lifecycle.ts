@@ -1,6 +1,5 @@
-import mime from "mime";
 import { LeftBehindError, PrismaS3FilesError } from "../errors.js";
-import { uploadedFileName } from "../files/uploaded-name.js";
+import { defaultFileName, uploadedFileName } from "../files/uploaded-name.js";
 import { checkDeclaredSize, checkType, peekContent, toFileValidationError } from "../files/validation.js";
 import { normalizeContent, resolveContentType } from "../storage/content.js";
 import { generateFilename } from "../storage/naming.js";
@@ -115,7 +114,7 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
         explicit: pending.contentType,
         blobType: normalized.blobType,
       });
-      const filename = clientName ?? defaultFilename(contentType);
+      const filename = clientName ?? defaultFileName(contentType);
       checkDeclaredSize(normalized.length, rules, where);
       const { head, content } = await peekContent(pending.content);
       checkType(head, contentType, rules, where);
@@ -340,9 +339,4 @@ function scheduleDeletion(client: unknown, storageName: string, key: string, sec
   }, seconds * 1000);
   timer.unref(); // a process that exits leaves the object to sweepOrphans, never deletes early
   timers.set(key, timer);
-}
-
-function defaultFilename(contentType: string): string {
-  const ext = mime.getExtension(contentType);
-  return ext ? `file.${ext}` : "file";
 }

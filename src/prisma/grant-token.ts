@@ -58,11 +58,12 @@ export function verifyGrantToken(token: string, key: Buffer): GrantClaims {
   const expected = createHmac("sha256", key).update(payload).digest();
   const given = Buffer.from(signature, "base64url");
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid();
+  let claims: GrantClaims;
   try {
-    const claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as GrantClaims;
-    if (typeof claims.k !== "string" || typeof claims.e !== "number" || typeof claims.z !== "number") throw invalid();
-    return claims;
+    claims = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as GrantClaims;
   } catch (error) {
     throw new PrismaS3FilesError("GRANT_INVALID", "Not an upload grant token signed by this app", { cause: error });
   }
+  if (typeof claims?.k !== "string" || typeof claims.e !== "number" || typeof claims.z !== "number") throw invalid();
+  return claims;
 }
