@@ -22,7 +22,7 @@ import { isGrantToken } from "./grant-token.js";
 import { pinKeys } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
-import { lockRow, rowKey } from "./row-locks.js";
+import { lockRows, rowKey } from "./row-locks.js";
 import { transactionOverride, transactionScope } from "./transactions.js";
 import type { FilesExtension } from "./types.js";
 import { type UploadOptions, upload } from "./upload.js";
@@ -151,32 +151,7 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
         const rows = SINGLE_ROW.has(params.operation)
           ? [rowKey(params.model, args.where)]
           : await lockableRows(reader, params.model, args, fields);
-        const releases: (() => void)[] = [];
-        // Sorted: two writers of several rows take them in one order, so neither waits on the other.
-        for (const key of [...new Set(rows)].sort()) {
-          if (scope) {
-            // A transaction takes each row once (re-entrant) and releases it when it settles, even
-            // if this write's query never runs (a failed batch). The acquisition is shared at once:
-            // a batch's writes run their hooks concurrently, and a second lockRow would wait for the first.
-            let acquired = scope.rows.get(key);
-            if (!acquired) {
-              acquired = lockRow(key, ROW_LOCK_TIMEOUT_MS).then((unlock) => {
-                if (scope.closed)
-                  unlock(); // the batch already failed: its writes will not run
-                else scope.settled.push(unlock);
-              });
-              scope.rows.set(key, acquired);
-            }
-            await acquired;
-          } else {
-            releases.push(await lockRow(key, ROW_LOCK_TIMEOUT_MS));
-          }
-        }
-        if (releases.length > 0) {
-          release = () => {
-            for (const r of releases) r();
-          };
-        }
+        release = await lockRows(rows, scope, ROW_LOCK_TIMEOUT_MS);
       }
       let oldKeys: Awaited<ReturnType<typeof readOldKeys>> = [];
       let result: unknown;
@@ -268,6 +243,7 @@ async function lockableRows(
   args.where = args.where === undefined ? only : { AND: [args.where, only] };
   return wheres.map((w) => rowKey(model, w));
 }
+
 /** How long a writer waits for another writer of the same row before going ahead anyway (a stuck transaction is ended by its own timeout, which releases the row). */
 const ROW_LOCK_TIMEOUT_MS = 60_000;
 

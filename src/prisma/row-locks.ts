@@ -1,3 +1,5 @@
+import type { TransactionScope } from "./transactions.js";
+
 /**
  * In-process locks per row, for writes that replace or delete files. Reading the old key and
  * writing the new one must not interleave with another replace of the same row, or the loser's
@@ -27,6 +29,41 @@ export async function lockRow(key: string, timeoutMs: number): Promise<() => voi
     released = true;
     release();
     if (tails.get(key) === tail) tails.delete(key);
+  };
+}
+
+/**
+ * Locks `keys` (in sorted order: two writers of several rows take them in one order, so neither
+ * waits on the other). Outside a transaction, returns the release function. In a transaction
+ * (`scope`), each row is taken once (re-entrant) and released when the transaction settles, even
+ * if the write's query never runs (a failed batch); the acquisition is shared at once, because a
+ * batch's writes run their hooks concurrently and a second lockRow would wait for the first.
+ */
+export async function lockRows(
+  keys: string[],
+  scope: TransactionScope | undefined,
+  timeoutMs: number,
+): Promise<(() => void) | undefined> {
+  const releases: (() => void)[] = [];
+  for (const key of [...new Set(keys)].sort()) {
+    if (!scope) {
+      releases.push(await lockRow(key, timeoutMs));
+      continue;
+    }
+    let acquired = scope.rows.get(key);
+    if (!acquired) {
+      acquired = lockRow(key, timeoutMs).then((unlock) => {
+        if (scope.closed)
+          unlock(); // the batch already failed: its writes will not run
+        else scope.settled.push(unlock);
+      });
+      scope.rows.set(key, acquired);
+    }
+    await acquired;
+  }
+  if (releases.length === 0) return undefined;
+  return () => {
+    for (const release of releases) release();
   };
 }
 
