@@ -19,9 +19,10 @@ export interface Fault {
   /**
    * `status`: answer with this HTTP status and an S3 error body, or, with `headers`, with exactly
    * these headers and no body (e.g. a HeadObject of a size the server could not hold);
-   * `hang`: never answer; `reset`: destroy the socket.
+   * `hang`: never answer; `reset`: destroy the socket; `before`: run it, then forward the
+   * request as usual (another client's write landing just before this request).
    */
-  action: { status: number; headers?: Record<string, string> } | "hang" | "reset";
+  action: { status: number; headers?: Record<string, string> } | { before: () => Promise<void> } | "hang" | "reset";
   /** How many matching requests to affect (default: all). */
   times?: number;
 }
@@ -129,7 +130,10 @@ export async function startS3Proxy(target: S3Target, options: S3ProxyOptions = {
     const body = Buffer.concat(chunks);
 
     const fault = faults.find((f) => (f.times === undefined || f.used < f.times) && f.match(entry));
-    if (fault) {
+    if (fault && typeof fault.action === "object" && "before" in fault.action) {
+      fault.used++;
+      await fault.action.before();
+    } else if (fault) {
       fault.used++;
       entry.handled = "fault";
       if (fault.action === "hang") return;
@@ -137,12 +141,13 @@ export async function startS3Proxy(target: S3Target, options: S3ProxyOptions = {
         req.socket.destroy();
         return;
       }
-      entry.status = fault.action.status;
-      if (fault.action.headers) {
-        res.writeHead(fault.action.status, fault.action.headers).end();
+      const { status, headers } = fault.action as { status: number; headers?: Record<string, string> };
+      entry.status = status;
+      if (headers) {
+        res.writeHead(status, headers).end();
         return;
       }
-      res.writeHead(fault.action.status, { "content-type": "application/xml" });
+      res.writeHead(status, { "content-type": "application/xml" });
       res.end(
         `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected by the test proxy</Message></Error>`,
       );

@@ -8,6 +8,7 @@ import {
   ListObjectsV2Command,
   S3Client,
 } from "@aws-sdk/client-s3";
+import { cephAvailable, startCephRgw } from "./ceph-rgw.js";
 import { dockerDaemonAnswers } from "./docker.js";
 import { makeS3rverDurable } from "./s3rver-durable.js";
 
@@ -19,8 +20,13 @@ export interface S3Target {
   secretAccessKey: string;
   bucket: string;
   forcePathStyle: boolean;
-  /** `s3rver` skips conditional writes and POST policy checks; tests use this to know what the server can show. */
-  server: "env" | "minio" | "s3rver";
+  /**
+   * Which server this is: `rgw` (Ceph RADOS Gateway, started by the harness) and `minio` are real
+   * S3 implementations; `s3rver` verifies no signature, enforces no POST policy, ignores
+   * conditional writes and lacks batch deletes, multipart copies and multipart listings; `env`
+   * is whatever the `S3_*` variables name. Tests use this to know what the server can show.
+   */
+  server: "env" | "minio" | "rgw" | "s3rver";
   /**
    * The longest key segment the server stores, in UTF-8 bytes, for `S3Storage`'s
    * `maxSegmentBytes`: s3rver {@link S3RVER_MAX_SEGMENT_BYTES}, MinIO 255; unset for a server
@@ -120,15 +126,21 @@ export function uniqueBucketName(prefix = "psf"): string {
 }
 
 /**
- * Resolves an S3 server (S3_ENDPOINT, else MinIO through testcontainers when Docker answers,
- * else s3rver in this process on a free 127.0.0.1 port) and creates this run's bucket.
+ * Resolves an S3 server and creates this run's bucket, in this order: the `S3_*` variables;
+ * MinIO through testcontainers when a Docker daemon answers; Ceph RGW started for this run
+ * (installed with apt-get when missing and we are root); s3rver in this process where none of
+ * these can run. `PSF_S3=s3rver` (or `rgw`, `minio`) picks one.
  */
 export async function createTestS3(): Promise<TestS3> {
   const bucket = process.env.S3_BUCKET ?? uniqueBucketName();
   let target: S3Target;
   let stopServer: () => Promise<unknown> = async () => {};
+  const only = process.env.PSF_S3;
+  if (only && !["s3rver", "rgw", "minio"].includes(only)) {
+    throw new Error(`PSF_S3 must be s3rver, rgw or minio, got ${JSON.stringify(only)}`);
+  }
 
-  if (process.env.S3_ENDPOINT) {
+  if (process.env.S3_ENDPOINT && !only) {
     target = {
       endpoint: process.env.S3_ENDPOINT,
       region: process.env.S3_REGION ?? "us-east-1",
@@ -138,7 +150,7 @@ export async function createTestS3(): Promise<TestS3> {
       forcePathStyle: process.env.S3_FORCE_PATH_STYLE !== "false",
       server: "env",
     };
-  } else if (await dockerDaemonAnswers()) {
+  } else if ((!only || only === "minio") && (await dockerDaemonAnswers())) {
     const { MinioContainer } = await import("@testcontainers/minio");
     const container = await new MinioContainer("minio/minio:RELEASE.2025-04-22T22-12-26Z").start();
     target = {
@@ -152,6 +164,18 @@ export async function createTestS3(): Promise<TestS3> {
       maxSegmentBytes: MINIO_MAX_SEGMENT_BYTES,
     };
     stopServer = () => container.stop();
+  } else if ((!only && cephAvailable()) || only === "rgw") {
+    const rgw = await startCephRgw();
+    target = {
+      endpoint: rgw.endpoint,
+      region: "us-east-1", // RGW's buckets want it
+      accessKeyId: rgw.accessKeyId,
+      secretAccessKey: rgw.secretAccessKey,
+      bucket,
+      forcePathStyle: true,
+      server: "rgw",
+    };
+    stopServer = () => rgw.stop();
   } else {
     const { default: S3rver } = await import("s3rver");
     makeS3rverDurable();

@@ -4,6 +4,8 @@ import {
   CompleteMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  PutBucketPolicyCommand,
+  PutObjectCommand,
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
@@ -166,8 +168,8 @@ describe("S3Storage against a recording proxy", () => {
         return this.#scope;
       }
     }
-    const a = new OtherProcess({ session: proxied, location, conditionalWrites: true });
-    const b = new OtherProcess({ session: proxied, location, conditionalWrites: true });
+    const a = new OtherProcess({ session: proxied, location });
+    const b = new OtherProcess({ session: proxied, location });
     const names = await Promise.all(
       Array.from({ length: 100 }, (_, i) => (i % 2 ? a : b).save("same.txt", Buffer.from(`content ${i}`))),
     );
@@ -175,6 +177,102 @@ describe("S3Storage against a recording proxy", () => {
     expect(await listKeys(s3, location)).toHaveLength(100);
     const bodies = await Promise.all(names.map(async (n) => Buffer.from(await a.read(n)).toString()));
     expect(new Set(bodies).size).toBe(100);
+  });
+
+  it("two processes moving 50 objects each to one name: 100 distinct objects, none overwritten", async () => {
+    const location = `move-race-100/${randomBytes(4).toString("hex")}`;
+    class OtherProcess extends S3Storage {
+      readonly #scope = randomBytes(8).toString("hex");
+      protected override reservationScope(): string {
+        return this.#scope;
+      }
+    }
+    const a = new OtherProcess({ session: proxied, location });
+    const b = new OtherProcess({ session: proxied, location });
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) => a.save(`pending/${i}.txt`, Buffer.from(`content ${i}`), {})),
+    );
+    const names = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => (i % 2 ? a : b).move(`pending/${i}.txt`, "final/same.txt")),
+    );
+    expect(new Set(names).size).toBe(100);
+    expect(await listKeys(s3, location)).toEqual([...names].sort());
+    const bodies = await Promise.all(names.map(async (n) => Buffer.from(await a.read(n)).toString()));
+    expect(new Set(bodies)).toEqual(new Set(Array.from({ length: 100 }, (_, i) => `content ${i}`)));
+  });
+
+  it("probes PutObject, CopyObject and CompleteMultipartUpload separately, once per session and bucket", async () => {
+    const location = `cond-ops/${randomBytes(4).toString("hex")}`;
+    const fresh = createSession({ ...sessionOptionsFor(s3), endpoint: proxy.endpoint });
+    try {
+      const storage = new S3Storage({ session: fresh, location });
+      const mark = proxy.log.length;
+      const support = await storage.conditionalWriteSupport("dir/x.txt");
+      // What each server does (s3rver: through the proxy's emulation of all three).
+      const expected = {
+        rgw: { put: true, copy: false, completeMultipart: false },
+        s3rver: { put: true, copy: true, completeMultipart: true },
+      }[s3.server as string];
+      if (expected) expect(support).toEqual(expected);
+      const probing = since(mark).length;
+      expect(probing).toBeGreaterThan(0);
+      // Asked again, by this or another storage of the session: no request.
+      const again = await new S3Storage({ session: fresh, location }).conditionalWriteSupport("other/y.txt");
+      expect(again).toEqual(support);
+      expect(since(mark).length).toBe(probing);
+      // Probe objects are gone.
+      expect(await listKeys(s3, location)).toEqual([]);
+      // An explicit setting is used as given, without probing.
+      const set = new S3Storage({ session: fresh, location, conditionalWrites: { copy: true, put: false } });
+      expect(await set.conditionalWriteSupport()).toEqual({ ...support, put: false, copy: true });
+      expect(since(mark).length).toBe(probing);
+    } finally {
+      await fresh.destroy();
+    }
+  });
+
+  it("without conditional writes: a save replaced by another writer before its check is written again elsewhere", async () => {
+    const location = `cond-verify/${randomBytes(4).toString("hex")}`;
+    const storage = new S3Storage({ session: proxied, location, conditionalWrites: false });
+    const client = harnessClient(s3);
+    try {
+      // Another process writes the same name (with the same bytes) right after our PutObject.
+      proxy.addFault({
+        match: (r) => r.method === "HEAD" && r.path === `/${s3.bucket}/${location}/same.txt`,
+        times: 1,
+        action: {
+          before: async () => {
+            await client.send(
+              new PutObjectCommand({ Bucket: s3.bucket, Key: `${location}/same.txt`, Body: Buffer.from("same") }),
+            );
+          },
+        },
+      });
+      const name = await storage.save("same.txt", Buffer.from("same"));
+      expect(name).toMatch(/^same_[A-Za-z0-9]{7}\.txt$/);
+      expect(Buffer.from(await storage.read(name)).toString()).toBe("same");
+      expect(await listKeys(s3, location)).toEqual([name, "same.txt"].sort());
+      // The same for a move.
+      await storage.save("pending/m.txt", Buffer.from("mine"));
+      proxy.addFault({
+        match: (r) => r.method === "HEAD" && r.path === `/${s3.bucket}/${location}/final/m.txt`,
+        times: 2, // the look before the copy finds nothing; the one after, the other writer's
+        action: {
+          before: async () => {
+            await client.send(
+              new PutObjectCommand({ Bucket: s3.bucket, Key: `${location}/final/m.txt`, Body: Buffer.from("mine") }),
+            );
+          },
+        },
+      });
+      const moved = await storage.move("pending/m.txt", "final/m.txt");
+      expect(moved).toMatch(/^final\/m_[A-Za-z0-9]{7}\.txt$/);
+      expect(Buffer.from(await storage.read(moved)).toString()).toBe("mine");
+      const head = await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `${location}/${moved}` }));
+      expect(head.ContentType).toBe("text/plain");
+    } finally {
+      client.destroy();
+    }
   });
 
   it("streams a large body as a multipart upload and reads it back", async () => {
@@ -344,7 +442,7 @@ describe("S3Storage against a recording proxy", () => {
     }
   };
 
-  it("move: CopyObject with If-None-Match: *, then DeleteObject; content type and metadata move along", async () => {
+  it("move: an exclusive CopyObject (or a claim, then the copy), then DeleteObject; content type and metadata move along", async () => {
     const location = `move/${randomBytes(4).toString("hex")}`;
     const storage = new S3Storage({ session: proxied, location });
     await storage.save("pending/a b.txt", Buffer.from("hello"), {
@@ -358,7 +456,22 @@ describe("S3Storage against a recording proxy", () => {
     expect(copies).toHaveLength(1);
     expect(copies[0]?.path).toBe(`/${s3.bucket}/${location}/final/a b.txt`);
     expect(copies[0]?.headers["x-amz-copy-source"]).toBe(`${s3.bucket}/${location}/pending/a%20b.txt`);
-    expect(copies[0]?.headers["if-none-match"]).toBe("*");
+    const target = `/${s3.bucket}/${location}/final/a b.txt`;
+    const claims = requests.filter(
+      (r) => r.method === "PUT" && r.path === target && r.headers["x-amz-copy-source"] === undefined,
+    );
+    if ((await storage.conditionalWriteSupport()).copy) {
+      expect(copies[0]?.headers["if-none-match"]).toBe("*");
+      expect(claims).toEqual([]);
+    } else {
+      // The server would let the copy replace an object: an exclusive empty PutObject claims the
+      // name first, and the copy lands on that claim.
+      expect(claims).toHaveLength(1);
+      expect(claims[0]?.headers["if-none-match"]).toBe("*");
+      expect(requests.indexOf(claims[0] as (typeof requests)[number])).toBeLessThan(
+        requests.indexOf(copies[0] as (typeof requests)[number]),
+      );
+    }
     expect(requests.filter((r) => r.method === "DELETE").map((r) => r.path)).toEqual([
       `/${s3.bucket}/${location}/pending/a b.txt`,
     ]);
@@ -436,7 +549,7 @@ describe("S3Storage against a recording proxy", () => {
         return false;
       }
     }
-    const storage = new OtherProcess({ session: proxied, location, conditionalWrites: true });
+    const storage = new OtherProcess({ session: proxied, location });
     const moved = await storage.move("pending/mine.txt", "final/taken.txt");
     expect(moved).toMatch(/^final\/taken_[A-Za-z0-9]{7}\.txt$/);
     expect(Buffer.from(await storage.read("final/taken.txt")).toString()).toBe("theirs");
@@ -490,6 +603,27 @@ describe("S3Storage against a recording proxy", () => {
   });
 });
 
+/** A bucket policy letting anyone GET the objects under `pattern` (e.g. `public/*`), as a site's media bucket has. */
+async function allowAnonymousReads(pattern: string): Promise<void> {
+  const client = harnessClient(s3);
+  try {
+    const policy = {
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Effect: "Allow",
+          Principal: "*",
+          Action: ["s3:GetObject"],
+          Resource: [`arn:aws:s3:::${s3.bucket}/${pattern}`],
+        },
+      ],
+    };
+    await client.send(new PutBucketPolicyCommand({ Bucket: s3.bucket, Policy: JSON.stringify(policy) }));
+  } finally {
+    client.destroy();
+  }
+}
+
 describe("S3Storage URLs", () => {
   const location = `url/${randomBytes(4).toString("hex")}`;
   let storage: S3Storage;
@@ -536,9 +670,21 @@ describe("S3Storage URLs", () => {
   });
 
   it("unsigned and custom-domain URLs are string work", async () => {
-    const pub = new S3Storage({ session, location, querystringAuth: false });
-    expect(await pub.url("photo of me.png")).toBe(`${s3.endpoint}/${s3.bucket}/${location}/photo%20of%20me.png`);
-    expect((await fetch(await pub.url("photo of me.png"))).status).toBe(200); // s3rver serves anonymous reads
+    const pub = new S3Storage({ session, location: `${location}/public`, querystringAuth: false });
+    await pub.save("photo of me.png", Buffer.from("public bytes"), { contentType: "image/png" });
+    const url = await pub.url("photo of me.png");
+    expect(url).toBe(`${s3.endpoint}/${s3.bucket}/${location}/public/photo%20of%20me.png`);
+    // s3rver serves anything to anyone; a real server only what the bucket's policy makes public.
+    if (s3.server !== "s3rver") {
+      expect((await fetch(url)).status).toBe(403);
+      await allowAnonymousReads(`${location}/public/*`);
+    }
+    const response = await fetch(url);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("public bytes");
+    // Only that prefix: the rest of the bucket stays private.
+    const unsigned = new S3Storage({ session, location, querystringAuth: false });
+    if (s3.server !== "s3rver") expect((await fetch(await unsigned.url("photo of me.png"))).status).toBe(403);
     const cdn = new S3Storage({ session, location: "media", customDomain: "cdn.example.com/", urlProtocol: "http:" });
     expect(await cdn.url("a b/ü.png")).toBe("http://cdn.example.com/media/a%20b/%C3%BC.png");
   });

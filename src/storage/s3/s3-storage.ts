@@ -14,6 +14,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { getSignedUrl as getCloudFrontSignedUrl } from "@aws-sdk/cloudfront-signer";
 import {
+  FileExistsError,
   FileNotFoundError,
   LeftBehindError,
   type LeftBehindObject,
@@ -44,7 +45,14 @@ import {
   s3BaseUrl,
   uriEncode,
 } from "./presigner.js";
-import { isConditionalConflict, isNotFound, isPreconditionFailed } from "./s3-errors.js";
+import {
+  type ConditionalOperation,
+  type ConditionalWritesSetting,
+  conditionalWrites,
+  isClash,
+  PROBE_PREFIX,
+} from "./conditional-writes.js";
+import { isNotFound } from "./s3-errors.js";
 
 /** Per-object write parameters (django-storages' `object_parameters`). */
 export type ObjectParameters = Pick<
@@ -96,11 +104,15 @@ export interface S3StorageOptions extends BaseStorageOptions {
   /** CloudFront-signed URLs on `customDomain` (`cloudfront_key_id` / `cloudfront_key`). */
   cloudfront?: { keyPairId: string; privateKey: string };
   /**
-   * `If-None-Match: *` writes so `fileOverwrite: false` holds across processes. `"auto"` (default)
-   * probes the server once; servers that ignore the header (s3rver) fall back to the
-   * exists-check, which is race-free within one process only.
+   * `If-None-Match: *` writes, so `fileOverwrite: false` holds across processes. Servers honour
+   * it per operation (PutObject, CopyObject, CompleteMultipartUpload): `"auto"` (default) probes
+   * each one the first time it is needed, once per session and bucket; `true` trusts all three
+   * (AWS S3); an object sets them one by one. Where CopyObject ignores it (Ceph RGW), a move
+   * first claims the target with an exclusive empty PutObject; where nothing honours it
+   * (s3rver), writes fall back to in-process name claims plus a check after the write that the
+   * object is still ours, which is race-free within one process only.
    */
-  conditionalWrites?: boolean | "auto";
+  conditionalWrites?: ConditionalWritesSetting;
   /**
    * The longest path segment of a key (between `/`) the server stores, in UTF-8 bytes (see
    * {@link BaseStorageOptions.maxSegmentBytes}). Default: none, as on AWS S3, which limits only
@@ -146,13 +158,12 @@ const MIN_PART_SIZE = 5 * 1024 * 1024;
 export const MAX_KEY_BYTES = 1024;
 /** The largest object CopyObject copies (5 GiB); beyond it S3 needs a multipart copy. */
 export const MAX_COPY_SIZE = 5 * 1024 ** 3;
+export { PROBE_PREFIX };
 /**
- * Base name prefix of the objects probing for conditional writes (`<dir>/.prisma-s3-files-probe-<hex>`);
- * the same prefix as `FileSystemStorage`'s temporary files.
+ * User metadata naming the write that stored an object, on servers without conditional writes
+ * only: a look after the write tells our object from another process's (see `conditionalWrites`).
  */
-export const PROBE_PREFIX = ".prisma-s3-files-probe-";
-/** Conditional-write support per endpoint and bucket, probed once per process. */
-const conditionalSupport = new Map<string, Promise<boolean>>();
+const WRITE_TOKEN = "psf-write";
 
 /**
  * Objects in an S3 bucket (or any S3-compatible server), with Django's naming rules, streaming
@@ -228,8 +239,12 @@ export class S3Storage extends BaseStorage {
 
   protected async writeObject(request: WriteObjectRequest): Promise<string> {
     const client = await this.#s3();
-    const conditional = request.exclusive && (await this.#conditionalWrites(client, request.name));
+    const mode = await this.#exclusivity(client, "put", request);
     const params = this.#writeParams(request);
+    // Where the server cannot refuse a taken key, each write carries a token of its own that a
+    // look after the write compares: identical bytes from another writer must not pass as ours.
+    const token = mode === "verify" ? randomBytes(12).toString("hex") : undefined;
+    if (token) params.Metadata = { ...params.Metadata, [WRITE_TOKEN]: token };
     const iterator = request.body[Symbol.asyncIterator]();
     // Read up to one part: small bodies (most uploads) go in a single PutObject we can repeat.
     const prefix: Uint8Array[] = [];
@@ -257,13 +272,17 @@ export class S3Storage extends BaseStorage {
               Key: this.key(name),
               Body: body,
               ContentLength: body.byteLength,
-              ...(conditional ? { IfNoneMatch: "*" } : {}),
+              ...(mode === "precondition" ? { IfNoneMatch: "*" } : {}),
             }),
             { abortSignal: request.signal },
           );
+          if (token && !(await this.#stillOurs(client, name, token))) {
+            name = await request.nextName(); // replaced by another writer since: write ours again elsewhere
+            continue;
+          }
           return name;
         } catch (error) {
-          if (!(conditional && (isPreconditionFailed(error) || isConditionalConflict(error)))) throw error;
+          if (!(mode === "precondition" && isClash(error))) throw error;
           name = await request.nextName(); // taken by another writer since we picked it
         }
       }
@@ -271,7 +290,8 @@ export class S3Storage extends BaseStorage {
 
     // Large body: claim the key first with an empty conditional write (the content cannot be
     // replayed under another name once streamed), then stream the parts over our own claim.
-    if (conditional) name = await this.#claimKey(client, name, request);
+    const claimed = mode === "precondition";
+    if (claimed) name = await this.#claimKey(client, name, request);
     try {
       await uploadMultipart({
         client,
@@ -287,22 +307,78 @@ export class S3Storage extends BaseStorage {
         checksums: this.#session.checksums === "when_supported",
         signal: request.signal,
       });
-      return name;
     } catch (error) {
-      if (!conditional) throw error;
-      // Our empty claim is still under the name: remove it, or tell the caller it is there.
-      const left = await this.#remove(client, name);
-      if (!left) throw error;
-      const signal = request.signal;
-      throw new LeftBehindError(
-        `Could not save ${JSON.stringify(name)}, and its empty placeholder could not be removed: ${describeLeft(left)}`,
-        [left],
-        { cause: signal?.aborted ? abortReason(signal) : error, fileName: name },
-      );
+      if (!claimed) throw error;
+      throw await this.#releaseClaim(client, name, error, request.signal);
+    }
+    // Another writer replaced it: the stream cannot be written again, so the save fails (or, for
+    // content that can be read again, is retried by the caller under another name).
+    if (token && !(await this.#stillOurs(client, name, token))) throw new FileExistsError(name);
+    return name;
+  }
+
+  /**
+   * How an exclusive write of `operation` keeps another process's object: `precondition` (the
+   * server refuses a taken key), `claim` (an exclusive empty PutObject takes the key first, where
+   * only PutObject honours the precondition), `verify` (in-process claims plus a look after the
+   * write), or `overwrite` for non-exclusive writes.
+   */
+  async #exclusivity(
+    client: S3Client,
+    operation: ConditionalOperation,
+    request: { exclusive: boolean; name: string },
+  ): Promise<"overwrite" | "precondition" | "claim" | "verify"> {
+    if (!request.exclusive) return "overwrite";
+    if (await this.#honours(client, operation, request.name)) return "precondition";
+    if (operation !== "put" && (await this.#honours(client, "put", request.name))) return "claim";
+    return "verify";
+  }
+
+  /**
+   * Which writes of this bucket's server honour `If-None-Match: *`, as exclusive writes use them
+   * (the `conditionalWrites` setting, else probed once per session and bucket). Probe objects go
+   * under `near`'s directory and are removed. For diagnostics: writes ask this themselves.
+   */
+  async conditionalWriteSupport(near = "probe"): Promise<Record<ConditionalOperation, boolean>> {
+    const client = await this.#s3();
+    const name = this.cleanName(near);
+    const [put, copy, completeMultipart] = await Promise.all(
+      (["put", "copy", "completeMultipart"] as const).map((op) => this.#honours(client, op, name)),
+    );
+    return { put: put as boolean, copy: copy as boolean, completeMultipart: completeMultipart as boolean };
+  }
+
+  #honours(client: S3Client, operation: ConditionalOperation, near: string): Promise<boolean> {
+    return conditionalWrites(this.#session, this.#options.conditionalWrites ?? "auto", operation, near, {
+      client,
+      bucket: this.bucket,
+      key: (n) => this.key(n),
+      remove: async (n) => {
+        const left = await this.#remove(client, n);
+        if (left) {
+          this.reportLeftBehind(
+            new LeftBehindError(`A conditional-write probe object could not be removed: ${describeLeft(left)}`, [left], {
+              cause: left.cause,
+              fileName: n,
+            }),
+          );
+        }
+      },
+    });
+  }
+
+  /** Whether the object under `name` still carries the write token this process gave it. */
+  async #stillOurs(client: S3Client, name: string, token: string): Promise<boolean> {
+    try {
+      const head = await client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
+      return head.Metadata?.[WRITE_TOKEN] === token;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
     }
   }
 
-  async #claimKey(client: S3Client, first: string, request: WriteObjectRequest): Promise<string> {
+  async #claimKey(client: S3Client, first: string, request: { signal?: AbortSignal; nextName(): Promise<string> }) {
     let name = first;
     for (;;) {
       try {
@@ -312,10 +388,24 @@ export class S3Storage extends BaseStorage {
         );
         return name;
       } catch (error) {
-        if (!(isPreconditionFailed(error) || isConditionalConflict(error))) throw error;
+        if (!isClash(error)) throw error;
         name = await request.nextName();
       }
     }
+  }
+
+  /**
+   * After a write over our own empty claim failed: removes the claim and returns the error to
+   * throw, a {@link LeftBehindError} when the claim stays.
+   */
+  async #releaseClaim(client: S3Client, name: string, error: unknown, signal?: AbortSignal): Promise<unknown> {
+    const left = await this.#remove(client, name);
+    if (!left) return error;
+    return new LeftBehindError(
+      `Could not write ${JSON.stringify(name)}, and its empty placeholder could not be removed: ${describeLeft(left)}`,
+      [left],
+      { cause: signal?.aborted ? abortReason(signal) : error, fileName: name },
+    );
   }
 
   /**
@@ -349,71 +439,16 @@ export class S3Storage extends BaseStorage {
     };
   }
 
-  /**
-   * Whether the server honours `If-None-Match: *`; probed once per endpoint and bucket, next to
-   * `name` (the name about to be written).
-   */
-  async #conditionalWrites(client: S3Client, name: string): Promise<boolean> {
-    const setting = this.#options.conditionalWrites ?? "auto";
-    if (setting !== "auto") return setting;
-    const scope = `${this.#session.endpoint ?? "aws"}|${this.bucket}`;
-    let probe = conditionalSupport.get(scope);
-    if (!probe) {
-      probe = this.#probeConditionalWrites(client, name);
-      conditionalSupport.set(scope, probe);
-      probe.catch(() => conditionalSupport.delete(scope)); // a failed probe is retried next time
-    }
-    return probe;
-  }
-
-  /**
-   * Writes an empty object twice with `If-None-Match: *`. The probe object goes in the
-   * directory of the name being written, not at the bucket's or location's root: that directory
-   * is one the application writes files to, so the sweep of that file column lists the probe
-   * (an unreferenced object) and removes it if its delete here fails. Such a failure does not
-   * fail the save (the answer is valid); it is reported through `onLeftBehind`.
-   */
-  async #probeConditionalWrites(client: S3Client, near: string): Promise<boolean> {
-    const slash = near.lastIndexOf("/");
-    const name = `${slash === -1 ? "" : near.slice(0, slash + 1)}${PROBE_PREFIX}${randomBytes(8).toString("hex")}`;
-    const key = this.key(name);
-    const put = () =>
-      client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: new Uint8Array(0), IfNoneMatch: "*" }));
-    try {
-      await put();
-      try {
-        await put();
-        return false; // a second exclusive create succeeded: the header is ignored
-      } catch (error) {
-        if (isPreconditionFailed(error) || isConditionalConflict(error)) return true;
-        throw error;
-      }
-    } finally {
-      const left = await this.#remove(client, name);
-      if (left) {
-        this.reportLeftBehind(
-          new LeftBehindError(
-            `The conditional-write probe object could not be removed: ${describeLeft(left)}`,
-            [left],
-            {
-              cause: left.cause,
-              fileName: name,
-            },
-          ),
-        );
-      }
-    }
-  }
-
   // ---------------------------------------------------------------- move
 
   /**
-   * CopyObject (with `If-None-Match: *` where conditional writes work, so another process's
-   * object is never replaced) then DeleteObject of the source. The copy keeps content type and
-   * metadata; `defaultAcl` is applied again, as ACLs are not copied. One HeadObject first: a
-   * missing source fails before any write, and so does one over 5 GiB, which CopyObject cannot
-   * copy (a multipart copy, UploadPartCopy, is not implemented: s3rver lacks it, so it could not
-   * be tested here).
+   * CopyObject, then DeleteObject of the source. The copy keeps content type and metadata;
+   * `defaultAcl` is applied again, as ACLs are not copied. Exclusive moves never replace another
+   * process's object: `If-None-Match: *` on the copy where the server honours it there, else an
+   * exclusive empty PutObject claims the target first and the copy lands on our own claim, else
+   * (no conditional writes at all) the copy carries a write token checked afterwards. One
+   * HeadObject first: a missing source fails before any write, and so does one over 5 GiB, which
+   * CopyObject cannot copy.
    */
   protected async moveObject(request: MoveObjectRequest): Promise<string> {
     const client = await this.#s3();
@@ -424,10 +459,12 @@ export class S3Storage extends BaseStorage {
         { fileName: request.from, code: "MOVE_TOO_LARGE" },
       );
     }
-    const conditional = request.exclusive && (await this.#conditionalWrites(client, request.name));
+    const mode = await this.#exclusivity(client, "copy", request);
+    const token = mode === "verify" ? randomBytes(12).toString("hex") : undefined;
     const copySource = uriEncode(`${this.bucket}/${this.key(request.from)}`, true);
     let name = request.name;
     for (;;) {
+      if (mode === "claim") name = await this.#claimKey(client, name, request);
       try {
         await client.send(
           new CopyObjectCommand({
@@ -435,16 +472,31 @@ export class S3Storage extends BaseStorage {
             Key: this.key(name),
             CopySource: copySource,
             ...(this.#options.defaultAcl ? { ACL: this.#options.defaultAcl } : {}),
-            ...(conditional ? { IfNoneMatch: "*" } : {}),
+            ...(mode === "precondition" ? { IfNoneMatch: "*" } : {}),
+            // The token is new metadata: the source's type and metadata are carried over with it.
+            ...(token
+              ? {
+                  MetadataDirective: "REPLACE",
+                  ContentType: source.contentType,
+                  Metadata: { ...source.metadata, [WRITE_TOKEN]: token },
+                }
+              : {}),
           }),
         );
-        break;
       } catch (error) {
+        const failure = isNotFound(error) ? new FileNotFoundError(request.from, { cause: error }) : error;
+        if (mode === "claim") throw await this.#releaseClaim(client, name, failure);
         // Deleted since the HeadObject: still nothing written.
-        if (isNotFound(error)) throw new FileNotFoundError(request.from, { cause: error });
-        if (!(conditional && (isPreconditionFailed(error) || isConditionalConflict(error)))) throw error;
+        if (failure !== error) throw failure;
+        if (!(mode === "precondition" && isClash(error))) throw error;
         name = await request.nextName(); // taken by another writer since we picked it
+        continue;
       }
+      if (token && !(await this.#stillOurs(client, name, token))) {
+        name = await request.nextName(); // replaced by another writer since: copy again elsewhere
+        continue;
+      }
+      break;
     }
     // The copy is complete: from here on the move succeeds, whatever happens to the source.
     const left = await this.#remove(client, request.from);
