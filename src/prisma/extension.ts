@@ -1,5 +1,6 @@
 import { PrismaS3FilesError } from "../errors.js";
 import type { S3Session } from "../session/session.js";
+import { normalizeName } from "../storage/naming.js";
 import { S3Storage } from "../storage/s3/s3-storage.js";
 import type { FileContent, Storage } from "../storage/storage.js";
 import {
@@ -119,8 +120,8 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       const args = (params.args ?? {}) as Record<string, unknown>;
       const plan = planWrite(fields, params.model, params.operation, args);
       // A pending direct upload is attached by its grant's token, which verifies it; its bare
-      // key (which the browser knows) would skip that.
-      const pendingKey = plan.keys.find((k) => k.key.startsWith(ctx.directUploads.pendingPrefix));
+      // key (which the browser knows) would skip that, in any spelling a storage reads as it.
+      const pendingKey = plan.keys.find((k) => isPendingKey(k.key, ctx.directUploads.pendingPrefix));
       if (pendingKey) {
         throw new PrismaS3FilesError(
           "GRANT_REQUIRED",
@@ -210,6 +211,11 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     });
   };
   return extension as unknown as FilesExtension<Meta>;
+}
+
+/** Whether a key names an object under the pending prefix, as storages normalise it (`./_pending/…`, `_pending//…`). */
+function isPendingKey(key: string, pendingPrefix: string): boolean {
+  return `${normalizeName(key)}/`.startsWith(pendingPrefix);
 }
 
 /** Writes that replace or delete the files of exactly one row (selected by a unique `where`). */

@@ -22,6 +22,7 @@ import {
   getAvailableName,
   getValidFilename,
   type NameByteLimits,
+  normalizeName,
   validateFileName,
 } from "./naming.js";
 import type {
@@ -298,13 +299,7 @@ export abstract class BaseStorage implements Storage {
    */
   protected cleanName(name: string): string {
     validateFileName(name, { allowRelativePath: true });
-    const normal =
-      typeof name === "string"
-        ? name
-            .split("/")
-            .filter((s) => s !== "" && s !== ".")
-            .join("/")
-        : name;
+    const normal = typeof name === "string" ? normalizeName(name) : name;
     assertSafeKey(normal);
     return normal;
   }

@@ -173,6 +173,18 @@ export function validateFileName(name: string, opts?: { allowRelativePath?: bool
 }
 
 /**
+ * The normal form every storage addresses a name by: empty and `.` segments dropped
+ * (`./a//b.txt` → `a/b.txt`), as Django's and django-storages' `safe_join` do. Names that differ
+ * only in those segments are the same object.
+ */
+export function normalizeName(name: string): string {
+  return name
+    .split("/")
+    .filter((s) => s !== "" && s !== ".")
+    .join("/");
+}
+
+/**
  * Our stricter check (not in Django), for backends to run on every name before touching storage.
  * Rejects: the empty name; control characters U+0000..U+001F and U+007F (NUL included); absolute
  * names in any convention (`/x`, `\x`, `\\server\share`, `C:\x`, `C:/x`, `C:x`); and any `..`

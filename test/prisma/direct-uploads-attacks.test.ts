@@ -100,6 +100,66 @@ describe("direct uploads under attack", () => {
     expect(user).toMatchObject({ code: "GRANT_REQUIRED" });
   });
 
+  it("the pending key in any spelling a storage reads as it is refused, on every write path", async () => {
+    const grant = await avatarGrant("spelled.png");
+    expect((await postUpload(grant, HTML, "image/png")).status).toBeLessThan(300);
+    const existing = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const post = await prisma.post.create({ data: { title: "t", authorId: existing.id } });
+    const spellings = [`./${grant.key}`, `.//${grant.key}`, grant.key.replace("/", "//"), `././/${grant.key}`];
+    for (const key of spellings) {
+      // The storage reads each spelling as the pending object.
+      expect(await storage.exists(key)).toBe(true);
+      const writes: [string, () => Promise<unknown>][] = [
+        ["create", () => prisma.user.create({ data: { email: email(), avatar: key, badge: "k" } })],
+        ["update", () => prisma.user.update({ where: { id: existing.id }, data: { avatar: key } })],
+        ["updateMany", () => prisma.user.updateMany({ where: { id: existing.id }, data: { avatar: key } })],
+        [
+          "upsert",
+          () =>
+            prisma.user.upsert({
+              where: { id: existing.id },
+              create: { email: email(), badge: key },
+              update: { badge: key },
+            }),
+        ],
+        ["createMany", () => prisma.user.createMany({ data: [{ email: email(), avatar: key, badge: "k" }] })],
+        [
+          "nested create",
+          () =>
+            prisma.user.update({ where: { id: existing.id }, data: { posts: { create: { title: "n", cover: key } } } }),
+        ],
+        [
+          "nested update",
+          () =>
+            prisma.user.update({
+              where: { id: existing.id },
+              data: { posts: { update: { where: { id: post.id }, data: { cover: key } } } },
+            }),
+        ],
+        ["attach", () => prisma.user.attach({ id: existing.id }, "avatar", key as unknown as Uint8Array)],
+      ];
+      for (const [path, write] of writes) {
+        const error = await write().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        if (path === "attach") {
+          // attach takes content or a grant token: a key is stored as the bytes of a new upload, never as the pending object.
+          const row = await plain.user.findUniqueOrThrow({ where: { id: existing.id } });
+          expect(row.avatar === null || !row.avatar.includes("_pending")).toBe(true);
+          continue;
+        }
+        expect({ path, key, code: (error as { code?: string })?.code }).toEqual({ path, key, code: "GRANT_REQUIRED" });
+      }
+    }
+    // Nothing took the pending object.
+    const rows = await plain.user.findMany({
+      where: { OR: [{ avatar: { contains: "_pending" } }, { badge: { contains: "_pending" } }] },
+    });
+    expect(rows).toEqual([]);
+    expect(await plain.post.count({ where: { cover: { contains: "_pending" } } })).toBe(0);
+  });
+
   it("sweepOrphans never deletes an object a row references, pending prefix included", async () => {
     const grant = await avatarGrant("ref.png");
     expect((await postUpload(grant, PNG, "image/png")).status).toBeLessThan(300);
