@@ -193,6 +193,8 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       return mapResult(params, result);
     };
 
+    // The model methods go on the client the hook is on: an interactive transaction runs on
+    // that client (`$parent` of the one with our `$transaction`), and `tx.user.attach` must exist.
     hooked = base.$extends({
       name: "prisma-s3-files",
       query: {
@@ -203,11 +205,11 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
           },
         },
       },
+      model: { $allModels: modelMethods(fields, ctx) },
     });
     return (hooked as ExtensibleClient).$extends({
       name: "prisma-s3-files:transactions",
       client: { $transaction: transactionOverride(report) },
-      model: { $allModels: modelMethods(fields, ctx) },
     });
   };
   return extension as unknown as FilesExtension<Meta>;

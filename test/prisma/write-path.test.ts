@@ -664,6 +664,42 @@ describe("record-bound methods", () => {
   });
 });
 
+describe("the model methods on an interactive transaction's client", () => {
+  it("tx.user.attach / detach / uploadGrant exist and follow the transaction's rollback and commit", async () => {
+    const user = await prisma.user.create({
+      data: { email: email(), avatar: upload(PNG, { filename: "tx-old.png" }), badge: "k" },
+    });
+    const old = user.avatar!.name;
+    let attached = "";
+    await expect(
+      prisma.$transaction(async (tx) => {
+        expect(typeof tx.user.uploadGrant).toBe("function");
+        const file = await tx.user.attach({ id: user.id }, "avatar", PNG, { filename: "tx-new.png" });
+        attached = file.name;
+        // Written through the transaction: it sees its own write, others do not yet.
+        expect((await tx.user.findUniqueOrThrow({ where: { id: user.id } })).avatar?.name).toBe(attached);
+        expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(old);
+        throw new Error("roll back");
+      }),
+    ).rejects.toThrow("roll back");
+    expect(attached).not.toBe("");
+    expect(await storages.default.exists(attached)).toBe(false);
+    expect(await storages.default.exists(old)).toBe(true);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(old);
+
+    let existedInside = false;
+    await prisma.$transaction(async (tx) => {
+      await tx.user.attach({ id: user.id }, "avatar", PNG, { filename: "tx-kept.png" });
+      await tx.user.detach({ id: user.id }, "avatar");
+      existedInside = await storages.default.exists(old);
+    });
+    expect(existedInside).toBe(true);
+    expect(await storages.default.exists(old)).toBe(false);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBeNull();
+    expect(await keys()).not.toContain(expect.stringContaining("tx-kept"));
+  });
+});
+
 describe("uploads in branches the database may not take", () => {
   it("upsert with uploads on both sides keeps only the one written; connectOrCreate that connects drops its upload", async () => {
     const address = email();
