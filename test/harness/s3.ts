@@ -164,6 +164,8 @@ export async function createTestS3(): Promise<TestS3> {
       maxSegmentBytes: MINIO_MAX_SEGMENT_BYTES,
     };
     stopServer = () => container.stop();
+  } else if (only === "minio") {
+    throw new Error("PSF_S3=minio needs a Docker daemon, and none answers");
   } else if ((!only && cephAvailable()) || only === "rgw") {
     const rgw = await startCephRgw();
     target = {
