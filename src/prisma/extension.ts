@@ -150,7 +150,7 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       let release: (() => void) | undefined;
       if (plan.oldKeys) {
         const rows = SINGLE_ROW.has(params.operation)
-          ? [rowKey(params.model, args.where)]
+          ? [await singleRowKey(reader, params.model, args.where, fields)]
           : await lockableRows(reader, params.model, args, fields);
         release = await lockRows(rows, scope, ROW_LOCK_TIMEOUT_MS);
       }
@@ -222,6 +222,36 @@ function isPendingKey(key: string, pendingPrefix: string): boolean {
 
 /** Writes that replace or delete the files of exactly one row (selected by a unique `where`). */
 const SINGLE_ROW: ReadonlySet<string> = new Set(["update", "upsert", "delete"]);
+/**
+ * The lock key of the row a unique `where` selects, by its primary key, so that `{ id: 1 }` and
+ * `{ email }` naming one row take one lock. A `where` holding the whole primary key needs no
+ * query; any other is resolved with a read of the key. A row that does not exist (an upsert's
+ * create) is locked by its `where`.
+ */
+async function singleRowKey(
+  reader: unknown,
+  model: string,
+  where: unknown,
+  fields: FileFieldsMetadataShape,
+): Promise<string> {
+  const pk = fields[model]?.primaryKey ?? [];
+  const given = (where ?? {}) as Record<string, unknown>;
+  const direct = pk.length > 0 && pk.every((k) => isScalar(given[k]));
+  if (direct) return rowKey(model, Object.fromEntries(pk.map((k) => [k, given[k]])));
+  if (pk.length > 0) {
+    const row = await delegate(reader, model).findUnique({
+      where,
+      select: Object.fromEntries(pk.map((k) => [k, true])),
+    });
+    if (row) return rowKey(model, Object.fromEntries(pk.map((k) => [k, (row as Record<string, unknown>)[k]])));
+  }
+  return rowKey(model, where);
+}
+
+function isScalar(value: unknown): boolean {
+  return ["string", "number", "bigint", "boolean"].includes(typeof value);
+}
+
 /** Past this many rows an `updateMany`/`deleteMany` is not narrowed to locked rows (the id list would not fit a query). */
 const MAX_LOCKED_ROWS = 1000;
 

@@ -73,6 +73,7 @@ export function rowKey(model: string, where: unknown): string {
 }
 
 function stableJson(value: unknown): string {
+  if (typeof value === "bigint") return `${value}n`; // JSON.stringify throws on BigInt ids
   if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "undefined";
   if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
   const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

@@ -821,6 +821,27 @@ describe("row locks", () => {
   }, 90_000);
 });
 
+describe("row locks by primary key", () => {
+  it("{ id } and { email } naming one row take one lock: 20 rounds of two concurrent replaces leave no orphan", async () => {
+    const address = email();
+    const user = await prisma.user.create({
+      data: { email: address, avatar: upload(PNG, { filename: "pk-0.png" }), badge: "k" },
+    });
+    for (let round = 1; round <= 20; round++) {
+      await Promise.all([
+        prisma.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: `pk-${round}a.png` }) } }),
+        prisma.user.update({
+          where: { email: address },
+          data: { avatar: upload(PNG, { filename: `pk-${round}b.png` }) },
+        }),
+      ]);
+    }
+    const row = await plain.user.findUniqueOrThrow({ where: { id: user.id } });
+    // Of the 41 avatars uploaded, exactly the one the row holds is left.
+    expect((await keys()).filter((k) => /\/pk-\d+[ab]?(_\w{7})?\.png$/.test(k))).toEqual([row.avatar]);
+  }, 120_000);
+});
+
 describe("a batch writing one row twice without uploads", () => {
   it("does not wait on itself: its writes' hooks run concurrently and share the row's lock", async () => {
     const user = await prisma.user.create({
