@@ -17,14 +17,15 @@ import {
   readOldKeys,
   removeUnreferenced,
   removeUntakenUploads,
+  type StoredObject,
   storeUploads,
 } from "./file-lifecycle.js";
 import { isGrantToken } from "./grant-token.js";
-import { pinKeys } from "./key-guards.js";
+import { holdUploaded, pinKeys } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
 import { lockRows, rowKey } from "./row-locks.js";
-import { transactionOverride, transactionScope } from "./transactions.js";
+import { type TransactionScope, transactionOverride, transactionScope } from "./transactions.js";
 import type { FilesExtension } from "./types.js";
 import { type UploadOptions, upload } from "./upload.js";
 import { planWrite } from "./write-plan.js";
@@ -137,13 +138,10 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       // Uploads first, outside any lock: they are the slow part and touch no row. In a
       // transaction they are registered for the rollback at once: a batch may fail before this
       // write's query ever runs.
-      let stored: Awaited<ReturnType<typeof storeUploads>> = [];
+      let stored: StoredObject[] = [];
+      let releaseUploads: (() => void) | undefined;
       if (plan.uploads.length > 0) {
-        const storing = storeUploads(plan.uploads, ctx);
-        scope?.uploads.push(storing.catch(() => undefined));
-        stored = await storing;
-        const mine = stored;
-        scope?.onRollback.push(() => deleteObjects(mine, ctx));
+        ({ stored, release: releaseUploads } = await storeHeld(plan.uploads, ctx, scope));
       }
       // Rows replaced or deleted: no other writer of this process may read their old keys
       // between our read and our write (in a transaction: until it settles).
@@ -169,7 +167,10 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
         result = await params.query(args);
       } catch (error) {
         release?.();
-        if (!scope) unpin?.();
+        if (!scope) {
+          unpin?.();
+          releaseUploads?.();
+        }
         // The row was not written: the new objects are nobody's. The error goes back unchanged.
         await deleteObjects(stored, ctx);
         throw error;
@@ -183,6 +184,7 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       } else {
         // Not in a transaction: the write has committed.
         unpin?.();
+        releaseUploads?.();
         try {
           await removeUntakenUploads(base, stored, ctx).catch(report);
           if (oldKeys.length > 0) await removeUnreferenced(base, oldKeys, ctx).catch(report);
@@ -218,6 +220,49 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
 /** Whether a key names an object under the pending prefix, as storages normalise it (`./_pending/…`, `_pending//…`). */
 function isPendingKey(key: string, pendingPrefix: string): boolean {
   return `${normalizeName(key)}/`.startsWith(pendingPrefix);
+}
+
+/**
+ * Stores a write's uploads, each held from the moment it exists (no row references it yet, and a
+ * sweep in this process must not take it for an orphan) until the returned `release`, or in a
+ * transaction until it settles. In a transaction they are registered for the rollback at once:
+ * a batch may fail before the write's query ever runs. An upload a sweep deleted in the instant
+ * before its hold fails the write with `FILE_NOT_FOUND`, before any row points at it.
+ */
+async function storeHeld(
+  uploads: Parameters<typeof storeUploads>[0],
+  ctx: LifecycleContext,
+  scope: TransactionScope | undefined,
+): Promise<{ stored: StoredObject[]; release: () => void }> {
+  const holds: ReturnType<typeof holdUploaded>[] = [];
+  const release = () => {
+    for (const hold of holds) hold.release();
+  };
+  const storing = storeUploads(uploads, ctx, (o) => holds.push(holdUploaded(o.storage, o.key)));
+  scope?.uploads.push(storing.catch(() => undefined));
+  let stored: StoredObject[];
+  try {
+    stored = await storing;
+  } catch (error) {
+    release();
+    throw error;
+  }
+  scope?.onRollback.push(() => deleteObjects(stored, ctx));
+  if (scope?.closed) release();
+  else scope?.settled.push(release);
+  const swept = (await Promise.all(holds.map((h) => h.swept))).indexOf(true);
+  if (swept !== -1) {
+    const lost = stored[swept] as StoredObject;
+    if (!scope) {
+      release();
+      await deleteObjects(stored, ctx);
+    }
+    throw new PrismaS3FilesError(
+      "FILE_NOT_FOUND",
+      `${lost.model}.${lost.field}: the upload "${lost.key}" was deleted by sweepOrphans before its row was written; write it again`,
+    );
+  }
+  return { stored, release };
 }
 
 /** Writes that replace or delete the files of exactly one row (selected by a unique `where`). */

@@ -82,7 +82,11 @@ const UPLOAD_CONCURRENCY = 4;
  * bad file among several writes nothing; `maxSize` is also counted while streaming. On any
  * failure the objects already stored are deleted and the rest discarded before rethrowing.
  */
-export async function storeUploads(assignments: UploadAssignment[], ctx: LifecycleContext): Promise<StoredObject[]> {
+export async function storeUploads(
+  assignments: UploadAssignment[],
+  ctx: LifecycleContext,
+  onStored?: (object: StoredObject) => void,
+): Promise<StoredObject[]> {
   const stored: StoredObject[] = [];
   type Prepared = { a: UploadAssignment; where: { model: string; field: string } } & (
     | { kind: "upload"; pending: PendingUpload; content: FileContent; contentType: string; filename: string }
@@ -153,7 +157,9 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
               ...(a.meta.maxSize === null ? {} : { maxSize: a.meta.maxSize }),
             });
           }
-          stored.push({ storage, key, model: a.model, field: a.field, conditional: a.conditional });
+          const object = { storage, key, model: a.model, field: a.field, conditional: a.conditional };
+          stored.push(object);
+          onStored?.(object);
           a.replace(key);
         } catch (error) {
           failedFast = true; // start no further uploads

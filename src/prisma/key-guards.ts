@@ -96,24 +96,7 @@ export async function pinKeys(keys: AssignedKey[]): Promise<() => void> {
     if (!busy) break;
     if (await guards.get(id(busy.storage, busy.key))!.deleting) throw notFound(busy);
   }
-  const pinned = keys.map((k) => {
-    const guard = guardOf(k.storage, k.key);
-    guard.pins++;
-    return { k, guard };
-  });
-  let done = false;
-  const unpin = () => {
-    if (done) return;
-    done = true;
-    for (const { k, guard } of pinned) {
-      guard.pins--;
-      const retry = guard.pins === 0 ? guard.retry : undefined;
-      guard.retry = undefined;
-      forget(k.storage, k.key, guard);
-      // The write that pinned it may have failed: the skipped deletion decides again now.
-      if (retry) void retry();
-    }
-  };
+  const unpin = pin(keys);
   try {
     const since = Date.now() - TOMBSTONE_MS;
     for (const k of keys) {
@@ -125,6 +108,39 @@ export async function pinKeys(keys: AssignedKey[]): Promise<() => void> {
     throw error;
   }
   return unpin;
+}
+
+/** Pins keys now, without waiting; returns the idempotent unpin. */
+function pin(keys: readonly { storage: object; key: string }[]): () => void {
+  const pinned = keys.map((k) => {
+    const guard = guardOf(k.storage, k.key);
+    guard.pins++;
+    return { k, guard };
+  });
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    for (const { k, guard } of pinned) {
+      guard.pins--;
+      const retry = guard.pins === 0 ? guard.retry : undefined;
+      guard.retry = undefined;
+      forget(k.storage, k.key, guard);
+      // The write that pinned it may have failed: the skipped deletion decides again now.
+      if (retry) void retry();
+    }
+  };
+}
+
+/**
+ * Holds an object a write just uploaded until the write's outcome is known: no row references
+ * it yet, so a sweep in this process would take it for an orphan. A sweep that started deleting
+ * it in the instant between the upload and this call decides it: `swept` resolves to whether
+ * the object went (the write must then fail, not commit a dangling key).
+ */
+export function holdUploaded(storage: object, key: string): { release: () => void; swept: Promise<boolean> } {
+  const deleting = guards.get(id(storage, key))?.deleting;
+  return { release: pin([{ storage, key }]), swept: deleting ?? Promise.resolve(false) };
 }
 
 /**

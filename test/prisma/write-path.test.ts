@@ -558,6 +558,49 @@ describe("failures, grace periods and the sweeper", () => {
     expect(await storages.default.exists(key)).toBe(true);
   });
 
+  it("sweepOrphans (olderThan: 0) during 30 concurrent creates with uploads: no row points at a deleted object", async () => {
+    const { sweepOrphans } = await import("../../src/prisma/sweep.js");
+    // Each row's avatar is stored at once, its badge streams slowly (a slow client): the avatar
+    // object exists, referenced by no row yet, while the sweeps run.
+    const slow = (i: number) =>
+      Readable.from(
+        (async function* () {
+          // The head the type check reads first arrives at once; the rest takes its time.
+          yield Buffer.concat([Buffer.from("%PDF-1.7\n"), Buffer.alloc(16 * 1024, 0x20)]);
+          await new Promise((r) => setTimeout(r, 1000 + (i % 5) * 100));
+          yield Buffer.from(`% badge ${i}\n%%EOF\n`);
+        })(),
+      );
+    let stop = false;
+    const sweeps = (async () => {
+      let n = 0;
+      while (!stop) {
+        await sweepOrphans(plain, session, { fields: fileFields, storages, olderThan: 0 });
+        n++;
+      }
+      return n;
+    })();
+    const users = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        prisma.user.create({
+          data: {
+            email: email(),
+            avatar: upload(PNG, { filename: `in-flight-${i}.png` }),
+            badge: upload(slow(i), { filename: `in-flight-${i}.pdf` }),
+          },
+        }),
+      ),
+    );
+    stop = true;
+    expect(await sweeps).toBeGreaterThan(0);
+    const missing = [];
+    for (const u of users) {
+      if (!(await storages.default.exists(u.avatar!.name))) missing.push(u.avatar!.name);
+      if (!(await storages.private.exists(u.badge.name))) missing.push(u.badge.name);
+    }
+    expect(missing).toEqual([]);
+  });
+
   it("sweepOrphans finds objects orphaned by a cascade delete, and keeps referenced ones", async () => {
     const { sweepOrphans } = await import("../../src/prisma/sweep.js");
     const user = await prisma.user.create({
