@@ -167,7 +167,12 @@ export async function createTestS3(): Promise<TestS3> {
   } else if (only === "minio") {
     throw new Error("PSF_S3=minio needs a Docker daemon, and none answers");
   } else if ((!only && cephAvailable()) || only === "rgw") {
-    const rgw = await startCephRgw();
+    // Once more on a failure (a port taken between picking and binding it, say), then fail:
+    // a run that falls back silently would not be the RGW run it claims to be.
+    const rgw = await startCephRgw().catch((error: unknown) => {
+      process.stderr.write(`harness: Ceph RGW did not start, trying once more: ${(error as Error).message}\n`);
+      return startCephRgw();
+    });
     target = {
       endpoint: rgw.endpoint,
       region: "us-east-1", // RGW's buckets want it
