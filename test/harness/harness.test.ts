@@ -1,9 +1,13 @@
-import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { fromContainerMetadata, fromInstanceMetadata } from "@aws-sdk/credential-providers";
 import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { PrismaClient } from "../generated/prisma/client.js";
+import { cephAvailable, startCephRgw } from "./ceph-rgw.js";
 import { MetadataFixture } from "./metadata-fixture.js";
 import { migrationFiles } from "./postgres.js";
 import { harnessClient } from "./s3.js";
@@ -124,4 +128,76 @@ describe("credential metadata fixture", () => {
       process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI = prev;
     }
   });
+});
+
+// The harness's own Ceph RGW (test/harness/ceph-rgw.ts): skipped only where Ceph is not installed.
+describe.skipIf(!cephAvailable(false))("Ceph RGW started by the harness (skipped when Ceph is not installed)", () => {
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const until = async (what: () => boolean, ms: number) => {
+    const end = Date.now() + ms;
+    while (!what() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    return what();
+  };
+
+  it("answers signed S3 requests; stop() kills its daemons by PID and removes its directory", async () => {
+    const rgw = await startCephRgw();
+    expect(rgw.pids).toHaveLength(3);
+    expect(rgw.pids.every(alive)).toBe(true);
+    const target = {
+      ...inject("s3"),
+      endpoint: rgw.endpoint,
+      accessKeyId: rgw.accessKeyId,
+      secretAccessKey: rgw.secretAccessKey,
+    };
+    const client = harnessClient(target);
+    try {
+      await client.send(new CreateBucketCommand({ Bucket: "harness-own" }));
+      await client.send(new PutObjectCommand({ Bucket: "harness-own", Key: "k", Body: "v" }));
+      const got = await client.send(new GetObjectCommand({ Bucket: "harness-own", Key: "k" }));
+      expect(await got.Body?.transformToString()).toBe("v");
+      // A wrong secret is refused: it is a real server.
+      const wrong = harnessClient({ ...target, secretAccessKey: "wrong" });
+      await expect(wrong.send(new GetObjectCommand({ Bucket: "harness-own", Key: "k" }))).rejects.toMatchObject({
+        name: "SignatureDoesNotMatch",
+      });
+      wrong.destroy();
+    } finally {
+      client.destroy();
+      await rgw.stop();
+    }
+    expect(rgw.pids.some(alive)).toBe(false);
+    expect(existsSync(rgw.directory)).toBe(false);
+  }, 120_000);
+
+  it("a run killed with SIGKILL leaves no daemon: the watchdog stops them", async () => {
+    const script = `
+      import { startCephRgw } from ${JSON.stringify(join(import.meta.dirname, "ceph-rgw.ts"))};
+      const rgw = await startCephRgw();
+      process.stdout.write(JSON.stringify({ pids: rgw.pids, directory: rgw.directory }) + "\\n");
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const line = await new Promise<string>((resolve, reject) => {
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("\n")) resolve(out.split("\n")[0] as string);
+      });
+      child.once("exit", (code) => reject(new Error(`exited with ${code} before starting RGW`)));
+    });
+    const { pids, directory } = JSON.parse(line) as { pids: number[]; directory: string };
+    expect(pids.every(alive)).toBe(true);
+    child.kill("SIGKILL");
+    expect(await until(() => !pids.some(alive), 15_000)).toBe(true);
+    expect(await until(() => !existsSync(directory), 5_000)).toBe(true);
+  }, 120_000);
 });
