@@ -27,8 +27,8 @@ import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
 import { lockRows, rowKey } from "./row-locks.js";
 import { type TransactionScope, transactionOverride, transactionScope } from "./transactions.js";
 import type { FilesExtension } from "./types.js";
-import { type UploadOptions, upload } from "./upload.js";
-import { planWrite } from "./write-plan.js";
+import { discardUpload, type UploadOptions, upload } from "./upload.js";
+import { planWrite, strayUpload } from "./write-plan.js";
 
 /** Options of {@link s3Files}. */
 export interface S3FilesOptions<Meta extends FileFieldsMetadataShape> {
@@ -120,6 +120,15 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     const write = async (params: HookParams) => {
       const args = (params.args ?? {}) as Record<string, unknown>;
       const plan = planWrite(fields, params.model, params.operation, args);
+      const stray = strayUpload(args, new Set(plan.uploads.map((u) => u.token)));
+      if (stray !== undefined) {
+        // Nothing is written: the write's uploads will not be stored.
+        for (const token of [stray.token, ...plan.uploads.map((u) => u.token)]) discardUpload(token);
+        throw new PrismaS3FilesError(
+          "NOT_A_FILE_FIELD",
+          `${params.model}.${params.operation}: an upload() value is at ${stray.path}, which is not a file column; declare the column with /// @file(...) or write a key there`,
+        );
+      }
       // A pending direct upload is attached by its grant's token, which verifies it; its bare
       // key (which the browser knows) would skip that, in any spelling a storage reads as it.
       const pendingKey = plan.keys.find((k) => isPendingKey(k.key, ctx.directUploads.pendingPrefix));

@@ -91,6 +91,36 @@ export function planWrite(metadata: FileFieldsMetadataShape, model: string, oper
   return { uploads: planner.uploads, keys: planner.keys, oldKeys: isEmpty(root) ? undefined : root };
 }
 
+/**
+ * Where an `upload()` value sits in a write's arguments outside any file column (a column without
+ * `@file`, a misspelt field, a filter): the first one and its path (`data.name`,
+ * `data.posts.create.title`), or `undefined`. Such a value must fail the write: only PostgreSQL refuses the NUL it
+ * starts with, and MySQL or SQLite would store the token as text.
+ */
+export function strayUpload(args: unknown, planned: ReadonlySet<string>): { path: string; token: string } | undefined {
+  const seen = new Set<object>();
+  const walk = (value: unknown, path: string): { path: string; token: string } | undefined => {
+    if (typeof value === "string") {
+      return isUploadToken(value) && !planned.has(value) ? { path, token: value } : undefined;
+    }
+    if (value === null || typeof value !== "object" || seen.has(value) || ArrayBuffer.isView(value)) return undefined;
+    seen.add(value);
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const found = walk(value[i], `${path}[${i}]`);
+        if (found) return found;
+      }
+      return undefined;
+    }
+    for (const [key, child] of Object.entries(value)) {
+      const found = walk(child, path === "" ? key : `${path}.${key}`);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  return walk(args, "");
+}
+
 function emptySelect(): OldKeySelect {
   return { fields: new Set(), relations: new Map() };
 }

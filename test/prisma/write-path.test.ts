@@ -155,6 +155,30 @@ describe("uploads where users write data", () => {
 });
 
 describe("validation before anything is written", () => {
+  it("an upload() value outside a file column fails with NOT_A_FILE_FIELD naming where it is; nothing is written", async () => {
+    const before = await keys();
+    const pending = pendingUploadCount();
+    const address = email();
+    const plainColumn = await prisma.user
+      .create({ data: { email: address, name: upload(PNG) as unknown as string, avatar: upload(PNG), badge: "k" } })
+      .catch((e: unknown) => e);
+    expect(plainColumn).toBeInstanceOf(PrismaS3FilesError);
+    expect(plainColumn).toMatchObject({ code: "NOT_A_FILE_FIELD", message: expect.stringContaining("data.name") });
+    expect(await plain.user.findUnique({ where: { email: address } })).toBeNull();
+    const user = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const nested = await prisma.user
+      .update({ where: { id: user.id }, data: { posts: { create: { title: upload(PNG) as unknown as string } } } })
+      .catch((e: unknown) => e);
+    expect(nested).toMatchObject({
+      code: "NOT_A_FILE_FIELD",
+      message: expect.stringContaining("data.posts.create.title"),
+    });
+    expect(await plain.post.count({ where: { authorId: user.id } })).toBe(0);
+    // No object was stored, and the refused uploads were let go.
+    expect(await keys()).toEqual(before);
+    expect(pendingUploadCount()).toBe(pending);
+  });
+
   it("maxSize counted while streaming: aborts mid-stream, no object, no row", async () => {
     const before = await keys();
     let produced = 0;
