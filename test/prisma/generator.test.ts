@@ -55,6 +55,7 @@ async function generate(
   name: string,
   models: string,
   generatorConfig = 'storages = ["public", "private"]\n  runtime = "none"',
+  provider = "postgresql",
 ): Promise<Run> {
   const dir = join(tmp, name);
   await mkdir(dir, { recursive: true });
@@ -65,7 +66,7 @@ async function generate(
 }
 
 datasource db {
-  provider = "postgresql"
+  provider = "${provider}"
 }
 
 ${models}
@@ -374,6 +375,38 @@ describe("buildMetadata and emitModule", () => {
     isRequired: false,
     ...f,
   });
+
+  it("takes a plain String's length from the provider: VARCHAR(191) on MySQL, none on PostgreSQL and SQLite", async () => {
+    const models = "model U {\n  id Int @id\n  /// @file\n  a String?\n  /// @file(maxLength: 100)\n  b String?\n}";
+    const runs = await Promise.all(
+      ["mysql", "postgresql", "sqlite"].map((provider) =>
+        generate(`provider-${provider}`, models, 'runtime = "none"', provider),
+      ),
+    );
+    const lengths = [];
+    for (const [i, provider] of ["mysql", "postgresql", "sqlite"].entries()) {
+      expect(runs[i]!.code, runs[i]!.stderr).toBe(0);
+      const mod = (await import(pathToFileURL(join(tmp, `provider-${provider}`, "out", "index.ts")).href)) as {
+        fileFields: FileFieldsMetadataShape;
+      };
+      const f = mod.fileFields.U!.fileFields;
+      lengths.push([provider, f.a!.maxLength, f.b!.maxLength]);
+    }
+    expect(lengths).toEqual([
+      ["mysql", 191, 100],
+      ["postgresql", null, 100],
+      ["sqlite", null, 100],
+    ]);
+    // More than the column holds is refused, naming the column's type.
+    const tooLong = await generate(
+      "provider-mysql-long",
+      "model U {\n  id Int @id\n  /// @file(maxLength: 300)\n  a String?\n}",
+      'runtime = "none"',
+      "mysql",
+    );
+    expect(tooLong.code).not.toBe(0);
+    expect(tooLong.stderr).toContain("U.a: maxLength 300 exceeds the column's length (String on mysql: VARCHAR(191))");
+  }, 60_000);
 
   it("takes maxLength from VarChar/Char, not from NVarChar(Max) or Text", () => {
     const meta = buildMetadata({

@@ -65,7 +65,8 @@ export async function generate(options: GeneratorOptions): Promise<string> {
   const output = options.generator.output?.value;
   if (!output) throw new Error(`generator ${options.generator.name}: no output directory`);
   const config = readGeneratorConfig(options.generator.config, options.generator.name);
-  const metadata = buildMetadata(options.dmmf.datamodel, config);
+  const provider = options.datasources[0]?.activeProvider ?? options.datasources[0]?.provider;
+  const metadata = buildMetadata(options.dmmf.datamodel, { ...config, provider });
   const source = emitModule(metadata, { runtime: config.runtime ?? "prisma-s3-files" });
   await mkdir(output, { recursive: true });
   const file = join(output, "index.ts");

@@ -45,6 +45,11 @@ export interface BuildMetadataOptions {
    */
   storages?: readonly string[] | undefined;
   /**
+   * The datasource's provider (`postgresql`, `mysql`, `sqlite`, ...): a `String` column without
+   * a native type gets that provider's default length as its `maxLength` (MySQL: 191).
+   */
+  provider?: string | undefined;
+  /**
    * Where the generated module imports the runtime from for its pre-bound `s3Files`
    * (`runtime = "..."` in the generator block; default `"prisma-s3-files"`; `"none"`: no import,
    * no pre-bound function).
@@ -67,9 +72,17 @@ export class FileAnnotationErrors extends PrismaS3FilesError {
 /** Native types whose first argument is the column's length in characters. */
 const LENGTH_TYPES = new Set(["VarChar", "Char", "NVarChar", "NChar"]);
 
-function nativeLength(field: DmmfFieldLike): number | null {
+/**
+ * The length of a `String` column without a native type, per datasource provider: Prisma maps
+ * it to `VARCHAR(191)` on MySQL/MariaDB and `NVARCHAR(1000)` on SQL Server; PostgreSQL's `text`
+ * and SQLite's `TEXT` have none.
+ */
+const DEFAULT_STRING_LENGTH: Readonly<Record<string, number>> = { mysql: 191, sqlserver: 1000 };
+
+function nativeLength(field: DmmfFieldLike, provider: string | undefined): number | null {
   const native = field.nativeType;
-  if (!native || !LENGTH_TYPES.has(native[0])) return null;
+  if (!native) return (provider && DEFAULT_STRING_LENGTH[provider]) || null;
+  if (!LENGTH_TYPES.has(native[0])) return null;
   const arg = native[1][0];
   if (arg === undefined || !/^[0-9]+$/.test(arg)) return null; // e.g. NVarChar(Max)
   const n = Number(arg);
@@ -84,6 +97,7 @@ function fileField(
   model: DmmfModelLike,
   field: DmmfFieldLike,
   allowedStorages: ReadonlySet<string> | null,
+  provider: string | undefined,
 ): FileFieldMetadata | null {
   const location = { model: model.name, field: field.name };
   const options = parseFileAnnotation(field.documentation, location);
@@ -100,14 +114,14 @@ function fileField(
       `unknown storage ${JSON.stringify(options.storage)} (the generator's storages: ${[...allowedStorages].map((s) => JSON.stringify(s)).join(", ")})`,
     );
   }
-  const columnLength = nativeLength(field);
+  const columnLength = nativeLength(field, provider);
   let maxLength = options.maxLength;
   if (maxLength === null) {
     maxLength = columnLength;
   } else if (columnLength !== null && maxLength > columnLength) {
     throw new FileAnnotationError(
       location,
-      `maxLength ${maxLength} exceeds the column's length (@db.${field.nativeType![0]}(${columnLength}))`,
+      `maxLength ${maxLength} exceeds the column's length (${field.nativeType ? `@db.${field.nativeType[0]}` : `String on ${provider}: VARCHAR`}(${columnLength}))`,
     );
   }
   return { ...options, maxLength, nullable: !field.isRequired };
@@ -142,7 +156,7 @@ export function buildMetadata(
     const relations: Record<string, RelationMetadata> = {};
     for (const field of model.fields) {
       try {
-        const file = fileField(model, field, allowedStorages);
+        const file = fileField(model, field, allowedStorages, options.provider);
         if (file !== null) fileFields[field.name] = file;
       } catch (e) {
         if (!(e instanceof FileAnnotationError)) throw e;
