@@ -155,7 +155,10 @@ export async function createUploadGrant(
   // The declared type alone, now: the bytes are judged again when the grant is attached.
   checkType(new Uint8Array(0), contentType, rules, { model, field });
   if (size > MAX_OBJECT_SIZE) {
-    throw new PrismaS3FilesError("GRANT_TOO_LARGE", `${where}: direct uploads take at most 5 TiB (S3's largest object)`);
+    throw new PrismaS3FilesError(
+      "GRANT_TOO_LARGE",
+      `${where}: direct uploads take at most 5 TiB (S3's largest object)`,
+    );
   }
   // A POST takes at most 5 GiB: larger files get a plan whatever the threshold.
   const multipart = size > Math.min(config.multipartThreshold, MAX_POST_SIZE);

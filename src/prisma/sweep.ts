@@ -176,13 +176,14 @@ async function sweepMultipart(
           expiry !== undefined
             ? expiry + rules.graceMs <= now
             : u.initiated !== undefined && u.initiated.getTime() <= rules.cutoff;
-        if (old) abandoned.push({ key: u.name, uploadId: u.uploadId, ...(u.initiated ? { initiated: u.initiated } : {}) });
+        if (old)
+          abandoned.push({ key: u.name, uploadId: u.uploadId, ...(u.initiated ? { initiated: u.initiated } : {}) });
       }
     }
   } catch (error) {
     // Neither stops the sweep: objects were swept already, and the bucket's lifecycle rule may cover uploads.
     if ((error as { code?: unknown })?.code === "UNSUPPORTED_BY_SERVER") report.multipart.unsupported.push(name);
-    else report.multipart.listFailed.push({ storage: name, error: (error as Error)?.message ?? String(error) });
+    else report.multipart.listFailed.push({ storage: name, error: describeFailure(error) });
     return;
   }
   for (const u of abandoned) {
@@ -196,7 +197,7 @@ async function sweepMultipart(
         storage: name,
         key: u.key,
         uploadId: u.uploadId,
-        error: (error as Error)?.message ?? String(error),
+        error: describeFailure(error),
       });
     }
   }
@@ -282,17 +283,24 @@ async function removeOrphans(
     try {
       result = await storage.deleteMany(unreferenced);
     } catch (error) {
-      const message = (error as Error)?.message ?? String(error);
-      for (const key of unreferenced) report.failed.push({ storage: name, key, error: message });
+      for (const key of unreferenced) report.failed.push({ storage: name, key, error: describeFailure(error) });
       return deleted;
     }
     for (const key of result.deleted) deleted.add(key);
     report.deleted += result.deleted.length;
     for (const { name: key, error } of result.failed) {
-      report.failed.push({ storage: name, key, error: error.message });
+      report.failed.push({ storage: name, key, error: describeFailure(error) });
     }
     return deleted;
   });
+}
+
+/** A failure for the report: our message, and the backend's error code (S3's `AccessDenied`, ...) when it has one. */
+function describeFailure(error: unknown): string {
+  const message = (error as Error)?.message ?? String(error);
+  const cause = (error as { cause?: { name?: unknown; Code?: unknown } } | null)?.cause;
+  const code = cause?.Code ?? cause?.name;
+  return typeof code === "string" && code !== "Error" && !message.includes(code) ? `${message} (${code})` : message;
 }
 
 /** The part of an `uploadTo` pattern before its first strftime directive, cut at a `/`. */

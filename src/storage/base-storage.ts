@@ -561,7 +561,10 @@ export abstract class BaseStorage implements Storage {
         const error = wrapError(errors.get(name), "delete", name);
         result.failed.push({
           name,
-          error: error instanceof StorageError ? error : new StorageError(`Could not delete ${JSON.stringify(name)}`, { cause: error, fileName: name }),
+          error:
+            error instanceof StorageError
+              ? error
+              : new StorageError(`Could not delete ${JSON.stringify(name)}`, { cause: error, fileName: name }),
         });
       }
     }

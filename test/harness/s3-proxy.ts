@@ -17,11 +17,12 @@ export interface Fault {
   /** Which requests to affect. */
   match: (req: { method: string; path: string; query: URLSearchParams }) => boolean;
   /**
-   * `status`: answer with this HTTP status and an S3 error body, or, with `headers`, with exactly
-   * these headers and no body (e.g. a HeadObject of a size the server could not hold);
-   * `hang`: never answer; `reset`: destroy the socket.
+   * `status`: answer with this HTTP status and an S3 error body (`InternalError`, or `code`), or,
+   * with `headers`, with exactly these headers and no body (e.g. a HeadObject of a size the
+   * server could not hold), or with `body` as XML (e.g. a DeleteObjects result with per-key
+   * errors); `hang`: never answer; `reset`: destroy the socket.
    */
-  action: { status: number; headers?: Record<string, string> } | "hang" | "reset";
+  action: { status: number; headers?: Record<string, string>; code?: string; body?: string } | "hang" | "reset";
   /** How many matching requests to affect (default: all). */
   times?: number;
 }
@@ -144,7 +145,8 @@ export async function startS3Proxy(target: S3Target, options: S3ProxyOptions = {
       }
       res.writeHead(fault.action.status, { "content-type": "application/xml" });
       res.end(
-        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected by the test proxy</Message></Error>`,
+        fault.action.body ??
+          `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${fault.action.code ?? "InternalError"}</Code><Message>injected by the test proxy</Message></Error>`,
       );
       return;
     }
