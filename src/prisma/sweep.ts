@@ -99,6 +99,9 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
     dryRun: options.dryRun ?? false,
   };
 
+  // One storage under several names is listed once per name: each upload counts once.
+  const uploadsSeen = new Map<Storage, Set<string>>();
+
   // Prefixes per storage; a prefix inside another is covered by it.
   const prefixes = new Map<string, Set<string>>();
   for (const meta of Object.values(fields)) {
@@ -138,7 +141,9 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
     await sweepPending(client, storage, name, pendingPrefix, directUploads.pendingGraceMs, report, ctx);
     const sweepable = multipartSweepable(storage);
     if (sweepable) {
-      await sweepMultipart(sweepable, name, [...roots, pendingPrefix], report, {
+      let seen = uploadsSeen.get(storage);
+      if (!seen) uploadsSeen.set(storage, (seen = new Set()));
+      await sweepMultipart(sweepable, name, [...roots, pendingPrefix], report, seen, {
         cutoff: multipartCutoff,
         pendingPrefix,
         graceMs: directUploads.pendingGraceMs,
@@ -158,10 +163,10 @@ async function sweepMultipart(
   name: string,
   prefixes: string[],
   report: SweepReport,
+  seen: Set<string>,
   rules: { cutoff: number; pendingPrefix: string; graceMs: number },
 ): Promise<void> {
   const now = Date.now();
-  const seen = new Set<string>();
   const abandoned: { key: string; uploadId: string; initiated?: Date }[] = [];
   const roots = prefixes.filter((p) => !prefixes.some((q) => q !== p && p.startsWith(q)));
   try {
