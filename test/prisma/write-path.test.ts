@@ -1077,7 +1077,7 @@ describe("several objects at once: DeleteObjects batches", () => {
       .filter(
         (r) => (r.method === "POST" && r.query.has("delete")) || (r.method === "DELETE" && !r.query.has("uploadId")),
       );
-  /** The server's answer to a batch in which `key` could not be deleted (a bucket policy denying it, object lock). */
+  /** The server's answer to a batch in which `keys` could not be deleted (a bucket policy denying them, object lock). */
   const denied = (keys: string[]) => ({
     match: (r: { method: string; query: URLSearchParams }) => r.method === "POST" && r.query.has("delete"),
     times: 1,
