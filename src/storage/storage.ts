@@ -112,9 +112,10 @@ export interface Storage {
    * distinct names. Content type and metadata go with the object. Returns the name stored.
    *
    * A missing source fails with `FileNotFoundError` and creates nothing. A move is a rename on a
-   * file system, an entry move in memory, and CopyObject then DeleteObject on S3 (up to 5 GiB;
-   * larger objects fail with code `MOVE_TOO_LARGE` before anything is written); when only the
-   * source's removal fails, the move succeeds and `onLeftBehind` is told.
+   * file system, an entry move in memory, and CopyObject (a multipart copy past 5 GiB; objects
+   * over S3's 5 TiB fail with code `MOVE_TOO_LARGE` before anything is written) then
+   * DeleteObject on S3; when only the source's removal fails, the move succeeds and
+   * `onLeftBehind` is told.
    */
   move(from: string, toName: string, opts?: MoveOptions): Promise<string>;
   /** A stream of the object (or of a byte range); never buffers the whole object. */
