@@ -141,8 +141,8 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
     await sweepPending(client, storage, name, pendingPrefix, directUploads.pendingGraceMs, report, ctx);
     const sweepable = multipartSweepable(storage);
     if (sweepable) {
-      let seen = uploadsSeen.get(storage);
-      if (!seen) uploadsSeen.set(storage, (seen = new Set()));
+      const seen = uploadsSeen.get(storage) ?? new Set<string>();
+      uploadsSeen.set(storage, seen);
       await sweepMultipart(sweepable, name, [...roots, pendingPrefix], report, seen, {
         cutoff: multipartCutoff,
         pendingPrefix,
