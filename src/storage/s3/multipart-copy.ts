@@ -7,6 +7,7 @@ import {
   type S3Client,
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
+import { isNotFound } from "./s3-errors.js";
 
 /** S3's most parts in one multipart upload. */
 export const MAX_PARTS = 10_000;
@@ -116,10 +117,8 @@ export async function copyMultipart(input: MultipartCopyInput): Promise<void> {
       await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: id }));
       input.onUploadId?.(id, "aborted");
     } catch (abortError) {
-      // A 404: the upload is gone already (completed or aborted elsewhere); nothing is left.
-      if ((abortError as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode !== 404) {
-        throw new MultipartCopyFailure(error, id, abortError);
-      }
+      // Not found: the upload is gone already (completed or aborted elsewhere); nothing is left.
+      if (!isNotFound(abortError)) throw new MultipartCopyFailure(error, id, abortError);
     }
     throw new MultipartCopyFailure(error, id);
   }
