@@ -69,6 +69,12 @@ export interface LeftBehindObject {
   key: string;
   /** Why removing it failed (the backend's error). */
   cause: unknown;
+  /**
+   * Set when what is left is an incomplete S3 multipart upload (its parts, billed but not an
+   * object) whose abort failed: `S3Storage.abortMultipartUpload(name, uploadId)`, the sweep's
+   * multipart pass or the bucket's `AbortIncompleteMultipartUpload` rule removes it.
+   */
+  uploadId?: string;
 }
 
 /**

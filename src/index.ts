@@ -32,7 +32,7 @@ export type {
   ModelFileMetadata,
   RelationMetadata,
 } from "./prisma/metadata-types.js";
-export { type SweepOptions, type SweepReport, sweepOrphans } from "./prisma/sweep.js";
+export { type MultipartSweepReport, type SweepOptions, type SweepReport, sweepOrphans } from "./prisma/sweep.js";
 export type { FileResultArgs, FilesExtension, FilesExtensionArgs, FileValue } from "./prisma/types.js";
 export { type Upload, type UploadOptions, upload } from "./prisma/upload.js";
 export type { CredentialStats, RefreshOptions } from "./session/credential-cache.js";
@@ -63,6 +63,7 @@ export {
 export type { PresignedPost } from "./storage/s3/presigner.js";
 export {
   type CreateMultipartUploadOptions,
+  type MultipartUploadInfo,
   type ObjectParameters,
   type PresignedPostOptions,
   type PresignMultipartOptions,
@@ -70,6 +71,7 @@ export {
   type S3StorageOptions,
 } from "./storage/s3/s3-storage.js";
 export type {
+  DeleteManyResult,
   FileContent,
   ListResult,
   MoveOptions,

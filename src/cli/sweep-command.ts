@@ -35,13 +35,15 @@ export interface CommandIO {
 
 export const DEFAULT_CONFIG_FILES = ["prisma-s3-files.config.mjs", "prisma-s3-files.config.js"] as const;
 export const DEFAULT_OLDER_THAN = 3600;
+export const DEFAULT_MULTIPART_OLDER_THAN = 86_400;
 /** Keys listed in a dry-run summary. */
 export const SAMPLE_KEYS = 20;
 
-export const SWEEP_USAGE = `Usage: prisma-s3-files sweep [--config <path>] [--older-than <seconds>] [--dry-run] [--yes]
+export const SWEEP_USAGE = `Usage: prisma-s3-files sweep [--config <path>] [--older-than <seconds>] [--multipart-older-than <seconds>] [--dry-run] [--yes]
 
 Deletes objects under the file columns' prefixes that no row references: what cascading
-deletes, raw SQL, or a crash between upload and commit leave behind.
+deletes, raw SQL, or a crash between upload and commit leave behind. On S3 it also aborts
+incomplete multipart uploads under those prefixes (parts stored and billed, never completed).
 
 Options:
   -c, --config <path>       Config module. Default: ${DEFAULT_CONFIG_FILES[0]}, then
@@ -51,6 +53,11 @@ Options:
                             upload takes. Age counts from the upload: objects an app
                             process keeps for deleteAfterSeconds are orphans to this
                             command and go now.
+      --multipart-older-than <age>
+                            Abort incomplete multipart uploads started at least this
+                            long ago (same units). Default: ${DEFAULT_MULTIPART_OLDER_THAN} (24h): keep it above
+                            the time a save takes. A direct upload's plan is aborted once
+                            its grant has expired, whatever this says.
   -n, --dry-run             List what would be deleted; delete nothing.
   -y, --yes                 Delete without asking. Without it, the command shows a dry run and
                             asks; when stdin is not a terminal, --yes (or --dry-run) is required.
@@ -85,6 +92,7 @@ class UsageError extends Error {}
 export interface SweepArgs {
   config: string | undefined;
   olderThan: number;
+  multipartOlderThan: number;
   dryRun: boolean;
   yes: boolean;
   help: boolean;
@@ -92,7 +100,14 @@ export interface SweepArgs {
 
 /** Parses the command's arguments; throws a usage error (exit 2) on anything it does not take. */
 export function parseSweepArgs(args: string[]): SweepArgs {
-  let values: { config?: string; "older-than"?: string; "dry-run"?: boolean; yes?: boolean; help?: boolean };
+  let values: {
+    config?: string;
+    "older-than"?: string;
+    "multipart-older-than"?: string;
+    "dry-run"?: boolean;
+    yes?: boolean;
+    help?: boolean;
+  };
   try {
     ({ values } = parseArgs({
       args,
@@ -101,6 +116,7 @@ export function parseSweepArgs(args: string[]): SweepArgs {
       options: {
         config: { type: "string", short: "c" },
         "older-than": { type: "string" },
+        "multipart-older-than": { type: "string" },
         "dry-run": { type: "boolean", short: "n" },
         yes: { type: "boolean", short: "y" },
         help: { type: "boolean", short: "h" },
@@ -110,10 +126,14 @@ export function parseSweepArgs(args: string[]): SweepArgs {
     throw new UsageError((error as Error).message);
   }
   const olderThan = values["older-than"] === undefined ? DEFAULT_OLDER_THAN : parseAge(values["older-than"]);
+  const multipart = values["multipart-older-than"];
+  const multipartOlderThan =
+    multipart === undefined ? DEFAULT_MULTIPART_OLDER_THAN : parseAge(multipart, "--multipart-older-than");
   if (values.config === "") throw new UsageError("--config needs a path");
   return {
     config: values.config,
     olderThan,
+    multipartOlderThan,
     dryRun: values["dry-run"] ?? false,
     yes: values.yes ?? false,
     help: values.help ?? false,
@@ -123,9 +143,9 @@ export function parseSweepArgs(args: string[]): SweepArgs {
 const UNITS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86400 };
 
 /** `3600`, `90s`, `30m`, `2h`, `7d` → seconds. */
-export function parseAge(text: string): number {
+export function parseAge(text: string, option = "--older-than"): number {
   const match = /^(\d+(?:\.\d+)?)\s*([smhd]?)$/i.exec(text.trim());
-  if (!match) throw new UsageError(`--older-than takes seconds (or 90s, 30m, 2h, 7d), not ${JSON.stringify(text)}`);
+  if (!match) throw new UsageError(`${option} takes seconds (or 90s, 30m, 2h, 7d), not ${JSON.stringify(text)}`);
   return Number(match[1]) * UNITS[match[2]!.toLowerCase()]!;
 }
 
@@ -182,13 +202,14 @@ export async function sweepCommand(args: string[], io: CommandIO = processIO()):
 
 async function run(config: SweepConfig, options: SweepArgs, confirm: boolean, io: CommandIO): Promise<number> {
   const storageNames = storagesOf(config.fields);
-  const sweep = async (dryRun: boolean, olderThan: number) => {
+  const sweep = async (dryRun: boolean, olderThan: number, multipartOlderThan: number) => {
     const progress = new ProgressReporter(io.stderr, storageNames.length, dryRun ? "dry run" : "sweep");
     try {
       const report = await sweepOrphans(config.client, config.session, {
         fields: config.fields,
         storages: config.storages,
         olderThan,
+        abortMultipartOlderThan: multipartOlderThan,
         dryRun,
         onProgress: (p) => progress.update(p),
       });
@@ -201,28 +222,42 @@ async function run(config: SweepConfig, options: SweepArgs, confirm: boolean, io
   };
 
   if (!confirm) {
-    const { report, examined } = await sweep(options.dryRun, options.olderThan);
-    io.stdout.write(formatSummary(report, { examined, olderThan: options.olderThan }));
+    const { report, examined } = await sweep(options.dryRun, options.olderThan, options.multipartOlderThan);
+    io.stdout.write(formatSummary(report, { examined, ...ages(options) }));
     return 0;
   }
 
   // Ask after a dry run. The second pass keeps the first one's cutoff, so it deletes what was
   // shown (less anything a row took up since), not objects that came of age while the user read.
   const started = Date.now();
-  const preview = await sweep(true, options.olderThan);
-  io.stdout.write(formatSummary(preview.report, { examined: preview.examined, olderThan: options.olderThan }));
+  const preview = await sweep(true, options.olderThan, options.multipartOlderThan);
+  io.stdout.write(formatSummary(preview.report, { examined: preview.examined, ...ages(options) }));
   const count = preview.report.orphans.length;
-  if (count === 0) return 0;
-  io.stderr.write(`Delete ${plural(count, "object")}? [y/N] `);
+  const uploads = preview.report.multipart.abandoned.length;
+  if (count === 0 && uploads === 0) return 0;
+  const question = [
+    ...(count > 0 ? [`delete ${plural(count, "object")}`] : []),
+    ...(uploads > 0 ? [`abort ${plural(uploads, "incomplete multipart upload")}`] : []),
+  ].join(" and ");
+  io.stderr.write(`${capitalize(question)}? [y/N] `);
   const answer = await readLine(io.stdin);
   if (answer === undefined) io.stderr.write("\n");
   if (!/^\s*y(es)?\s*$/i.test(answer ?? "")) {
     io.stderr.write("Aborted; nothing was deleted.\n");
     return 1;
   }
-  const { report, examined } = await sweep(false, options.olderThan + (Date.now() - started) / 1000);
-  io.stdout.write(formatSummary(report, { examined, olderThan: options.olderThan }));
+  const elapsed = (Date.now() - started) / 1000;
+  const { report, examined } = await sweep(false, options.olderThan + elapsed, options.multipartOlderThan + elapsed);
+  io.stdout.write(formatSummary(report, { examined, ...ages(options) }));
   return 0;
+}
+
+function ages(options: SweepArgs): Pick<SummaryOptions, "olderThan" | "multipartOlderThan"> {
+  return { olderThan: options.olderThan, multipartOlderThan: options.multipartOlderThan };
+}
+
+function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 /** The config file to load: `--config` (relative to cwd), else the first default that exists. */
@@ -416,27 +451,34 @@ export interface SummaryOptions {
   examined?: ReadonlyMap<string, number>;
   /** The age cutoff used, in seconds. */
   olderThan?: number;
+  /** The age cutoff used for incomplete multipart uploads, in seconds. */
+  multipartOlderThan?: number;
   /** Keys listed in a dry run (default {@link SAMPLE_KEYS}). */
   sample?: number;
 }
 
 /**
  * The summary printed on stdout: a table per storage (examined, orphans, bytes where the report
- * knows sizes, deleted), then in a dry run "Would delete N objects:" and the first keys.
+ * knows sizes, deleted), then in a dry run "Would delete N objects:" and the first keys, else
+ * what was deleted and what could not be; then the incomplete multipart uploads, likewise.
  */
 export function formatSummary(report: SweepReport, options: SummaryOptions = {}): string {
   const sample = options.sample ?? SAMPLE_KEYS;
-  const rows = new Map<string, { examined?: number; orphans: number; bytes: number; sized: number }>();
+  const rows = new Map<string, { examined?: number; orphans: number; bytes: number; sized: number; failed: number }>();
   for (const [storage, examined] of options.examined ?? [])
-    rows.set(storage, { examined, orphans: 0, bytes: 0, sized: 0 });
+    rows.set(storage, { examined, orphans: 0, bytes: 0, sized: 0, failed: 0 });
   for (const o of report.orphans) {
-    const row = rows.get(o.storage) ?? { orphans: 0, bytes: 0, sized: 0 };
+    const row = rows.get(o.storage) ?? { orphans: 0, bytes: 0, sized: 0, failed: 0 };
     row.orphans++;
     if (typeof o.size === "number") {
       row.bytes += o.size;
       row.sized++;
     }
     rows.set(o.storage, row);
+  }
+  for (const f of report.failed) {
+    const row = rows.get(f.storage);
+    if (row) row.failed++;
   }
   const anySize = [...rows.values()].some((r) => r.sized > 0);
   const header = [
@@ -453,8 +495,8 @@ export function formatSummary(report: SweepReport, options: SummaryOptions = {})
     ...(anySize
       ? [r.sized === 0 ? (r.orphans === 0 ? "0 B" : "?") : `${formatBytes(r.bytes)}${r.sized < r.orphans ? "+" : ""}`]
       : []),
-    // sweepOrphans deletes every orphan it reports, or fails the whole sweep.
-    ...(report.dryRun ? [] : [String(r.orphans)]),
+    // Every orphan reported was deleted, or is among the failures.
+    ...(report.dryRun ? [] : [String(Math.max(0, r.orphans - r.failed))]),
   ]);
 
   const age = options.olderThan === undefined ? "" : ` older than ${formatAge(options.olderThan)}`;
@@ -474,8 +516,48 @@ export function formatSummary(report: SweepReport, options: SummaryOptions = {})
     if (n > shown.length) lines.push(`  ... and ${n - shown.length} more`);
   } else {
     lines.push(`Deleted ${plural(report.deleted, "object")}.`);
+    if (report.failed.length > 0) {
+      lines.push(`Could not delete ${plural(report.failed.length, "object")} (still stored):`);
+      lines.push(...listed(report.failed, sample, (f) => `${f.key}: ${redactUrls(f.error)}`));
+    }
   }
+  lines.push(...formatMultipart(report, options.multipartOlderThan, sample));
   return `${lines.join("\n")}\n`;
+}
+
+/** The multipart part of the summary: counts, then what was (or would be) aborted, and where the server could not list. */
+function formatMultipart(report: SweepReport, olderThan: number | undefined, sample: number): string[] {
+  const m = report.multipart;
+  const lines: string[] = [];
+  const age = olderThan === undefined ? "" : ` older than ${formatAge(olderThan)} or of expired grants`;
+  lines.push(
+    `Incomplete multipart uploads: ${m.examined} examined, ${m.abandoned.length} abandoned${age}${
+      report.dryRun ? "" : `, ${m.aborted} aborted`
+    }.`,
+  );
+  const describe = (u: { key: string; uploadId: string }) => `${u.key} (upload ID ${u.uploadId})`;
+  if (report.dryRun && m.abandoned.length > 0) {
+    lines.push(`Would abort ${plural(m.abandoned.length, "upload")}:`);
+    lines.push(...listed(m.abandoned, sample, describe));
+  }
+  if (!report.dryRun && m.failed.length > 0) {
+    lines.push(`Could not abort ${plural(m.failed.length, "upload")}:`);
+    lines.push(...listed(m.failed, sample, (f) => `${describe(f)}: ${redactUrls(f.error)}`));
+  }
+  if (m.unsupported.length > 0) {
+    lines.push(`  not swept on ${m.unsupported.join(", ")}: the S3 server cannot list multipart uploads`);
+  }
+  for (const f of m.listFailed) lines.push(`  not swept on ${f.storage}: ${redactUrls(f.error)}`);
+  return lines;
+}
+
+/** `  storage  text` for the first `sample` items, then `  ... and N more`. */
+function listed<T extends { storage: string }>(items: T[], sample: number, text: (item: T) => string): string[] {
+  const shown = items.slice(0, sample);
+  const width = Math.max(0, ...shown.map((o) => o.storage.length));
+  const lines = shown.map((o) => `  ${o.storage.padEnd(width)}  ${text(o)}`);
+  if (items.length > shown.length) lines.push(`  ... and ${items.length - shown.length} more`);
+  return lines;
 }
 
 /** Left-aligned first column, right-aligned numbers. */

@@ -17,10 +17,15 @@ export interface FileFieldRef {
 }
 
 /**
- * Why a file was refused: over `maxSize`; a type `accept` does not take; (direct uploads) a size
- * or SHA-256 other than the grant declared.
+ * Why a file was refused: over `maxSize`; a type `accept` does not take; (direct uploads) a size,
+ * SHA-256 or stored Content-Type other than the grant declared.
  */
-export type FileValidationReason = "too_large" | "type_not_accepted" | "size_mismatch" | "checksum_mismatch";
+export type FileValidationReason =
+  | "too_large"
+  | "type_not_accepted"
+  | "size_mismatch"
+  | "checksum_mismatch"
+  | "content_type_mismatch";
 
 /** An upload broke a field's rules (`maxSize`, `accept`). Nothing was written. */
 export class FileValidationError extends PrismaS3FilesError {
@@ -35,6 +40,8 @@ export class FileValidationError extends PrismaS3FilesError {
   readonly detectedType?: string;
   /** The field's `accept` list, for `type_not_accepted`. */
   readonly accept?: readonly string[];
+  /** The Content-Type the object was stored with, for `content_type_mismatch`. */
+  readonly storedType?: string;
 
   constructor(
     reason: FileValidationReason,
@@ -44,6 +51,7 @@ export class FileValidationError extends PrismaS3FilesError {
       declaredType?: string | undefined;
       detectedType?: string | undefined;
       accept?: readonly string[] | undefined;
+      storedType?: string | undefined;
       cause?: unknown;
     } = {},
   ) {
@@ -55,6 +63,7 @@ export class FileValidationError extends PrismaS3FilesError {
     if (details.declaredType !== undefined) this.declaredType = details.declaredType;
     if (details.detectedType !== undefined) this.detectedType = details.detectedType;
     if (details.accept !== undefined) this.accept = details.accept;
+    if (details.storedType !== undefined) this.storedType = details.storedType;
   }
 }
 

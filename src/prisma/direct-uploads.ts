@@ -61,8 +61,10 @@ export interface ResolvedDirectUploads {
 const MiB = 1024 * 1024;
 const MIN_PART_SIZE = 5 * MiB;
 const MAX_PARTS = 10_000;
-/** S3's limit for a POST upload, and for one CopyObject when the grant is attached. */
+/** S3's limit for a POST upload: larger grants are multipart plans. */
 const MAX_POST_SIZE = 5 * 1024 * MiB;
+/** S3's largest object (5 TiB): what a multipart plan can upload and the attach can move (by a multipart copy past 5 GiB). */
+const MAX_OBJECT_SIZE = 5 * 1024 * 1024 * MiB;
 
 export function resolveDirectUploads(options: DirectUploadOptions | undefined): ResolvedDirectUploads {
   const secret = options?.secret ?? process.env.PRISMA_S3_FILES_SECRET;
@@ -152,14 +154,14 @@ export async function createUploadGrant(
   checkDeclaredSize(size, rules, { model, field });
   // The declared type alone, now: the bytes are judged again when the grant is attached.
   checkType(new Uint8Array(0), contentType, rules, { model, field });
-  if (size > MAX_POST_SIZE) {
-    // CopyObject's limit too: the attach moves the object with one copy (no multipart copy yet).
+  if (size > MAX_OBJECT_SIZE) {
     throw new PrismaS3FilesError(
       "GRANT_TOO_LARGE",
-      `${where}: direct uploads take at most 5 GiB (the attach moves the object with one CopyObject)`,
+      `${where}: direct uploads take at most 5 TiB (S3's largest object)`,
     );
   }
-  const multipart = size > config.multipartThreshold;
+  // A POST takes at most 5 GiB: larger files get a plan whatever the threshold.
+  const multipart = size > Math.min(config.multipartThreshold, MAX_POST_SIZE);
   let expiresIn = options.expiresIn ?? config.expiresIn;
   if (!Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > 604_800) {
     throw new RangeError(`${where}: a grant's lifetime must be 1..604800 whole seconds, got ${expiresIn}`);
@@ -308,7 +310,7 @@ export async function claimGrant(
   // key meanwhile) can go. A process that exits first leaves them to sweepOrphans.
   const retire = setTimeout(
     () => {
-      for (const name of [marker, claims.k]) storage.delete(name).catch(() => undefined);
+      storage.deleteMany([marker, claims.k]).catch(() => undefined);
     },
     Math.max(0, claims.e * 1000 + config.pendingGraceMs - Date.now()),
   );
@@ -345,9 +347,18 @@ export async function verifyAttached(
   const ref = { model: claims.m, field: claims.f };
   const where = `${claims.m}.${claims.f}`;
   const rules = { maxSize: meta.maxSize, accept: meta.accept };
-  const size = await storage.size(key);
+  const { size, contentType } = await storage.stat(key);
   checkDeclaredSize(size, rules, ref);
   if (size !== claims.z) throw sizeMismatch(where, size, claims.z, ref);
+  // The form pins the type on servers that enforce POST policies; one that does not (s3rver), or
+  // a writer other than the form, may have stored another, which the object would be served with.
+  if (contentType !== undefined && normalType(contentType) !== normalType(claims.t)) {
+    throw new FileValidationError(
+      "content_type_mismatch",
+      `${where}: the uploaded file was stored as ${JSON.stringify(contentType)}, not the ${JSON.stringify(claims.t)} its grant declared`,
+      { ...ref, declaredType: claims.t, storedType: contentType },
+    );
+  }
   const head = size === 0 ? new Uint8Array(0) : await readRange(storage, key, Math.min(size, SNIFF_BYTES));
   checkType(head, claims.t, rules, ref);
   if (claims.s !== undefined && (await sha256Of(storage, key)) !== claims.s) {
@@ -357,6 +368,14 @@ export async function verifyAttached(
       ref,
     );
   }
+}
+
+/** A Content-Type compared as HTTP does: case-insensitive, whitespace around parameters ignored. */
+function normalType(type: string): string {
+  return type
+    .split(";")
+    .map((p) => p.trim().toLowerCase())
+    .join(";");
 }
 
 async function readRange(storage: Storage, name: string, bytes: number): Promise<Uint8Array> {

@@ -188,9 +188,22 @@ export async function storeUploads(
   }
 }
 
-/** Deletes objects, reporting (not throwing) failures: used where the caller's error must win. */
+/**
+ * Deletes objects, reporting (not throwing) failures, each as a single delete's error: used where
+ * the caller's error must win. One `deleteMany` per storage (S3: DeleteObjects batches).
+ */
 export async function deleteObjects(objects: StoredObject[], ctx: LifecycleContext): Promise<void> {
-  await Promise.all(objects.map((o) => o.storage.delete(o.key).catch((e: unknown) => ctx.report(e))));
+  const byStorage = new Map<Storage, string[]>();
+  for (const o of objects) byStorage.set(o.storage, [...(byStorage.get(o.storage) ?? []), o.key]);
+  await Promise.all(
+    [...byStorage].map(async ([storage, keys]) => {
+      try {
+        for (const { error } of (await storage.deleteMany(keys)).failed) ctx.report(error);
+      } catch (error) {
+        ctx.report(error);
+      }
+    }),
+  );
 }
 
 /**
@@ -230,15 +243,12 @@ async function deleteUnreferenced(client: unknown, storageName: string, keys: st
     const deleted = new Set<string>();
     try {
       const referenced = await referencedKeys(client, storageName, candidates, ctx);
-      for (const key of candidates) {
-        if (referenced.has(key)) continue;
-        try {
-          await storage.delete(key);
-          deleted.add(key);
-        } catch (error) {
-          ctx.report(error);
-        }
-      }
+      const unreferenced = candidates.filter((key) => !referenced.has(key));
+      if (unreferenced.length === 0) return deleted;
+      // One batch (S3: DeleteObjects, 1,000 keys a request); each failure is reported as a single delete's.
+      const result = await storage.deleteMany(unreferenced);
+      for (const key of result.deleted) deleted.add(key);
+      for (const { error } of result.failed) ctx.report(error);
     } catch (error) {
       ctx.report(error); // the reference check failed: nothing deleted, sweepOrphans decides later
     }

@@ -13,6 +13,14 @@ export interface SweepOptions<Meta extends FileFieldsMetadataShape> extends S3Fi
    * objects kept for `deleteAfterSeconds`, are younger than a sensible value.
    */
   olderThan?: number;
+  /**
+   * Incomplete multipart uploads (parts stored and billed, never completed nor aborted: a crashed
+   * save, a browser that gave up on a multipart grant) started at least this many seconds ago
+   * are aborted. Default 86400 (24 hours): above what a save takes. A direct upload's plan is
+   * aborted once its grant has expired (`pendingGraceSeconds` later), whatever its age, and never
+   * before. Listed under the same prefixes as objects, on S3 storages only.
+   */
+  abortMultipartOlderThan?: number;
   /** Report what would be deleted without deleting. */
   dryRun?: boolean;
   /** Called as objects are examined, e.g. for a progress bar. */
@@ -27,7 +35,37 @@ export interface SweepReport {
   deleted: number;
   /** Orphans whose deletion failed (the sweep goes on). */
   failed: { storage: string; key: string; error: string }[];
+  /** Incomplete multipart uploads (see {@link SweepOptions.abortMultipartOlderThan}). */
+  multipart: MultipartSweepReport;
   dryRun: boolean;
+}
+
+/** What the sweep found and did about incomplete multipart uploads. */
+export interface MultipartSweepReport {
+  /** Incomplete uploads listed under the file columns' prefixes. */
+  examined: number;
+  /** Uploads old enough to abort (aborted unless `dryRun`). */
+  abandoned: { storage: string; key: string; uploadId: string; initiated?: Date }[];
+  aborted: number;
+  /** Uploads whose abort failed (the sweep goes on). */
+  failed: { storage: string; key: string; uploadId: string; error: string }[];
+  /** Storages whose server cannot list multipart uploads (s3rver): none were swept there. */
+  unsupported: string[];
+  /** Storages whose listing failed otherwise (e.g. no `s3:ListBucketMultipartUploads` permission); the sweep goes on. */
+  listFailed: { storage: string; error: string }[];
+}
+
+/** Structurally, what an S3 storage offers for sweeping multipart uploads. */
+interface MultipartSweepable {
+  listMultipartUploads(prefix: string): AsyncIterable<{ name: string; uploadId: string; initiated: Date | undefined }>;
+  abortMultipartUpload(name: string, uploadId: string): Promise<void>;
+}
+
+function multipartSweepable(storage: Storage): MultipartSweepable | undefined {
+  const s = storage as Partial<MultipartSweepable>;
+  return typeof s.listMultipartUploads === "function" && typeof s.abortMultipartUpload === "function"
+    ? (storage as unknown as MultipartSweepable)
+    : undefined;
 }
 
 /**
@@ -51,7 +89,18 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
   const pendingPrefix = directUploads.pendingPrefix;
   const olderThanMs = (options.olderThan ?? 3600) * 1000;
   const cutoff = Date.now() - olderThanMs;
-  const report: SweepReport = { examined: 0, orphans: [], deleted: 0, failed: [], dryRun: options.dryRun ?? false };
+  const multipartCutoff = Date.now() - (options.abortMultipartOlderThan ?? 86_400) * 1000;
+  const report: SweepReport = {
+    examined: 0,
+    orphans: [],
+    deleted: 0,
+    failed: [],
+    multipart: { examined: 0, abandoned: [], aborted: 0, failed: [], unsupported: [], listFailed: [] },
+    dryRun: options.dryRun ?? false,
+  };
+
+  // One storage under several names is listed once per name: each upload counts once.
+  const uploadsSeen = new Map<Storage, Set<string>>();
 
   // Prefixes per storage; a prefix inside another is covered by it.
   const prefixes = new Map<string, Set<string>>();
@@ -90,8 +139,73 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
       options.onProgress?.({ storage: name, examined: objects.length, orphans: ++found }),
     );
     await sweepPending(client, storage, name, pendingPrefix, directUploads.pendingGraceMs, report, ctx);
+    const sweepable = multipartSweepable(storage);
+    if (sweepable) {
+      const seen = uploadsSeen.get(storage) ?? new Set<string>();
+      uploadsSeen.set(storage, seen);
+      await sweepMultipart(sweepable, name, [...roots, pendingPrefix], report, seen, {
+        cutoff: multipartCutoff,
+        pendingPrefix,
+        graceMs: directUploads.pendingGraceMs,
+      });
+    }
   }
   return report;
+}
+
+/**
+ * Aborts incomplete multipart uploads under `prefixes`: a direct upload's plan (a pending key
+ * carrying its grant's expiry) once the grant has expired, any other once started before
+ * `cutoff`. A server without ListMultipartUploads is reported, not an error.
+ */
+async function sweepMultipart(
+  storage: MultipartSweepable,
+  name: string,
+  prefixes: string[],
+  report: SweepReport,
+  seen: Set<string>,
+  rules: { cutoff: number; pendingPrefix: string; graceMs: number },
+): Promise<void> {
+  const now = Date.now();
+  const abandoned: { key: string; uploadId: string; initiated?: Date }[] = [];
+  const roots = prefixes.filter((p) => !prefixes.some((q) => q !== p && p.startsWith(q)));
+  try {
+    for (const root of roots) {
+      for await (const u of storage.listMultipartUploads(root.replace(/\/+$/, ""))) {
+        const id = `${u.name}\u0000${u.uploadId}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        report.multipart.examined++;
+        const expiry = pendingKeyExpiry(u.name, rules.pendingPrefix);
+        const old =
+          expiry !== undefined
+            ? expiry + rules.graceMs <= now
+            : u.initiated !== undefined && u.initiated.getTime() <= rules.cutoff;
+        if (old)
+          abandoned.push({ key: u.name, uploadId: u.uploadId, ...(u.initiated ? { initiated: u.initiated } : {}) });
+      }
+    }
+  } catch (error) {
+    // Neither stops the sweep: objects were swept already, and the bucket's lifecycle rule may cover uploads.
+    if ((error as { code?: unknown })?.code === "UNSUPPORTED_BY_SERVER") report.multipart.unsupported.push(name);
+    else report.multipart.listFailed.push({ storage: name, error: describeFailure(error) });
+    return;
+  }
+  for (const u of abandoned) {
+    report.multipart.abandoned.push({ storage: name, ...u });
+    if (report.dryRun) continue;
+    try {
+      await storage.abortMultipartUpload(u.key, u.uploadId);
+      report.multipart.aborted++;
+    } catch (error) {
+      report.multipart.failed.push({
+        storage: name,
+        key: u.key,
+        uploadId: u.uploadId,
+        error: describeFailure(error),
+      });
+    }
+  }
 }
 
 /**
@@ -166,19 +280,32 @@ async function removeOrphans(
       for (const key of candidates) report.failed.push({ storage: name, key, error: message });
       return deleted;
     }
-    for (const key of candidates) {
-      if (taken.has(key)) continue;
-      record(byName.get(key)!);
-      try {
-        await storage.delete(key);
-        report.deleted++;
-        deleted.add(key);
-      } catch (error) {
-        report.failed.push({ storage: name, key, error: (error as Error)?.message ?? String(error) });
-      }
+    const unreferenced = candidates.filter((key) => !taken.has(key));
+    for (const key of unreferenced) record(byName.get(key)!);
+    if (unreferenced.length === 0) return deleted;
+    // One batch (S3: DeleteObjects, 1,000 keys a request); per-key failures as single deletes'.
+    let result: Awaited<ReturnType<Storage["deleteMany"]>>;
+    try {
+      result = await storage.deleteMany(unreferenced);
+    } catch (error) {
+      for (const key of unreferenced) report.failed.push({ storage: name, key, error: describeFailure(error) });
+      return deleted;
+    }
+    for (const key of result.deleted) deleted.add(key);
+    report.deleted += result.deleted.length;
+    for (const { name: key, error } of result.failed) {
+      report.failed.push({ storage: name, key, error: describeFailure(error) });
     }
     return deleted;
   });
+}
+
+/** A failure for the report: our message, and the backend's error code (S3's `AccessDenied`, ...) when it has one. */
+function describeFailure(error: unknown): string {
+  const message = (error as Error)?.message ?? String(error);
+  const cause = (error as { cause?: { name?: unknown; Code?: unknown } } | null)?.cause;
+  const code = cause?.Code ?? cause?.name;
+  return typeof code === "string" && code !== "Error" && !message.includes(code) ? `${message} (${code})` : message;
 }
 
 /** The part of an `uploadTo` pattern before its first strftime directive, cut at a `/`. */

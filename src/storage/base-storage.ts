@@ -26,10 +26,12 @@ import {
   validateFileName,
 } from "./naming.js";
 import type {
+  DeleteManyResult,
   FileContent,
   ListResult,
   MoveOptions,
   ObjectInfo,
+  ObjectStat,
   OpenOptions,
   SaveOptions,
   Storage,
@@ -63,15 +65,8 @@ export interface BaseStorageOptions {
   maxSegmentBytes?: number | undefined;
 }
 
-/** What {@link BaseStorage.statObject} returns for an existing object. */
-export interface ObjectStat {
-  size: number;
-  modifiedTime: Date;
-  /** Stored content type, when the backend keeps one. */
-  contentType?: string;
-  /** Stored user metadata, when the backend keeps it. */
-  metadata?: Record<string, string>;
-}
+/** What {@link BaseStorage.statObject} returns for an existing object (the contract's, re-exported). */
+export type { ObjectStat } from "./storage.js";
 
 /** A byte range with defaults applied: `end` is inclusive, `undefined` means to the end. */
 export interface ByteRange {
@@ -127,6 +122,8 @@ export interface MoveObjectRequest {
   leftBehind(object: LeftBehindObject): void;
 }
 
+/** Single deletes in flight at once in the default {@link BaseStorage.deleteObjects}. */
+const DELETE_CONCURRENCY = 8;
 /** How often `save()` re-reads replayable content after a clash before giving up. */
 const MAX_CLASH_RETRIES = 10;
 /** How often a name is re-picked because another save in this process holds it. */
@@ -211,6 +208,29 @@ export abstract class BaseStorage implements Storage {
 
   /** Deletes the object; a missing object is not an error. */
   protected abstract deleteObject(name: string): Promise<void>;
+
+  /**
+   * Deletes `names` (validated, distinct) and returns the backend's error for each name it
+   * could not delete; a missing object is not an error. Defaults to
+   * {@link BaseStorage.deleteObject} per name, a few at a time; backends with a batch delete
+   * (S3's DeleteObjects) override it.
+   */
+  protected async deleteObjects(names: string[]): Promise<Map<string, unknown>> {
+    const failed = new Map<string, unknown>();
+    let next = 0;
+    const worker = async () => {
+      while (next < names.length) {
+        const name = names[next++]!;
+        try {
+          await this.deleteObject(name);
+        } catch (error) {
+          failed.set(name, error);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, names.length) }, worker));
+    return failed;
+  }
 
   /** Immediate children of `path` (`""` for the root, else no leading or trailing `/`). */
   protected abstract listObjects(path: string): Promise<ListResult>;
@@ -514,6 +534,38 @@ export abstract class BaseStorage implements Storage {
     return guard("delete", name, () => this.deleteObject(name));
   }
 
+  /**
+   * Deletes several objects: every name is validated first (one bad name deletes nothing), then
+   * the backend deletes them (S3: DeleteObjects, 1,000 keys a request). Never throws for a
+   * failed deletion: each is in `failed`, with the {@link StorageError} `delete()` would throw.
+   */
+  async deleteMany(requested: readonly string[]): Promise<DeleteManyResult> {
+    const names = [...new Set(requested.map((n) => this.cleanName(n)))];
+    if (names.length === 0) return { deleted: [], failed: [] };
+    let errors: Map<string, unknown>;
+    try {
+      errors = await this.deleteObjects(names);
+    } catch (error) {
+      // A backend that gave up on the whole batch: every name failed the same way.
+      errors = new Map(names.map((n) => [n, error]));
+    }
+    const result: DeleteManyResult = { deleted: [], failed: [] };
+    for (const name of names) {
+      if (!errors.has(name)) result.deleted.push(name);
+      else {
+        const error = wrapError(errors.get(name), "delete", name);
+        result.failed.push({
+          name,
+          error:
+            error instanceof StorageError
+              ? error
+              : new StorageError(`Could not delete ${JSON.stringify(name)}`, { cause: error, fileName: name }),
+        });
+      }
+    }
+    return result;
+  }
+
   async exists(requested: string): Promise<boolean> {
     const name = this.cleanName(requested);
     return guard("check", name, () => this.objectExists(name));
@@ -523,6 +575,12 @@ export abstract class BaseStorage implements Storage {
   async size(requested: string): Promise<number> {
     const name = this.cleanName(requested);
     return (await guard("stat", name, () => this.statObject(name))).size;
+  }
+
+  /** Size, modification time, and content type and metadata where the backend keeps them; {@link FileNotFoundError} when missing. */
+  async stat(requested: string): Promise<ObjectStat> {
+    const name = this.cleanName(requested);
+    return guard("stat", name, () => this.statObject(name));
   }
 
   /** Last modification time; {@link FileNotFoundError} when missing. */

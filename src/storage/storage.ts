@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import type { LeftBehindError } from "../errors.js";
+import type { LeftBehindError, StorageError } from "../errors.js";
 
 /**
  * What `save()` accepts. A `Blob` (and so a `File` from `request.formData()`) also gives a
@@ -72,6 +72,27 @@ export interface ObjectInfo {
   modifiedTime: Date;
 }
 
+/** What {@link Storage.stat} returns for an existing object. */
+export interface ObjectStat {
+  size: number;
+  modifiedTime: Date;
+  /** Stored content type, when the backend keeps one. */
+  contentType?: string;
+  /** Stored user metadata, when the backend keeps it. */
+  metadata?: Record<string, string>;
+}
+
+/** What {@link Storage.deleteMany} did, name by name. */
+export interface DeleteManyResult {
+  /** Names deleted, or found already absent. */
+  deleted: string[];
+  /**
+   * Names whose deletion failed, each with the error `delete(name)` would have thrown (a
+   * {@link StorageError} naming it, with the backend's error as `cause`). They are still stored.
+   */
+  failed: { name: string; error: StorageError }[];
+}
+
 export interface ListResult {
   directories: string[];
   files: string[];
@@ -91,9 +112,10 @@ export interface Storage {
    * distinct names. Content type and metadata go with the object. Returns the name stored.
    *
    * A missing source fails with `FileNotFoundError` and creates nothing. A move is a rename on a
-   * file system, an entry move in memory, and CopyObject then DeleteObject on S3 (up to 5 GiB;
-   * larger objects fail with code `MOVE_TOO_LARGE` before anything is written); when only the
-   * source's removal fails, the move succeeds and `onLeftBehind` is told.
+   * file system, an entry move in memory, and CopyObject (a multipart copy past 5 GiB; objects
+   * over S3's 5 TiB fail with code `MOVE_TOO_LARGE` before anything is written) then
+   * DeleteObject on S3; when only the source's removal fails, the move succeeds and
+   * `onLeftBehind` is told.
    */
   move(from: string, toName: string, opts?: MoveOptions): Promise<string>;
   /** A stream of the object (or of a byte range); never buffers the whole object. */
@@ -102,9 +124,18 @@ export interface Storage {
   read(name: string): Promise<Uint8Array>;
   /** Deletes the object; a missing object is not an error. */
   delete(name: string): Promise<void>;
+  /**
+   * Deletes several objects: on S3 with DeleteObjects, up to 1,000 keys a request (single
+   * deletes on a server without it), elsewhere one by one. Missing objects are not errors. A
+   * failure deletes what it can and reports the rest per name in `failed` (it does not throw);
+   * a name that fails validation throws before anything is deleted.
+   */
+  deleteMany(names: readonly string[]): Promise<DeleteManyResult>;
   exists(name: string): Promise<boolean>;
   /** Size in bytes. */
   size(name: string): Promise<number>;
+  /** Size, modification time and, where the backend keeps them, content type and metadata: one request. */
+  stat(name: string): Promise<ObjectStat>;
   modifiedTime(name: string): Promise<Date>;
   /** A URL a browser can fetch the object from. */
   url(name: string, opts?: UrlOptions): Promise<string>;

@@ -135,7 +135,10 @@ async function postGrant(
 }
 
 /** Posts the grant's form from here, as the browser would, and returns the server's own error document. */
-async function serverError(grant: UploadGrant, size: number): Promise<{ status: number; code?: string; message?: string }> {
+async function serverError(
+  grant: UploadGrant,
+  size: number,
+): Promise<{ status: number; code?: string; message?: string }> {
   const form = new FormData();
   for (const [name, value] of Object.entries(grant.post!.fields)) form.append(name, value);
   form.append("file", new Blob([Buffer.from(testBytes(size, 0))], { type: "image/png" }));

@@ -80,9 +80,16 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function until(what: string, deadline: number, probe: () => Promise<boolean>, logs: string): Promise<void> {
+/** Retries `probe` (true, or a call that resolves, means ready) until it succeeds or the deadline passes. */
+async function until(what: string, deadline: number, probe: () => Promise<unknown>, logs: string): Promise<void> {
   for (;;) {
-    if (await probe().catch(() => false)) return;
+    if (
+      await probe().then(
+        (ok) => ok !== false,
+        () => false,
+      )
+    )
+      return;
     if (Date.now() > deadline) throw new Error(`Ceph RGW: timed out waiting for ${what}${tailLogs(logs)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -160,10 +167,7 @@ export async function startCephRgw(options: { timeoutMs?: number; memBytes?: num
   for (const dir of ["mon", "osd/ceph-0", "rgw", "log", "run"]) mkdirSync(join(base, dir), { recursive: true });
   const [monPort, port] = [await freePort(), await freePort()];
   const conf = join(base, "ceph.conf");
-  writeFileSync(
-    conf,
-    config({ fsid: randomUUID(), base, monPort, port, memBytes: options.memBytes ?? 8 * 1024 ** 3 }),
-  );
+  writeFileSync(conf, config({ fsid: randomUUID(), base, monPort, port, memBytes: options.memBytes ?? 8 * 1024 ** 3 }));
 
   const children: ChildProcess[] = [];
   let watchdog: ChildProcess | undefined;
@@ -179,7 +183,8 @@ export async function startCephRgw(options: { timeoutMs?: number; memBytes?: num
     children.push(child);
     return child;
   };
-  const ceph = (...args: string[]) => run("ceph", ["-c", conf, "--connect-timeout", "10", ...args], { timeout: 15_000 });
+  const ceph = (...args: string[]) =>
+    run("ceph", ["-c", conf, "--connect-timeout", "10", ...args], { timeout: 15_000 });
   const deadline = () => Date.now() + timeoutMs;
 
   try {
@@ -224,19 +229,14 @@ export async function startCephRgw(options: { timeoutMs?: number; memBytes?: num
 
     daemon("mon", "ceph-mon", ["-i", "a"]);
     startWatch();
-    await until("the monitor", deadline(), async () => (await ceph("mon", "stat"), true), logs);
+    await until("the monitor", deadline(), () => ceph("mon", "stat"), logs);
 
     const osdUuid = randomUUID();
-    await until("an OSD id", deadline(), async () => (await ceph("osd", "new", osdUuid), true), logs);
+    await until("an OSD id", deadline(), () => ceph("osd", "new", osdUuid), logs);
     await run("ceph-osd", ["-c", conf, "-i", "0", "--mkfs", "--osd-uuid", osdUuid]);
     daemon("osd", "ceph-osd", ["-i", "0"]);
     startWatch();
-    await until(
-      "osd.0 up",
-      deadline(),
-      async () => /^osd\.0 up/m.test((await ceph("osd", "dump")).stdout),
-      logs,
-    );
+    await until("osd.0 up", deadline(), async () => /^osd\.0 up/m.test((await ceph("osd", "dump")).stdout), logs);
 
     daemon("rgw", "radosgw", ["-n", "client.rgw.a"]);
     startWatch();
@@ -255,7 +255,7 @@ export async function startCephRgw(options: { timeoutMs?: number; memBytes?: num
       credentials: { accessKeyId: RGW_ACCESS_KEY, secretAccessKey: RGW_SECRET_KEY },
     });
     try {
-      await until("an authenticated ListBuckets", deadline(), async () => (await client.send(new ListBucketsCommand({})), true), logs);
+      await until("an authenticated ListBuckets", deadline(), () => client.send(new ListBucketsCommand({})), logs);
     } finally {
       client.destroy();
     }

@@ -17,12 +17,17 @@ export interface Fault {
   /** Which requests to affect. */
   match: (req: { method: string; path: string; query: URLSearchParams }) => boolean;
   /**
-   * `status`: answer with this HTTP status and an S3 error body, or, with `headers`, with exactly
-   * these headers and no body (e.g. a HeadObject of a size the server could not hold);
-   * `hang`: never answer; `reset`: destroy the socket; `before`: run it, then forward the
-   * request as usual (another client's write landing just before this request).
+   * `status`: answer with this HTTP status and an S3 error body (`InternalError`, or `code`), or,
+   * with `headers`, with exactly these headers and no body (e.g. a HeadObject of a size the
+   * server could not hold), or with `body` as XML (e.g. a DeleteObjects result with per-key
+   * errors); `hang`: never answer; `reset`: destroy the socket; `before`: run it, then forward
+   * the request as usual (another client's write landing just before this request).
    */
-  action: { status: number; headers?: Record<string, string> } | { before: () => Promise<void> } | "hang" | "reset";
+  action:
+    | { status: number; headers?: Record<string, string>; code?: string; body?: string }
+    | { before: () => Promise<void> }
+    | "hang"
+    | "reset";
   /** How many matching requests to affect (default: all). */
   times?: number;
 }
@@ -141,7 +146,12 @@ export async function startS3Proxy(target: S3Target, options: S3ProxyOptions = {
         req.socket.destroy();
         return;
       }
-      const { status, headers } = fault.action as { status: number; headers?: Record<string, string> };
+      const { status, headers, code, body } = fault.action as {
+        status: number;
+        headers?: Record<string, string>;
+        code?: string;
+        body?: string;
+      };
       entry.status = status;
       if (headers) {
         res.writeHead(status, headers).end();
@@ -149,7 +159,8 @@ export async function startS3Proxy(target: S3Target, options: S3ProxyOptions = {
       }
       res.writeHead(status, { "content-type": "application/xml" });
       res.end(
-        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected by the test proxy</Message></Error>`,
+        body ??
+          `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code ?? "InternalError"}</Code><Message>injected by the test proxy</Message></Error>`,
       );
       return;
     }

@@ -1,13 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { FileValidationError } from "../../src/files/validation.js";
 import {
+  createSession,
   LeftBehindError,
   MemoryStorage,
   PrismaS3FilesError,
   type S3Session,
   S3Storage,
+  StorageError,
   strftime,
 } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
@@ -15,7 +17,8 @@ import { FieldFile } from "../../src/prisma/field-file.js";
 import { pendingUploadCount, upload } from "../../src/prisma/upload.js";
 import { fileFields } from "../generated/files/index.js";
 import { Prisma } from "../generated/prisma/client.js";
-import { listKeys } from "../harness/s3.js";
+import { listKeys, sessionOptionsFor } from "../harness/s3.js";
+import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
 import { harnessSession, plainClient } from "./client.js";
 
 const s3 = inject("s3");
@@ -1057,11 +1060,12 @@ describe("a key copied to another row while its last row goes away", () => {
     const atDelete = new Promise<void>((r) => (reached = r));
     const gated = new Proxy(storages.default, {
       get(target, prop, receiver) {
-        if (prop === "delete") {
-          return async (name: string) => {
+        // Deletions after a commit go through deleteMany (one batch per storage).
+        if (prop === "delete" || prop === "deleteMany") {
+          return async (names: string & string[]) => {
             reached();
             await gate;
-            return target.delete(name);
+            return target[prop](names);
           };
         }
         const v = Reflect.get(target, prop, receiver);
@@ -1176,5 +1180,113 @@ describe("objects a storage could not remove", () => {
     expect(reported).toEqual([error]);
     expect((reported[0] as LeftBehindError).leftBehind[0]!.name).toBe(`avatars/${month}left.png`);
     await client.$disconnect();
+  });
+});
+
+describe("several objects at once: DeleteObjects batches", () => {
+  let proxy: S3Proxy;
+  let proxied: S3Session;
+  let batchStorages: { default: S3Storage; private: S3Storage; public: MemoryStorage };
+  const batchLocation = `write-batch-${tag}`;
+  const reported: unknown[] = [];
+  let client: ReturnType<typeof batchClient>;
+  function batchClient() {
+    return plainClient().$extends(
+      s3Files(proxied, { fields: fileFields, storages: batchStorages, onCleanupError: (e) => reported.push(e) }),
+    );
+  }
+  const deleteRequests = (from: number) =>
+    proxy.log
+      .slice(from)
+      .filter(
+        (r) => (r.method === "POST" && r.query.has("delete")) || (r.method === "DELETE" && !r.query.has("uploadId")),
+      );
+  /** The server's answer to a batch in which `keys` could not be deleted (a bucket policy denying them, object lock). */
+  const denied = (keys: string[]) => ({
+    match: (r: { method: string; query: URLSearchParams }) => r.method === "POST" && r.query.has("delete"),
+    times: 1,
+    action: {
+      status: 200,
+      body: `<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${keys
+        .map((k) => `<Error><Key>${k}</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+        .join("")}</DeleteResult>`,
+    },
+  });
+
+  beforeAll(async () => {
+    proxy = await startS3Proxy(s3, { emulateConditionalWrites: s3.server === "s3rver" });
+    proxied = createSession({ ...sessionOptionsFor(s3), endpoint: proxy.endpoint });
+    batchStorages = {
+      default: new S3Storage({ session: proxied, location: batchLocation }),
+      private: new S3Storage({ session: proxied, location: `${batchLocation}-private` }),
+      public: new MemoryStorage({ baseUrl: "https://public.example.com/" }),
+    };
+    client = batchClient();
+  });
+  afterAll(async () => {
+    await client.$disconnect();
+    await proxied.destroy();
+    await proxy.close();
+  });
+  afterEach(() => {
+    proxy.clearFaults();
+    reported.length = 0;
+  });
+
+  const createBadges = (group: string, count: number) =>
+    Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        client.user.create({
+          data: {
+            email: `${group}-${i}@example.com`,
+            badge: upload(Buffer.from(`%PDF-1.7 ${i}`), { filename: `${group}-${i}.pdf` }),
+          },
+        }),
+      ),
+    );
+
+  it("deleteMany of 100 rows: their objects go in one DeleteObjects request after the commit", async () => {
+    const group = `batch-${tag}`;
+    const names = (await createBadges(group, 100)).map((r) => r.badge.name);
+    const mark = proxy.log.length;
+    expect((await client.user.deleteMany({ where: { email: { startsWith: group } } })).count).toBe(100);
+    const deletes = deleteRequests(mark);
+    expect(deletes.map((r) => r.method)).toEqual(["POST"]);
+    expect(reported).toEqual([]);
+    const left = new Set(await listKeys(s3, `${batchLocation}-private`));
+    expect(names.filter((k) => left.has(k))).toEqual([]);
+  });
+
+  it("a key the batch could not delete goes to onCleanupError as a single delete's error would", async () => {
+    const group = `batch-denied-${tag}`;
+    const names = (await createBadges(group, 3)).map((r) => r.badge.name).sort();
+    proxy.addFault(denied([`${batchLocation}-private/${names[1]}`]));
+    expect((await client.user.deleteMany({ where: { email: { startsWith: group } } })).count).toBe(3);
+    expect(reported).toHaveLength(1);
+    expect(reported[0]).toBeInstanceOf(StorageError);
+    expect(reported[0]).toMatchObject({ code: "STORAGE_ERROR", fileName: names[1] });
+    expect((reported[0] as Error).message).toBe(`Could not delete ${JSON.stringify(names[1])}`);
+    expect(((reported[0] as Error).cause as { name?: string }).name).toBe("AccessDenied");
+  });
+
+  it("a sweep deletes its orphans in one batch and reports each key the batch could not delete", async () => {
+    const { sweepOrphans } = await import("../../src/prisma/sweep.js");
+    const group = `batch-sweep-${tag}`;
+    const rows = await createBadges(group, 5);
+    const names = rows.map((r) => r.badge.name).sort();
+    // Orphans: the rows go without the extension, so nobody deletes their objects.
+    await plain.user.deleteMany({ where: { email: { startsWith: group } } });
+    proxy.addFault(denied([`${batchLocation}-private/${names[0]}`]));
+    const mark = proxy.log.length;
+    const report = await sweepOrphans(plain, proxied, { fields: fileFields, storages: batchStorages, olderThan: 0 });
+    const mine = report.orphans.filter((o) => names.includes(o.key)).map((o) => o.key);
+    expect(mine.sort()).toEqual(names);
+    expect(report.failed).toEqual([
+      { storage: "private", key: names[0], error: `Could not delete ${JSON.stringify(names[0])} (AccessDenied)` },
+    ]);
+    expect(report.deleted).toBe(report.orphans.length - 1);
+    // One batch: only the private storage has orphans (badges; the denied test's objects too, as
+    // its faked answer deleted nothing).
+    expect(deleteRequests(mark).map((r) => r.method)).toEqual(["POST"]);
   });
 });

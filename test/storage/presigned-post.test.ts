@@ -137,3 +137,117 @@ describe("presigned POST (browser form upload grant)", () => {
     expect(() => p.presignPost(target, "k", credentials, { bucket: "b", expiresIn: 604_801 })).toThrow(RangeError);
   });
 });
+
+/** S3's error code from an error document (never its message, which servers word differently). */
+async function s3ErrorCode(response: Response): Promise<string | undefined> {
+  return /<Code>([^<]*)<\/Code>/.exec(await response.text())?.[1];
+}
+
+// Runs where the server enforces POST policies (RGW, MinIO, AWS S3): s3rver ignores them and
+// stores whatever the form sends, which is why the attach checks size, type and bytes itself.
+describe.skipIf(s3.server === "s3rver")("a POST the policy does not allow is refused by the server", () => {
+  const prefix = `post-refused/${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const bytes = Buffer.from("exactly twenty bytes");
+
+  /** A form for `key` pinned to text/plain and `min`..`max` bytes, as the browser sends it. */
+  function form(
+    key: string,
+    options: { min?: number; max?: number; now?: number; expiresIn?: number } = {},
+    overrides: { key?: string; contentType?: string; body?: Buffer } = {},
+  ) {
+    const post = new QueryPresigner().presignPost(target, key, credentials, {
+      bucket: s3.bucket,
+      expiresIn: options.expiresIn ?? 60,
+      contentType: "text/plain",
+      minSize: options.min ?? bytes.length,
+      maxSize: options.max ?? bytes.length,
+      ...(options.now === undefined ? {} : { now: options.now }),
+    });
+    const body = new FormData();
+    const fields = { ...post.fields };
+    if (overrides.key !== undefined) fields.key = overrides.key;
+    if (overrides.contentType !== undefined) fields["Content-Type"] = overrides.contentType;
+    for (const [name, value] of Object.entries(fields)) body.append(name, value);
+    body.append("file", new Blob([new Uint8Array(overrides.body ?? bytes)], { type: "text/plain" }), "f.txt");
+    return fetch(post.url, { method: "POST", body });
+  }
+
+  async function stored(key: string): Promise<boolean> {
+    const client = harnessClient(s3);
+    try {
+      await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
+      return true;
+    } catch (error) {
+      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
+      throw error;
+    } finally {
+      client.destroy();
+    }
+  }
+
+  it("the form as signed is taken (the refusals below are the policy's, not the form's)", async () => {
+    const key = `${prefix}/ok.txt`;
+    expect((await form(key)).status).toBeLessThan(300);
+    expect(await stored(key)).toBe(true);
+  });
+
+  it("a body over content-length-range: 400 EntityTooLarge, nothing stored", async () => {
+    const key = `${prefix}/large.txt`;
+    const res = await form(key, {}, { body: Buffer.concat([bytes, Buffer.from("!")]) });
+    expect(res.status).toBe(400);
+    expect(await s3ErrorCode(res)).toBe("EntityTooLarge");
+    expect(await stored(key)).toBe(false);
+  });
+
+  it("a body under content-length-range: 400 EntityTooSmall, nothing stored", async () => {
+    const key = `${prefix}/small.txt`;
+    const res = await form(key, {}, { body: bytes.subarray(1) });
+    expect(res.status).toBe(400);
+    expect(await s3ErrorCode(res)).toBe("EntityTooSmall");
+    expect(await stored(key)).toBe(false);
+  });
+
+  it("another Content-Type than the policy pins: 403 AccessDenied, nothing stored", async () => {
+    const key = `${prefix}/type.txt`;
+    const res = await form(key, {}, { contentType: "text/html" });
+    expect(res.status).toBe(403);
+    expect(await s3ErrorCode(res)).toBe("AccessDenied");
+    expect(await stored(key)).toBe(false);
+  });
+
+  it("another key than the policy pins: 403 AccessDenied, nothing stored under either", async () => {
+    const key = `${prefix}/pinned.txt`;
+    const other = `${prefix}/elsewhere.txt`;
+    const res = await form(key, {}, { key: other });
+    expect(res.status).toBe(403);
+    expect(await s3ErrorCode(res)).toBe("AccessDenied");
+    expect(await stored(key)).toBe(false);
+    expect(await stored(other)).toBe(false);
+  });
+
+  it("after the policy's expiration: 403 AccessDenied, nothing stored", async () => {
+    const key = `${prefix}/expired.txt`;
+    const res = await form(key, { now: Date.now() - 120_000, expiresIn: 60 });
+    expect(res.status).toBe(403);
+    expect(await s3ErrorCode(res)).toBe("AccessDenied");
+    expect(await stored(key)).toBe(false);
+  });
+
+  it("signed with a wrong secret: 403, nothing stored", async () => {
+    const key = `${prefix}/forged.txt`;
+    const post = new QueryPresigner().presignPost(
+      target,
+      key,
+      { ...credentials, secretAccessKey: "wrong-secret-wrong-secret-wrong-secret00" },
+      { bucket: s3.bucket, expiresIn: 60, contentType: "text/plain", maxSize: bytes.length },
+    );
+    const body = new FormData();
+    for (const [name, value] of Object.entries(post.fields)) body.append(name, value);
+    body.append("file", new Blob([new Uint8Array(bytes)], { type: "text/plain" }), "f.txt");
+    const res = await fetch(post.url, { method: "POST", body });
+    expect(res.status).toBe(403);
+    // AWS S3 answers SignatureDoesNotMatch; RGW answers AccessDenied to a bad form signature.
+    expect(["SignatureDoesNotMatch", "AccessDenied"]).toContain(await s3ErrorCode(res));
+    expect(await stored(key)).toBe(false);
+  });
+});

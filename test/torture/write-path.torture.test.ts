@@ -898,6 +898,12 @@ function genOp(s: Snapshot): Op {
 
 type Req = { method: string; path: string; query: URLSearchParams };
 const mine = (r: Req) => r.path.startsWith(bucketPrefix);
+/**
+ * A delete of ours: DeleteObject, or a DeleteObjects batch (several keys at once go that way; its
+ * path is the bucket's, and only this file's storages send requests through this proxy).
+ */
+const isDelete = (r: Req) =>
+  (mine(r) && r.method === "DELETE") || (r.method === "POST" && r.query.has("delete") && r.path === `/${bucket}`);
 const isObjectPut = (r: Req) => mine(r) && r.method === "PUT" && !r.query.has("uploadId");
 
 /** Maybe installs one storage fault for the next operation; returns its label. */
@@ -971,13 +977,13 @@ function installFault(op: Op): string | undefined {
       proxy.addFault({ match: (r) => mine(r) && r.method === "HEAD", action: "hang", times: 1 });
       break;
     case "delete500":
-      proxy.addFault({ match: (r) => mine(r) && r.method === "DELETE", action: status(), times: 1 + rng.int(3) });
+      proxy.addFault({ match: isDelete, action: status(), times: 1 + rng.int(3) });
       break;
     case "deleteReset":
-      proxy.addFault({ match: (r) => mine(r) && r.method === "DELETE", action: "reset", times });
+      proxy.addFault({ match: isDelete, action: "reset", times });
       break;
     case "deleteHang":
-      proxy.addFault({ match: (r) => mine(r) && r.method === "DELETE", action: "hang", times: 1 });
+      proxy.addFault({ match: isDelete, action: "hang", times: 1 });
       break;
     case "anyFlaky": {
       // Every n-th request of ours fails, whatever it is.
@@ -994,7 +1000,7 @@ function installFault(op: Op): string | undefined {
       lossy.addFault({ match: isObjectPut });
       break;
     case "lostDelete":
-      lossy.addFault({ match: (r) => mine(r) && r.method === "DELETE" });
+      lossy.addFault({ match: isDelete });
       break;
     case "list500":
       proxy.addFault({ match: (r) => r.method === "GET" && r.query.has("list-type"), action: status(), times: 1 });

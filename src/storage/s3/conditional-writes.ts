@@ -23,10 +23,7 @@ export type ConditionalOperation = "put" | "copy" | "completeMultipart";
  * Which writes honour `If-None-Match: *`: `true` for each (AWS S3), `false` for none, `"auto"`
  * to probe each operation once, the first time it is needed, or per operation.
  */
-export type ConditionalWritesSetting =
-  | boolean
-  | "auto"
-  | Partial<Record<ConditionalOperation, boolean | "auto">>;
+export type ConditionalWritesSetting = boolean | "auto" | Partial<Record<ConditionalOperation, boolean | "auto">>;
 
 /**
  * Base name prefix of the objects probing for conditional writes (`<dir>/.prisma-s3-files-probe-<hex>`);

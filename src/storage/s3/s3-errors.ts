@@ -37,3 +37,10 @@ export function isConditionalConflict(error: unknown): boolean {
 export function isAbort(error: unknown): boolean {
   return name(error) === "AbortError";
 }
+
+/** The server does not implement the operation (s3rver: 501 NotImplemented, or 405 MethodNotAllowed). */
+export function isNotImplemented(error: unknown): boolean {
+  const n = name(error);
+  const s = status(error);
+  return n === "NotImplemented" || n === "MethodNotAllowed" || s === 501 || s === 405;
+}

@@ -5,8 +5,11 @@ import {
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  type HeadObjectCommandOutput,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   type ObjectCannedACL,
   PutObjectCommand,
@@ -35,7 +38,22 @@ import {
 import { abortReason } from "../content.js";
 import { assertNameFits, type NameByteLimits, utf8Length } from "../naming.js";
 import type { ListResult, ObjectInfo, UrlOptions } from "../storage.js";
+import {
+  type ConditionalOperation,
+  type ConditionalWritesSetting,
+  conditionalWrites,
+  isClash,
+  PROBE_PREFIX,
+} from "./conditional-writes.js";
 import { type ObjectWriteParams, uploadMultipart } from "./multipart.js";
+import {
+  type CopyTargetParams,
+  copyMultipart,
+  copyPartSize,
+  MAX_COPY_PART_SIZE,
+  MIN_COPY_PART_SIZE,
+  type MultipartCopyFailure,
+} from "./multipart-copy.js";
 import {
   contentDispositionFor,
   type PresignCredentials,
@@ -45,14 +63,7 @@ import {
   s3BaseUrl,
   uriEncode,
 } from "./presigner.js";
-import {
-  type ConditionalOperation,
-  type ConditionalWritesSetting,
-  conditionalWrites,
-  isClash,
-  PROBE_PREFIX,
-} from "./conditional-writes.js";
-import { isNotFound } from "./s3-errors.js";
+import { isNotFound, isNotImplemented } from "./s3-errors.js";
 
 /** Per-object write parameters (django-storages' `object_parameters`). */
 export type ObjectParameters = Pick<
@@ -114,6 +125,17 @@ export interface S3StorageOptions extends BaseStorageOptions {
    */
   conditionalWrites?: ConditionalWritesSetting;
   /**
+   * `move()` copies objects larger than this many bytes as a multipart copy (UploadPartCopy
+   * ranges, `queueSize` at a time) instead of one CopyObject. Default and most: 5 GiB, S3's
+   * CopyObject limit; objects up to S3's 5 TiB move either way.
+   */
+  copyThreshold?: number;
+  /**
+   * Part size of multipart copies, in bytes (5 MiB..5 GiB). Default 64 MiB, raised to stay within
+   * 10,000 parts (about 525 MiB for a 5 TiB object).
+   */
+  copyPartSize?: number;
+  /**
    * The longest path segment of a key (between `/`) the server stores, in UTF-8 bytes (see
    * {@link BaseStorageOptions.maxSegmentBytes}). Default: none, as on AWS S3, which limits only
    * the whole key: 1024 bytes with `location/`, always enforced here (a longer file name is cut,
@@ -159,11 +181,31 @@ export const MAX_KEY_BYTES = 1024;
 /** The largest object CopyObject copies (5 GiB); beyond it S3 needs a multipart copy. */
 export const MAX_COPY_SIZE = 5 * 1024 ** 3;
 export { PROBE_PREFIX };
+/** The largest object S3 stores (5 TiB): the most a move copies, by parts. */
+export const MAX_OBJECT_SIZE = 5 * 1024 ** 4;
+/** S3's most keys in one DeleteObjects request. */
+export const MAX_DELETE_KEYS = 1000;
 /**
  * User metadata naming the write that stored an object, on servers without conditional writes
  * only: a look after the write tells our object from another process's (see `conditionalWrites`).
  */
 const WRITE_TOKEN = "psf-write";
+/**
+ * DeleteObjects support per endpoint and bucket: learnt from the first batch sent (`false` once a
+ * server answered NotImplemented/405, and single deletes are used from then on).
+ */
+const batchDeleteSupport = new Map<string, boolean>();
+
+/** One incomplete multipart upload, as {@link S3Storage.listMultipartUploads} lists it. */
+export interface MultipartUploadInfo {
+  /** Storage-relative name of the object the upload would make. */
+  name: string;
+  /** Its S3 key (`location/name`). */
+  key: string;
+  uploadId: string;
+  /** When it was started, as the server says. */
+  initiated: Date | undefined;
+}
 
 /**
  * Objects in an S3 bucket (or any S3-compatible server), with Django's naming rules, streaming
@@ -179,6 +221,8 @@ export class S3Storage extends BaseStorage {
   readonly #options: S3StorageOptions;
   readonly #partSize: number;
   readonly #queueSize: number;
+  readonly #copyThreshold: number;
+  readonly #copyPartSize: number;
   readonly #presigner: QueryPresigner;
   #target: PresignTarget | undefined;
   #client: S3Client | undefined;
@@ -205,6 +249,16 @@ export class S3Storage extends BaseStorage {
     this.#region = options.region;
     this.#partSize = Math.max(MIN_PART_SIZE, options.partSize ?? MIN_PART_SIZE);
     this.#queueSize = Math.max(1, options.queueSize ?? 4);
+    const copyThreshold = options.copyThreshold ?? MAX_COPY_SIZE;
+    if (!Number.isSafeInteger(copyThreshold) || copyThreshold < 0 || copyThreshold > MAX_COPY_SIZE) {
+      throw new RangeError(`copyThreshold must be a whole number of bytes from 0 to 5 GiB, got ${copyThreshold}`);
+    }
+    this.#copyThreshold = copyThreshold;
+    const partSize = options.copyPartSize ?? 64 * 1024 * 1024;
+    if (!Number.isSafeInteger(partSize) || partSize < MIN_COPY_PART_SIZE || partSize > MAX_COPY_PART_SIZE) {
+      throw new RangeError(`copyPartSize must be a whole number of bytes from 5 MiB to 5 GiB, got ${partSize}`);
+    }
+    this.#copyPartSize = partSize;
     this.#presigner = new QueryPresigner({ checksumMode: this.#session.checksums === "when_supported" });
   }
 
@@ -357,10 +411,14 @@ export class S3Storage extends BaseStorage {
         const left = await this.#remove(client, n);
         if (left) {
           this.reportLeftBehind(
-            new LeftBehindError(`A conditional-write probe object could not be removed: ${describeLeft(left)}`, [left], {
-              cause: left.cause,
-              fileName: n,
-            }),
+            new LeftBehindError(
+              `A conditional-write probe object could not be removed: ${describeLeft(left)}`,
+              [left],
+              {
+                cause: left.cause,
+                fileName: n,
+              },
+            ),
           );
         }
       },
@@ -378,7 +436,11 @@ export class S3Storage extends BaseStorage {
     }
   }
 
-  async #claimKey(client: S3Client, first: string, request: { signal?: AbortSignal; nextName(): Promise<string> }) {
+  async #claimKey(
+    client: S3Client,
+    first: string,
+    request: Partial<Pick<WriteObjectRequest, "signal">> & Pick<WriteObjectRequest, "nextName">,
+  ): Promise<string> {
     let name = first;
     for (;;) {
       try {
@@ -447,18 +509,20 @@ export class S3Storage extends BaseStorage {
    * process's object: `If-None-Match: *` on the copy where the server honours it there, else an
    * exclusive empty PutObject claims the target first and the copy lands on our own claim, else
    * (no conditional writes at all) the copy carries a write token checked afterwards. One
-   * HeadObject first: a missing source fails before any write, and so does one over 5 GiB, which
-   * CopyObject cannot copy.
+   * HeadObject first: a missing source fails before any write, and so does one over S3's 5 TiB
+   * (`MOVE_TOO_LARGE`); one over `copyThreshold` (5 GiB, CopyObject's limit) is copied by parts
+   * ({@link S3Storage.#moveByParts}).
    */
   protected async moveObject(request: MoveObjectRequest): Promise<string> {
     const client = await this.#s3();
     const source = await this.statObject(request.from);
-    if (source.size > MAX_COPY_SIZE) {
+    if (source.size > MAX_OBJECT_SIZE) {
       throw new StorageError(
-        `Cannot move ${JSON.stringify(request.from)}: it is ${source.size} bytes, more than the ${MAX_COPY_SIZE} bytes (5 GiB) S3 copies in one request`,
+        `Cannot move ${JSON.stringify(request.from)}: it is ${source.size} bytes, more than the ${MAX_OBJECT_SIZE} bytes (5 TiB) an S3 object can hold`,
         { fileName: request.from, code: "MOVE_TOO_LARGE" },
       );
     }
+    if (source.size > this.#copyThreshold) return this.#moveByParts(client, request);
     const mode = await this.#exclusivity(client, "copy", request);
     const token = mode === "verify" ? randomBytes(12).toString("hex") : undefined;
     const copySource = uriEncode(`${this.bucket}/${this.key(request.from)}`, true);
@@ -502,6 +566,79 @@ export class S3Storage extends BaseStorage {
     const left = await this.#remove(client, request.from);
     if (left) request.leftBehind(left);
     return name;
+  }
+
+  /**
+   * A move past `copyThreshold`: one HeadObject for the source's headers and ETag (every part
+   * copy is conditional on it, so a source replaced meanwhile fails the move instead of mixing
+   * versions), an empty exclusive claim of the target where conditional writes work (as for a
+   * large save: the completion then replaces only our own claim), the multipart copy, then
+   * DeleteObject of the source. A failed copy is aborted and the claim removed; what cannot be
+   * removed (the claim, an upload whose abort failed) is thrown as a {@link LeftBehindError}.
+   */
+  async #moveByParts(client: S3Client, request: MoveObjectRequest): Promise<string> {
+    let head: HeadObjectCommandOutput;
+    try {
+      head = await client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(request.from) }));
+    } catch (error) {
+      if (isNotFound(error)) throw new FileNotFoundError(request.from, { cause: error });
+      throw error;
+    }
+    const size = head.ContentLength ?? 0;
+    // The parts cannot be written again under another name: claim the target first wherever
+    // PutObject is exclusive (RGW honours If-None-Match on neither copies nor completions).
+    const conditional = request.exclusive && (await this.#honours(client, "put", request.name));
+    let name = request.name;
+    if (conditional) name = await this.#claimKey(client, name, { signal: undefined, nextName: request.nextName });
+    try {
+      await copyMultipart({
+        client,
+        bucket: this.bucket,
+        copySource: uriEncode(`${this.bucket}/${this.key(request.from)}`, true),
+        sourceETag: head.ETag,
+        size,
+        key: this.key(name),
+        params: this.#copyParams(head),
+        partSize: copyPartSize(size, this.#copyPartSize),
+        concurrency: this.#queueSize,
+      });
+    } catch (failure) {
+      const { cause: copyError, uploadId, abortError } = failure as MultipartCopyFailure;
+      const cause = isNotFound(copyError) ? new FileNotFoundError(request.from, { cause: copyError }) : copyError;
+      const left: LeftBehindObject[] = [];
+      if (abortError !== undefined && uploadId !== undefined) {
+        left.push({ name, key: this.key(name), cause: abortError, uploadId });
+      }
+      if (conditional) {
+        const claim = await this.#remove(client, name);
+        if (claim) left.push(claim);
+      }
+      if (left.length === 0) throw cause;
+      throw new LeftBehindError(
+        `Could not move ${JSON.stringify(request.from)} by parts, and could not remove ${left.map(describeLeft).join(", ")}`,
+        left,
+        { cause, fileName: request.from },
+      );
+    }
+    const left = await this.#remove(client, request.from);
+    if (left) request.leftBehind(left);
+    return name;
+  }
+
+  /** The source's headers a multipart copy must set itself (CopyObject would copy them); ACLs are not copied. */
+  #copyParams(head: HeadObjectCommandOutput): CopyTargetParams {
+    return {
+      ...(head.ContentType ? { ContentType: head.ContentType } : {}),
+      ...(head.CacheControl ? { CacheControl: head.CacheControl } : {}),
+      ...(head.ContentDisposition ? { ContentDisposition: head.ContentDisposition } : {}),
+      ...(head.ContentEncoding ? { ContentEncoding: head.ContentEncoding } : {}),
+      ...(head.ContentLanguage ? { ContentLanguage: head.ContentLanguage } : {}),
+      ...(head.Expires ? { Expires: head.Expires } : {}),
+      ...(head.ServerSideEncryption ? { ServerSideEncryption: head.ServerSideEncryption } : {}),
+      ...(head.SSEKMSKeyId ? { SSEKMSKeyId: head.SSEKMSKeyId } : {}),
+      ...(head.Metadata && Object.keys(head.Metadata).length > 0 ? { Metadata: head.Metadata } : {}),
+      ...(this.#options.defaultAcl ? { ACL: this.#options.defaultAcl } : {}),
+    };
   }
 
   // ---------------------------------------------------------------- direct uploads (browsers)
@@ -708,6 +845,101 @@ export class S3Storage extends BaseStorage {
     }
   }
 
+  /**
+   * DeleteObjects, {@link MAX_DELETE_KEYS} keys a request, with per-key errors (a missing key is
+   * not one); a lone name goes by DeleteObject. The first batch tells whether the server has
+   * DeleteObjects: one answered NotImplemented/405 (s3rver) gets single deletes, from then on
+   * for that endpoint and bucket.
+   */
+  protected override async deleteObjects(names: string[]): Promise<Map<string, unknown>> {
+    const client = await this.#s3();
+    const scope = `${this.#session.endpoint ?? "aws"}|${this.bucket}`;
+    const failed = new Map<string, unknown>();
+    for (let i = 0; i < names.length; i += MAX_DELETE_KEYS) {
+      const chunk = names.slice(i, i + MAX_DELETE_KEYS);
+      if (chunk.length === 1 || batchDeleteSupport.get(scope) === false) {
+        for (const [name, error] of await super.deleteObjects(chunk)) failed.set(name, error);
+        continue;
+      }
+      const byKey = new Map(chunk.map((n) => [this.key(n), n]));
+      let errors: { Key?: string; Code?: string; Message?: string }[];
+      try {
+        const out = await client.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: chunk.map((n) => ({ Key: this.key(n) })), Quiet: true },
+          }),
+        );
+        batchDeleteSupport.set(scope, true);
+        errors = out.Errors ?? [];
+      } catch (error) {
+        if (batchDeleteSupport.get(scope) !== true && isNotImplemented(error)) {
+          batchDeleteSupport.set(scope, false);
+          for (const [name, e] of await super.deleteObjects(chunk)) failed.set(name, e);
+        } else {
+          for (const name of chunk) failed.set(name, error);
+        }
+        continue;
+      }
+      for (const e of errors) {
+        if (e.Code === "NoSuchKey") continue;
+        const name = e.Key === undefined ? undefined : byKey.get(e.Key);
+        if (name !== undefined) {
+          failed.set(name, deleteObjectsError(e));
+          continue;
+        }
+        // An error we cannot place: none of this batch is known to be deleted.
+        for (const n of chunk) if (!failed.has(n)) failed.set(n, deleteObjectsError(e));
+      }
+    }
+    return failed;
+  }
+
+  /**
+   * Incomplete multipart uploads under `prefix` (a directory name as {@link S3Storage.listAll}
+   * takes it; `""` for the whole storage), paged: uploads never completed nor aborted, whose
+   * parts are stored (and billed) but are no object. For sweeps; abort one with
+   * {@link S3Storage.abortMultipartUpload}.
+   * @throws StorageError code `UNSUPPORTED_BY_SERVER` when the server has no
+   * ListMultipartUploads (s3rver); other failures as `StorageError`.
+   */
+  async *listMultipartUploads(prefix = ""): AsyncGenerator<MultipartUploadInfo> {
+    const dir = this.normalizeDirectory(prefix);
+    const client = await this.#s3();
+    const base = dir === "" ? this.location : this.key(dir);
+    const keyPrefix = base === "" ? "" : `${base}/`;
+    const strip = this.location === "" ? 0 : this.location.length + 1;
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      let page: Awaited<ReturnType<typeof listUploadsPage>>;
+      try {
+        page = await listUploadsPage(client, this.bucket, keyPrefix, keyMarker, uploadIdMarker);
+      } catch (error) {
+        if (isNotImplemented(error)) {
+          throw new StorageError(`The S3 server cannot list multipart uploads (ListMultipartUploads)`, {
+            cause: error,
+            fileName: prefix,
+            code: "UNSUPPORTED_BY_SERVER",
+          });
+        }
+        throw new StorageError(`Could not list the multipart uploads under ${JSON.stringify(prefix)}`, {
+          cause: error,
+          fileName: prefix,
+        });
+      }
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key || !u.UploadId || !u.Key.startsWith(keyPrefix)) continue;
+        yield { name: u.Key.slice(strip), key: u.Key, uploadId: u.UploadId, initiated: u.Initiated };
+      }
+      if (!page.IsTruncated) return;
+      // Both markers, or the listing would not move on (a server that omits them ends here).
+      if (page.NextKeyMarker === undefined && page.NextUploadIdMarker === undefined) return;
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
   protected async listObjects(path: string): Promise<ListResult> {
     const client = await this.#s3();
     const base = path === "" ? this.location : this.key(path);
@@ -819,6 +1051,30 @@ export class S3Storage extends BaseStorage {
   }
 }
 
+function listUploadsPage(
+  client: S3Client,
+  bucket: string,
+  prefix: string,
+  keyMarker: string | undefined,
+  uploadIdMarker: string | undefined,
+) {
+  return client.send(
+    new ListMultipartUploadsCommand({
+      Bucket: bucket,
+      Prefix: prefix,
+      ...(keyMarker === undefined ? {} : { KeyMarker: keyMarker }),
+      ...(uploadIdMarker === undefined ? {} : { UploadIdMarker: uploadIdMarker }),
+    }),
+  );
+}
+
+/** A per-key error of DeleteObjects, shaped like the SDK's errors (`name`, S3's `Code`), for `cause`. */
+function deleteObjectsError(e: { Key?: string; Code?: string; Message?: string }): Error {
+  const error = new Error(`DeleteObjects: ${e.Code ?? "error"}${e.Message ? `: ${e.Message}` : ""}`);
+  error.name = e.Code ?? "DeleteObjectsError";
+  return Object.assign(error, { Code: e.Code, Key: e.Key });
+}
+
 function parseContentRange(value: string | undefined): { start: number } | undefined {
   const m = value ? /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(value) : null;
   return m ? { start: Number(m[1]) } : undefined;
@@ -858,6 +1114,9 @@ function assertUploadId(uploadId: string): void {
 
 /** For messages: the name and where it is; never credentials. */
 function describeLeft(left: LeftBehindObject): string {
+  if (left.uploadId !== undefined) {
+    return `the incomplete multipart upload of ${JSON.stringify(left.name)} (key ${JSON.stringify(left.key)}, upload ID ${JSON.stringify(left.uploadId)}); abort it or let a sweep remove it`;
+  }
   return `${JSON.stringify(left.name)} (key ${JSON.stringify(left.key)}); delete it or let a sweep remove it`;
 }
 
