@@ -28,7 +28,7 @@ import { lockRows, rowKey } from "./row-locks.js";
 import { type TransactionScope, transactionOverride, transactionScope } from "./transactions.js";
 import type { FilesExtension } from "./types.js";
 import { discardUpload, type UploadOptions, upload } from "./upload.js";
-import { planWrite, strayUpload } from "./write-plan.js";
+import { collectRelatedRows, type OldKeySelect, planWrite, relatedRowsSelect, strayUpload } from "./write-plan.js";
 
 /** Options of {@link s3Files}. */
 export interface S3FilesOptions<Meta extends FileFieldsMetadataShape> {
@@ -159,7 +159,10 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
         const rows = SINGLE_ROW.has(params.operation)
           ? [await singleRowKey(reader, params.model, args.where, fields)]
           : await lockableRows(reader, params.model, args, fields);
-        release = await lockRows(rows, scope, ROW_LOCK_TIMEOUT_MS);
+        // The rows a cascade or a nested write reaches too: a concurrent write of one of them
+        // must not replace a file between our read of its key and our write.
+        const related = await relatedRowKeys(reader, params.model, params.operation, args, plan.oldKeys, fields);
+        release = await lockRows([...rows, ...related], scope, ROW_LOCK_TIMEOUT_MS);
       }
       let oldKeys: Awaited<ReturnType<typeof readOldKeys>> = [];
       let result: unknown;
@@ -300,6 +303,24 @@ async function singleRowKey(
     if (row) return rowKey(model, Object.fromEntries(pk.map((k) => [k, (row as Record<string, unknown>)[k]])));
   }
   return rowKey(model, where);
+}
+
+/** Lock keys of the related rows `select` reaches below the written rows (read now, by primary key). */
+async function relatedRowKeys(
+  reader: unknown,
+  model: string,
+  operation: string,
+  args: Record<string, unknown>,
+  select: OldKeySelect,
+  fields: FileFieldsMetadataShape,
+): Promise<string[]> {
+  const related = relatedRowsSelect(fields, select);
+  if (!related) return [];
+  const query = { where: args.where, select: related };
+  const rows = SINGLE_ROW.has(operation)
+    ? await delegate(reader, model).findUnique(query)
+    : await delegate(reader, model).findMany(query);
+  return collectRelatedRows(fields, select, rows).map((r) => rowKey(r.model, r.key));
 }
 
 function isScalar(value: unknown): boolean {

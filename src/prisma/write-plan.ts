@@ -278,6 +278,53 @@ export function toPrismaSelect(s: OldKeySelect): Record<string, unknown> {
   return select;
 }
 
+/**
+ * A Prisma `select` reading the primary keys of the related rows an {@link OldKeySelect} reaches
+ * (the rows a nested write or a cascade touches), at every depth; `undefined` when it reaches none.
+ */
+export function relatedRowsSelect(
+  metadata: FileFieldsMetadataShape,
+  s: OldKeySelect,
+): Record<string, unknown> | undefined {
+  const select: Record<string, unknown> = {};
+  for (const [rel, { model, wheres, select: child }] of s.relations) {
+    const pk = metadata[model]?.primaryKey ?? [];
+    if (pk.length === 0) continue;
+    const inner: Record<string, unknown> = {
+      ...Object.fromEntries(pk.map((k) => [k, true])),
+      ...relatedRowsSelect(metadata, child),
+    };
+    const all = wheres.some((w) => w === undefined);
+    select[rel] =
+      all || wheres.length === 0
+        ? { select: inner }
+        : { where: wheres.length === 1 ? wheres[0] : { OR: wheres }, select: inner };
+  }
+  return Object.keys(select).length === 0 ? undefined : select;
+}
+
+/** The related rows (model and primary key) in rows read with {@link relatedRowsSelect}. */
+export function collectRelatedRows(
+  metadata: FileFieldsMetadataShape,
+  s: OldKeySelect,
+  rows: unknown,
+  out: { model: string; key: Record<string, unknown> }[] = [],
+): { model: string; key: Record<string, unknown> }[] {
+  for (const row of asArray(rows)) {
+    if (!isObject(row)) continue;
+    for (const [rel, { model, select }] of s.relations) {
+      const pk = metadata[model]?.primaryKey ?? [];
+      if (pk.length === 0) continue;
+      for (const child of asArray(row[rel])) {
+        if (!isObject(child)) continue;
+        out.push({ model, key: Object.fromEntries(pk.map((k) => [k, child[k]])) });
+        collectRelatedRows(metadata, select, child, out);
+      }
+    }
+  }
+  return out;
+}
+
 /** Every key (with its model and field) found in rows read with {@link toPrismaSelect}. */
 export function collectKeys(
   metadata: FileFieldsMetadataShape,

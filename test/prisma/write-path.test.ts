@@ -356,6 +356,65 @@ describe("consistency", () => {
     expect(await storages.public.exists(attachment.preview!.name)).toBe(false);
   });
 
+  it("a delete locks the rows it cascades to: a concurrent replace of a child's file is not orphaned", async () => {
+    // The post's delete is held for a moment after it has read its cascade's keys and before its
+    // SQL (a query extension applied after s3Files runs after its hook): a replace of its
+    // attachment's preview arriving then must wait for it.
+    let held!: () => void;
+    const deleteHeld = new Promise<void>((r) => (held = r));
+    const client = plainClient()
+      .$extends(s3Files(session, { fields: fileFields, storages }))
+      .$extends({
+        query: {
+          post: {
+            async delete({ args, query }) {
+              held();
+              await new Promise((r) => setTimeout(r, 300));
+              return query(args);
+            },
+          },
+        },
+      });
+    try {
+      const user = await client.user.create({ data: { email: email(), badge: "k" } });
+      const post = await client.post.create({
+        data: {
+          title: "p",
+          authorId: user.id,
+          attachments: {
+            create: {
+              original: upload(Buffer.from("%PDF-1.7"), { filename: "c.pdf" }),
+              preview: upload(PNG, { filename: "c-old.png" }),
+            },
+          },
+        },
+        include: { attachments: true },
+      });
+      const attachment = post.attachments[0]!;
+      // A Prisma query starts when awaited or then-ed.
+      const deleting = client.post.delete({ where: { id: post.id } }).then(() => undefined);
+      await deleteHeld; // its keys are read, its SQL not yet run
+      const replaced = await client.attachment
+        .update({ where: { id: attachment.id }, data: { preview: upload(PNG, { filename: "c-new.png" }) } })
+        .then(
+          (row) => row.preview!.name,
+          (e: unknown) => e,
+        );
+      await deleting;
+      expect(await plain.attachment.count({ where: { postId: post.id } })).toBe(0);
+      // No preview of this attachment is left.
+      const left = [];
+      for await (const o of storages.public.listAll("attachments/preview")) {
+        if (/c-(old|new)/.test(o.name)) left.push(o.name);
+      }
+      // The replace waited for the delete, and found its row gone.
+      expect(replaced).toMatchObject({ code: "P2025" });
+      expect(left).toEqual([]);
+    } finally {
+      await client.$disconnect();
+    }
+  });
+
   it("updateMany replacing files deletes the replaced objects", async () => {
     const group = `um-${tag}`;
     const a = await prisma.user.create({
