@@ -153,6 +153,10 @@ osd op num threads per shard = 2
 rgw frontends = beast endpoint=127.0.0.1:${o.port} tcp_nodelay=1
 rgw data = ${o.base}/rgw
 rgw dns name = localhost
+# Deleted objects stay in the (RAM) store until garbage collection, by default 2 hours later: a
+# long run (the 1 GiB stream bench, npm run torture) would fill the store first.
+rgw gc obj min wait = 30
+rgw gc processor period = 30
 `;
 }
 
