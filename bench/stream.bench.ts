@@ -75,6 +75,8 @@ interface RunResult {
   atPeak: { heapMiB: number; arrayBuffersMiB: number };
   /** The write phase's stored key (the read phase reads it). */
   key: string;
+  /** The longest a request of the phase waited on the server with no byte moving (what the idle timeout must allow). */
+  longestSilenceMs: number;
 }
 
 // ---------------------------------------------------------------- the body
@@ -203,6 +205,7 @@ async function timed(total: number, key: string, action: () => Promise<unknown>)
     peakRssGrowthMiB: memory.growthMiB,
     atPeak: memory.atPeak,
     key: typeof stored === "string" ? stored : key,
+    longestSilenceMs: 0,
   };
 }
 
@@ -221,10 +224,14 @@ async function runJob(job: Job): Promise<RunResult> {
     await warm.verify(await variant.read(warmKey));
     await variant.remove(warmKey);
     const body = new GeneratedBody(pool, job.total);
-    if (job.phase === "write") return await timed(job.total, job.key, () => variant.write(body, job.key));
+    const silence = () => session.stats().timeouts.longestSilenceMs;
+    if (job.phase === "write") {
+      const result = await timed(job.total, job.key, () => variant.write(body, job.key));
+      return { ...result, longestSilenceMs: silence() };
+    }
     const result = await timed(job.total, job.key, async () => body.verify(await variant.read(job.key)));
     await variant.remove(job.key);
-    return result;
+    return { ...result, longestSilenceMs: silence() };
   } finally {
     await session.destroy();
   }
@@ -422,6 +429,8 @@ const bench: Bench = {
           report(ctx, variant, `${phase}_peak_js_heap_mib`, worst.atPeak.heapMiB, "MiB");
           const rest = worst.peakRssGrowthMiB - worst.atPeak.arrayBuffersMiB - worst.atPeak.heapMiB;
           report(ctx, variant, `${phase}_peak_native_other_mib`, rest, "MiB");
+          const silent = Math.max(...runs.map((r) => r.longestSilenceMs));
+          ctx.report(variant, `${phase}_longest_server_silence_ms`, silent, "ms");
         }
       }
       const ratio = (phase: "write" | "read") =>
