@@ -16,7 +16,8 @@ import { createSession, type S3Session, S3Storage, type SessionOptions, TimeoutE
 import { sessionOptionsFor } from "../harness/s3.js";
 
 const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-const IDLE = 400;
+// Generous against a loaded machine: a trickle 0.5 × IDLE apart must never look idle.
+const IDLE = 1_000;
 const closers: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
@@ -141,12 +142,12 @@ describe("idle timeout", () => {
 
   it("never cuts a download that trickles one chunk below the idle limit, nor one whose reader pauses", async () => {
     const chunk = Buffer.alloc(16 * 1024, 2);
-    const chunks = 8; // 8 gaps of 0.6 × IDLE: the whole body takes ~5 × IDLE
+    const chunks = 8; // 8 gaps of 0.5 × IDLE: the whole body takes 4 × IDLE
     const trickle = await httpServer(async (_req, res) => {
       res.writeHead(200, { "content-length": String(chunk.length * chunks) });
       for (let i = 0; i < chunks; i++) {
         res.write(chunk);
-        await sleep(IDLE * 0.6);
+        await sleep(IDLE * 0.5);
       }
       res.end();
     });
@@ -243,11 +244,11 @@ describe("connect timeout", () => {
 
   it("does not count the wait for a pooled socket", async () => {
     const server = await httpServer((_req, res) => {
-      setTimeout(() => res.writeHead(200, { "content-length": "0" }).end(), 150); // 4 × 150 ms queued behind one socket
+      setTimeout(() => res.writeHead(200, { "content-length": "0" }).end(), 500); // 4 × 500 ms queued behind one socket
     });
     const session = fakeSession(server.endpoint, {
       maxSockets: 1,
-      connectTimeoutMs: 100,
+      connectTimeoutMs: 400,
       clientConfig: { maxAttempts: 1 },
     });
     const results = await within(
@@ -283,10 +284,7 @@ describe("keep-alive", () => {
 
 describe("the defaults against the harness's S3 server", () => {
   it("200-way concurrency, twice across the server's keep-alive window: no spurious failure", async () => {
-    const session = createSession({
-      ...sessionOptionsFor(inject("s3")),
-      ...(process.env.PSF_OFF ? { idleTimeoutMs: 0, connectTimeoutMs: 0 } : {}),
-    });
+    const session = createSession(sessionOptionsFor(inject("s3")));
     closers.push(() => session.destroy());
     const storage = new S3Storage({ session, location: `timeouts-${randomBytes(4).toString("hex")}` });
     const body = randomBytes(64 * 1024);
@@ -302,12 +300,8 @@ describe("the defaults against the harness's S3 server", () => {
       );
       const rejected = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
       failures += rejected.length;
-      expect(
-        rejected.map(
-          (r) =>
-            `${r.reason} ← ${(r.reason as Error).cause} ${(r.reason as { cause?: { code?: string; $metadata?: unknown } }).cause?.code} ${JSON.stringify((r.reason as { cause?: { $metadata?: unknown } }).cause?.$metadata)}`,
-        ),
-      ).toEqual([]);
+      // Each failure with its cause (the SDK's error), to say what failed.
+      expect(rejected.map((r) => `${r.reason} ← ${(r.reason as Error).cause}`)).toEqual([]);
       // Pooled sockets sit idle past s3rver's 5 s keep-alive before the second round reuses the pool.
       if (round === 0) await sleep(5_500);
     }
