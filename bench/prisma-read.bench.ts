@@ -10,6 +10,7 @@ const ROWS = 20_000;
 const WARMUP = 5;
 const ITERATIONS = 31;
 const GOAL = 1.15;
+const JSON_GOAL = 1.1;
 
 /**
  * Runs the variants in turn, WARMUP rounds untimed and then ITERATIONS timed rounds
@@ -42,7 +43,9 @@ const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
 
 /**
  * What the extension adds to a read: `findMany()` of ROWS `Attachment` rows (two file columns
- * each) on the same PrismaClient, plain, through `s3Files()` (a `query` hook mapping the rows),
+ * each) on the same PrismaClient, plain, through `s3Files()` with default options (a `query`
+ * hook mapping the rows, Prisma's per-row result pass skipped), through `s3Files()` followed by
+ * a `result` extension (the one case that keeps that pass),
  * and, for reference, through Prisma's own `result` extension computing the same two fields and
  * through a `query` extension that does nothing: the floor of any `$extends`-based binding, since
  * with any extension on the client Prisma walks every result row for computed fields.
@@ -67,7 +70,11 @@ const bench: Bench = {
         private: new MemoryStorage(),
       };
       const files = plain.$extends(s3Files(undefined, { fields: fileFields, storages }));
-      const fastFiles = plain.$extends(s3Files(undefined, { fields: fileFields, storages, fastReads: true }));
+      // The one case that keeps Prisma's per-row pass: a result extension applied after s3Files
+      // (here on another model, so only the pass's cost is measured, not the computing).
+      const withLaterResult = plain.$extends(s3Files(undefined, { fields: fileFields, storages })).$extends({
+        result: { user: { shout: { needs: { email: true }, compute: (u) => u.email.toUpperCase() } } },
+      });
       const resultExtension = plain.$extends({
         result: {
           attachment: {
@@ -89,14 +96,14 @@ const bench: Bench = {
       });
 
       // The variants must read the same rows, and s3Files must really map them.
-      const [plainRows, fileRows, resultRows, fastRows] = await Promise.all([
+      const [plainRows, fileRows, resultRows, laterRows] = await Promise.all([
         plain.attachment.findMany(),
         files.attachment.findMany(),
         resultExtension.attachment.findMany(),
-        fastFiles.attachment.findMany(),
+        withLaterResult.attachment.findMany(),
       ]);
-      if (!(fastRows[0]!.preview instanceof FieldFile) || JSON.stringify(fastRows) !== JSON.stringify(plainRows)) {
-        throw new Error("s3Files with fastReads did not map the rows like s3Files");
+      if (!(laterRows[0]!.preview instanceof FieldFile) || JSON.stringify(laterRows) !== JSON.stringify(plainRows)) {
+        throw new Error("s3Files under a later result extension did not map the rows like s3Files");
       }
       if (plainRows.length !== ROWS || fileRows.length !== ROWS || resultRows.length !== ROWS) {
         throw new Error(`expected ${ROWS} rows, got ${plainRows.length}/${fileRows.length}/${resultRows.length}`);
@@ -111,13 +118,12 @@ const bench: Bench = {
       const read = await alternate({
         plain: () => plain.attachment.findMany(),
         s3Files: () => files.attachment.findMany(),
-        "s3Files-fastReads": () => fastFiles.attachment.findMany(),
+        "s3Files+later-result-extension": () => withLaterResult.attachment.findMany(),
         "noop-query-extension": () => noopExtension.attachment.findMany(),
       });
       const json = await alternate({
         plain: async () => JSON.stringify(await plain.attachment.findMany()),
         s3Files: async () => JSON.stringify(await files.attachment.findMany()),
-        "s3Files-fastReads": async () => JSON.stringify(await fastFiles.attachment.findMany()),
       });
       // In a rotation of its own: its proxies leave several times the garbage of a plain read.
       const reference = await alternate({
@@ -135,23 +141,17 @@ const bench: Bench = {
       ctx.report("s3Files", "median_ms", round(filesMs), "ms");
       ctx.report("s3Files", "ratio_vs_plain", ratio(filesMs, plainMs), "x");
       ctx.report("s3Files", "ratio_vs_plain_json", jsonRatio, "x");
-      const fastMs = median(read["s3Files-fastReads"]!);
-      ctx.report("s3Files-fastReads", "median_ms", round(fastMs), "ms");
-      ctx.report("s3Files-fastReads", "ratio_vs_plain", ratio(fastMs, plainMs), "x");
-      ctx.report(
-        "s3Files-fastReads",
-        "ratio_vs_plain_json",
-        ratio(median(json["s3Files-fastReads"]!), median(json.plain!)),
-        "x",
-      );
+      const laterMs = median(read["s3Files+later-result-extension"]!);
+      ctx.report("s3Files+later-result-extension", "median_ms", round(laterMs), "ms");
+      ctx.report("s3Files+later-result-extension", "ratio_vs_plain", ratio(laterMs, plainMs), "x");
       ctx.report("prisma-result-extension", "median_ms", round(resultMs), "ms");
       ctx.report("prisma-result-extension", "ratio_vs_plain", ratio(resultMs, resultPlainMs), "x");
       ctx.report("noop-query-extension", "median_ms", round(noopMs), "ms");
       ctx.report("noop-query-extension", "ratio_vs_plain", ratio(noopMs, plainMs), "x");
-      if (filesMs / plainMs > GOAL) {
+      if (filesMs / plainMs > GOAL || jsonRatio > JSON_GOAL) {
         console.error(
-          `prisma-read: s3Files ratio_vs_plain ${ratio(filesMs, plainMs)} misses the goal ≤ ${GOAL}` +
-            ` (a no-op query extension alone: ${ratio(noopMs, plainMs)})`,
+          `prisma-read: s3Files (default options) ratio_vs_plain ${ratio(filesMs, plainMs)} (goal ≤ ${GOAL}),` +
+            ` ratio_vs_plain_json ${jsonRatio} (goal ≤ ${JSON_GOAL}); a no-op query extension alone: ${ratio(noopMs, plainMs)}`,
         );
       }
     } finally {

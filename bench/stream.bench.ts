@@ -20,23 +20,34 @@ import type { Bench, BenchContext } from "./lib/report.js";
  * - The S3 server comes from `createTestS3()` (S3_ENDPOINT, else MinIO, else s3rver), run in a
  *   child process: an in-process s3rver would put its own buffers in the RSS measured and share
  *   the event loop with the client.
- * - Each measured run gets a fresh process (with `--expose-gc`): RSS growth is then what that
- *   run needs, not what the previous run left in the allocator. It first warms up with a small
- *   save/read of its own variant (modules, sockets, the conditional-write probe), then a full GC
- *   sets the baseline, then RSS is sampled every 20 ms through the write and the read.
+ * - Each measured phase gets a fresh process (with `--expose-gc`): the write (`save()` /
+ *   `Upload`) in one, the read of what it wrote (`open()` / GetObject, every byte verified) in
+ *   the next, so each phase's RSS growth is its own, not what the other left in the allocator.
+ *   A run first warms up with a small save/read of its own variant (modules, sockets, the
+ *   conditional-write probe), then a full GC sets the baseline, then RSS is sampled every 20 ms.
  * - Rounds alternate which variant goes first. A throughput is all bytes over all seconds of its
- *   rounds (one slow round is not averaged away by a fast one); RSS growth is the worst round.
+ *   rounds (one slow round is not averaged away by a fast one); RSS growth is the worst round,
+ *   reported with what it was made of at its peak: ArrayBuffers (for a write, the part buffers in
+ *   flight, queueSize × partSize, and the source's chunks not yet collected), the JS heap, and
+ *   the native rest (freed memory the C allocator keeps, code, sockets). A summary line on stderr
+ *   spells it out for the storage's write.
  *
  * Env: `BENCH_STREAM_MIB` (default 1024), `BENCH_STREAM_ROUNDS` (default 2),
  * `BENCH_STREAM_VERBOSE=1` (per-run numbers on stderr), `BENCH_STREAM_NODE_ARGS` (extra node
  * flags for the measured processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
- * `BENCH_STREAM_TMPDIR` (where an s3rver keeps its files; default the OS temp dir).
+ * `BENCH_STREAM_TMPDIR` (where an s3rver keeps its files; default the OS temp dir),
+ * `BENCH_STREAM_FIRST=lib-storage` (round 0 starts with lib-storage). Against a Ceph RGW, deleted
+ * objects stay in RADOS until its garbage collection (2 h by default): on a small store (the dev
+ * RGW's memstore holds 4 GiB) run one round at a time and `radosgw-admin gc process --include-all`
+ * between runs, or the OSD fills and stops taking writes.
  */
 
 const MiB = 1024 * 1024;
 const SIZE_MIB = Number(process.env.BENCH_STREAM_MIB ?? 1024);
 const ROUNDS = Math.max(1, Math.floor(Number(process.env.BENCH_STREAM_ROUNDS ?? 2)));
 const VERBOSE = process.env.BENCH_STREAM_VERBOSE === "1";
+/** `BENCH_STREAM_FIRST=lib-storage` starts round 0 with lib-storage (a one-round run on a small server, the other order). */
+const FIRST = process.env.BENCH_STREAM_FIRST === "lib-storage" ? 1 : 0;
 const PART_SIZE = Number(process.env.BENCH_STREAM_PART_MIB ?? 5) * MiB;
 const QUEUE_SIZE = 4;
 /** Chunk size of the generated body. */
@@ -52,6 +63,8 @@ type VariantName = "storage" | "lib-storage";
 
 interface Job {
   variant: VariantName;
+  /** A run measures one half: `write` saves the body under `key`, `read` reads it back and deletes it. */
+  phase: "write" | "read";
   target: S3Target;
   total: number;
   key: string;
@@ -61,13 +74,15 @@ interface Job {
 
 interface RunResult {
   bytes: number;
-  /** Seconds of the write (save() / Upload.done()). */
-  writeSeconds: number;
-  /** Seconds of the read (open() / GetObject to the end of the stream, every byte verified). */
-  readSeconds: number;
+  /** Seconds of the phase: the write (save() / Upload.done()) or the read (open() / GetObject to the end of the stream, every byte verified). */
+  seconds: number;
   peakRssGrowthMiB: number;
-  /** Heap and Buffer memory at the RSS peak, for the verbose output. */
-  memoryAtPeak: string;
+  /** Growth of the JS heap and of ArrayBuffer memory at the RSS peak (MiB): what the RSS peak is made of. */
+  atPeak: { heapMiB: number; arrayBuffersMiB: number };
+  /** The write phase's stored key (the read phase reads it). */
+  key: string;
+  /** The longest a request of the phase waited on the server with no byte moving (what the idle timeout must allow). */
+  longestSilenceMs: number;
 }
 
 // ---------------------------------------------------------------- the body
@@ -141,9 +156,7 @@ class GeneratedBody {
 class RssSampler {
   readonly #baseline: NodeJS.MemoryUsage;
   #peak: number;
-  #phasePeak: number;
-  readonly #phases: string[] = [];
-  #atPeak = "";
+  #atPeak = { heapMiB: 0, arrayBuffersMiB: 0 };
   readonly #timer: NodeJS.Timeout;
 
   constructor() {
@@ -156,38 +169,26 @@ class RssSampler {
     }
     this.#baseline = process.memoryUsage();
     this.#peak = this.#baseline.rss;
-    this.#phasePeak = this.#baseline.rss;
     this.#timer = setInterval(() => this.sample(), SAMPLE_MS);
   }
 
   sample(): void {
     const rss = process.memoryUsage.rss();
-    if (rss > this.#phasePeak) this.#phasePeak = rss;
     if (rss <= this.#peak) return;
     this.#peak = rss;
     const m = process.memoryUsage();
     const b = this.#baseline;
-    const mib = (n: number) => (n / MiB).toFixed(1);
-    this.#atPeak =
-      `heapUsed +${mib(m.heapUsed - b.heapUsed)}, heapTotal +${mib(m.heapTotal - b.heapTotal)}, ` +
-      `arrayBuffers +${mib(m.arrayBuffers - b.arrayBuffers)} MiB`;
+    this.#atPeak = {
+      heapMiB: (m.heapTotal - b.heapTotal) / MiB,
+      arrayBuffersMiB: (m.arrayBuffers - b.arrayBuffers) / MiB,
+    };
   }
 
-  /** Ends a phase (for the verbose output): its own peak growth is noted under `name`. */
-  endPhase(name: string): void {
-    this.sample();
-    this.#phases.push(`${name} +${((this.#phasePeak - this.#baseline.rss) / MiB).toFixed(1)}`);
-    this.#phasePeak = 0;
-  }
-
-  /** Stops sampling; the peak growth in MiB and the memory breakdown at the peak. */
-  stop(): { growthMiB: number; atPeak: string } {
+  /** Stops sampling; the peak growth in MiB and what it was made of. */
+  stop(): { growthMiB: number; atPeak: RunResult["atPeak"] } {
     this.sample();
     clearInterval(this.#timer);
-    return {
-      growthMiB: (this.#peak - this.#baseline.rss) / MiB,
-      atPeak: `${this.#atPeak}; phase peaks: ${this.#phases.join(", ")}`,
-    };
+    return { growthMiB: (this.#peak - this.#baseline.rss) / MiB, atPeak: this.#atPeak };
   }
 }
 
@@ -197,31 +198,20 @@ function seconds(t0: bigint): number {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
-/** Writes then reads `body` once; `write` and `read` are the variant's two halves. */
-async function timed(
-  body: GeneratedBody,
-  write: () => Promise<string>,
-  read: (key: string) => Promise<Readable>,
-  remove: (key: string) => Promise<void>,
-  sampled: boolean,
-): Promise<RunResult> {
-  const rss = sampled ? new RssSampler() : undefined;
+/** One measured phase: `action` (a write or a read of the whole body), sampled from a fresh baseline. */
+async function timed(total: number, key: string, action: () => Promise<unknown>): Promise<RunResult> {
+  const rss = new RssSampler();
   const t0 = process.hrtime.bigint();
-  const key = await write();
-  const writeSeconds = seconds(t0);
-  rss?.endPhase("write");
-  const t1 = process.hrtime.bigint();
-  await body.verify(await read(key));
-  const readSeconds = seconds(t1);
-  rss?.endPhase("read");
-  const memory = rss?.stop();
-  await remove(key);
+  const stored = await action();
+  const elapsed = seconds(t0);
+  const memory = rss.stop();
   return {
-    bytes: body.total,
-    writeSeconds,
-    readSeconds,
-    peakRssGrowthMiB: memory?.growthMiB ?? 0,
-    memoryAtPeak: memory?.atPeak ?? "",
+    bytes: total,
+    seconds: elapsed,
+    peakRssGrowthMiB: memory.growthMiB,
+    atPeak: memory.atPeak,
+    key: typeof stored === "string" ? stored : key,
+    longestSilenceMs: 0,
   };
 }
 
@@ -230,61 +220,73 @@ async function runJob(job: Job): Promise<RunResult> {
   const pool = Buffer.from(job.seed, "base64");
   const session = createSession(sessionOptionsFor(target));
   try {
-    const run =
+    const variant =
       job.variant === "storage"
-        ? storageRun(new S3Storage({ session, partSize: PART_SIZE, queueSize: QUEUE_SIZE }))
-        : libStorageRun(session.client, target.bucket);
-    await run(new GeneratedBody(pool, WARMUP_BYTES), `warmup/${job.key}`, false);
-    return await run(new GeneratedBody(pool, job.total), job.key, true);
+        ? storageVariant(new S3Storage({ session, partSize: PART_SIZE, queueSize: QUEUE_SIZE }))
+        : libStorageVariant(session.client, target.bucket);
+    // Warm-up on a small body of its own (modules, sockets, the conditional-write probe).
+    const warm = new GeneratedBody(pool, WARMUP_BYTES);
+    const warmKey = await variant.write(warm, `warmup/${job.key}`);
+    await warm.verify(await variant.read(warmKey));
+    await variant.remove(warmKey);
+    const body = new GeneratedBody(pool, job.total);
+    const silence = () => session.stats().timeouts.longestSilenceMs;
+    if (job.phase === "write") {
+      const result = await timed(job.total, job.key, () => variant.write(body, job.key));
+      return { ...result, longestSilenceMs: silence() };
+    }
+    const result = await timed(job.total, job.key, async () => body.verify(await variant.read(job.key)));
+    await variant.remove(job.key);
+    return { ...result, longestSilenceMs: silence() };
   } finally {
     await session.destroy();
   }
 }
 
-type Run = (body: GeneratedBody, key: string, sampled: boolean) => Promise<RunResult>;
+interface Variant {
+  /** Writes `body` under (about) `key`; resolves with the key it was stored under. */
+  write(body: GeneratedBody, key: string): Promise<string>;
+  read(key: string): Promise<Readable>;
+  remove(key: string): Promise<void>;
+}
 
-/** `S3Storage.save()` of the stream, then `open()`. */
-function storageRun(storage: S3Storage): Run {
-  return async (body, key, sampled) => {
-    let loaded = 0;
-    const result = await timed(
-      body,
-      () =>
-        storage.save(key, body.stream(), {
-          contentType: "application/octet-stream",
-          onProgress: (p) => {
-            loaded = p.loaded;
-          },
-        }),
-      (stored) => storage.open(stored),
-      (stored) => storage.delete(stored),
-      sampled,
-    );
-    if (loaded !== body.total) throw new Error(`save() reported ${loaded} of ${body.total} bytes`);
-    return result;
+/** `S3Storage.save()` of the stream; `open()`. */
+function storageVariant(storage: S3Storage): Variant {
+  return {
+    async write(body, key) {
+      let loaded = 0;
+      // The storage's exact name: the read phase (another process) opens it as is.
+      const stored = await storage.save(key, body.stream(), {
+        contentType: "application/octet-stream",
+        onProgress: (p) => {
+          loaded = p.loaded;
+        },
+      });
+      if (loaded !== body.total) throw new Error(`save() reported ${loaded} of ${body.total} bytes`);
+      return stored;
+    },
+    read: (key) => storage.open(key),
+    remove: (key) => storage.delete(key),
   };
 }
 
-/** lib-storage's `Upload` of the stream on the same client, then a plain GetObject. */
-function libStorageRun(client: S3Client, bucket: string): Run {
-  return (body, key, sampled) =>
-    timed(
-      body,
-      async () => {
-        await new Upload({
-          client,
-          params: { Bucket: bucket, Key: key, Body: body.stream(), ContentType: "application/octet-stream" },
-          partSize: PART_SIZE,
-          queueSize: QUEUE_SIZE,
-        }).done();
-        return key;
-      },
-      async (k) => (await client.send(new GetObjectCommand({ Bucket: bucket, Key: k }))).Body as Readable,
-      async (k) => {
-        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: k }));
-      },
-      sampled,
-    );
+/** lib-storage's `Upload` of the stream on the same client; a plain GetObject. */
+function libStorageVariant(client: S3Client, bucket: string): Variant {
+  return {
+    async write(body, key) {
+      await new Upload({
+        client,
+        params: { Bucket: bucket, Key: key, Body: body.stream(), ContentType: "application/octet-stream" },
+        partSize: PART_SIZE,
+        queueSize: QUEUE_SIZE,
+      }).done();
+      return key;
+    },
+    read: async (key) => (await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body as Readable,
+    async remove(key) {
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    },
+  };
 }
 
 /** Child side of a measured run: the job comes over IPC, the result goes back the same way. */
@@ -393,36 +395,63 @@ const bench: Bench = {
     const seed = randomBytes(2 * MiB).toString("base64");
     const server = await startServer();
     try {
-      const results: Record<VariantName, RunResult[]> = { storage: [], "lib-storage": [] };
+      type Phases = { write: RunResult[]; read: RunResult[] };
+      const results: Record<VariantName, Phases> = {
+        storage: { write: [], read: [] },
+        "lib-storage": { write: [], read: [] },
+      };
       for (let round = 0; round < ROUNDS; round++) {
-        const order: VariantName[] = round % 2 === 0 ? ["storage", "lib-storage"] : ["lib-storage", "storage"];
+        const order: VariantName[] =
+          (round + FIRST) % 2 === 0 ? ["storage", "lib-storage"] : ["lib-storage", "storage"];
         for (const variant of order) {
-          const r = await runIsolated({
-            variant,
-            target: server.target,
-            total,
-            key: `stream/${variant}-${round}.bin`,
-            seed,
-          });
-          results[variant].push(r);
+          const job = { variant, target: server.target, total, key: `stream/${variant}-${round}.bin`, seed };
+          const w = await runIsolated({ ...job, phase: "write" });
+          const r = await runIsolated({ ...job, key: w.key, phase: "read" });
+          results[variant].write.push(w);
+          results[variant].read.push(r);
           if (VERBOSE) {
-            console.error(
-              `round ${round} ${variant}: write ${mibPerSecond(r.bytes, r.writeSeconds).toFixed(1)} MiB/s, ` +
-                `read ${mibPerSecond(r.bytes, r.readSeconds).toFixed(1)} MiB/s, ` +
-                `peak RSS growth ${r.peakRssGrowthMiB.toFixed(1)} MiB (at the peak: ${r.memoryAtPeak})`,
-            );
+            for (const [phase, x] of [
+              ["write", w],
+              ["read", r],
+            ] as const) {
+              console.error(
+                `round ${round} ${variant} ${phase}: ${mibPerSecond(x.bytes, x.seconds).toFixed(1)} MiB/s, ` +
+                  `peak RSS growth ${x.peakRssGrowthMiB.toFixed(1)} MiB (at the peak: JS heap +${x.atPeak.heapMiB.toFixed(1)}, ` +
+                  `ArrayBuffers +${x.atPeak.arrayBuffersMiB.toFixed(1)} MiB)`,
+              );
+            }
           }
         }
       }
-      const ours = summarize(results.storage);
-      const theirs = summarize(results["lib-storage"]);
-      report(ctx, "storage", "save_mib_s", ours.writeMiBs);
-      report(ctx, "storage", "open_mib_s", ours.readMiBs);
-      report(ctx, "storage", "peak_rss_growth_mib", ours.peakRssGrowthMiB, "MiB");
-      ctx.report("storage", "throughput_ratio_vs_lib_storage", round3(ours.writeMiBs / theirs.writeMiBs), "x");
-      report(ctx, "lib-storage", "upload_mib_s", theirs.writeMiBs);
-      report(ctx, "lib-storage", "get_mib_s", theirs.readMiBs);
-      report(ctx, "lib-storage", "peak_rss_growth_mib", theirs.peakRssGrowthMiB, "MiB");
+      for (const variant of ["storage", "lib-storage"] as const) {
+        for (const phase of ["write", "read"] as const) {
+          const runs = results[variant][phase];
+          const worst = runs.reduce((a, b) => (b.peakRssGrowthMiB > a.peakRssGrowthMiB ? b : a));
+          report(ctx, variant, `${phase}_mib_s`, throughput(runs));
+          report(ctx, variant, `${phase}_peak_rss_growth_mib`, worst.peakRssGrowthMiB, "MiB");
+          // What the worst peak is made of: ArrayBuffers (for a write: the part buffers in flight,
+          // queueSize × partSize, plus source chunks and socket reads not yet collected), the JS
+          // heap, and the rest (native: the allocator's free lists keeping freed chunks, code, sockets).
+          report(ctx, variant, `${phase}_peak_array_buffers_mib`, worst.atPeak.arrayBuffersMiB, "MiB");
+          report(ctx, variant, `${phase}_peak_js_heap_mib`, worst.atPeak.heapMiB, "MiB");
+          const rest = worst.peakRssGrowthMiB - worst.atPeak.arrayBuffersMiB - worst.atPeak.heapMiB;
+          report(ctx, variant, `${phase}_peak_native_other_mib`, rest, "MiB");
+          const silent = Math.max(...runs.map((r) => r.longestSilenceMs));
+          ctx.report(variant, `${phase}_longest_server_silence_ms`, silent, "ms");
+        }
+      }
+      const ratio = (phase: "write" | "read") =>
+        round3(throughput(results.storage[phase]) / throughput(results["lib-storage"][phase]));
+      ctx.report("storage", "write_throughput_ratio_vs_lib_storage", ratio("write"), "x");
+      ctx.report("storage", "read_throughput_ratio_vs_lib_storage", ratio("read"), "x");
+      const w = results.storage.write.reduce((a, b) => (b.peakRssGrowthMiB > a.peakRssGrowthMiB ? b : a));
+      console.error(
+        `stream: storage write peak RSS growth ${w.peakRssGrowthMiB.toFixed(1)} MiB = ArrayBuffers ` +
+          `${w.atPeak.arrayBuffersMiB.toFixed(1)} (of which part buffers ${(QUEUE_SIZE * PART_SIZE) / MiB}: ` +
+          `${QUEUE_SIZE} × ${PART_SIZE / MiB} MiB, the rest source chunks and socket reads awaiting GC) + JS heap ` +
+          `${w.atPeak.heapMiB.toFixed(1)} + native ${(w.peakRssGrowthMiB - w.atPeak.arrayBuffersMiB - w.atPeak.heapMiB).toFixed(1)} ` +
+          "(freed buffers the C allocator keeps for reuse, code compiled on the way, socket state)",
+      );
     } finally {
       await server.stop();
     }
@@ -434,22 +463,13 @@ function mibPerSecond(bytes: number, seconds: number): number {
   return bytes / MiB / seconds;
 }
 
-/** Throughputs: all bytes over all seconds; RSS growth: the worst round. */
-function summarize(runs: RunResult[]): { writeMiBs: number; readMiBs: number; peakRssGrowthMiB: number } {
+/** All bytes over all seconds: one slow round is not averaged away by a fast one. */
+function throughput(runs: RunResult[]): number {
   if (runs.length === 0) throw new Error("no runs");
-  const sum = (f: (r: RunResult) => number) => runs.reduce((s, r) => s + f(r), 0);
-  const bytes = sum((r) => r.bytes);
-  return {
-    writeMiBs: mibPerSecond(
-      bytes,
-      sum((r) => r.writeSeconds),
-    ),
-    readMiBs: mibPerSecond(
-      bytes,
-      sum((r) => r.readSeconds),
-    ),
-    peakRssGrowthMiB: Math.max(...runs.map((r) => r.peakRssGrowthMiB)),
-  };
+  return mibPerSecond(
+    runs.reduce((s, r) => s + r.bytes, 0),
+    runs.reduce((s, r) => s + r.seconds, 0),
+  );
 }
 
 function report(ctx: BenchContext, variant: string, metric: string, value: number, unit = "MiB/s"): void {

@@ -99,3 +99,20 @@ export class LeftBehindError extends StorageError {
     this.leftBehind = leftBehind;
   }
 }
+
+/**
+ * A request to the storage's server timed out: `phase` `"connect"` (no connection within
+ * `connectTimeoutMs`; time queued for a pooled socket does not count) or `"idle"` (no byte moved
+ * either way for `idleTimeoutMs` while the server had to send or read). Named `TimeoutError`, as
+ * the AWS SDK names its own, so the SDK retries it like any transient failure.
+ */
+export class TimeoutError extends PrismaS3FilesError {
+  readonly phase: "connect" | "idle";
+  /** The limit that was reached, in ms. */
+  readonly timeoutMs: number;
+  constructor(phase: "connect" | "idle", timeoutMs: number, message: string, options?: { cause?: unknown }) {
+    super("TIMEOUT", message, options);
+    this.phase = phase;
+    this.timeoutMs = timeoutMs;
+  }
+}

@@ -16,6 +16,7 @@ export {
   PrismaS3FilesError,
   StorageError,
   SuspiciousFileOperationError,
+  TimeoutError,
 } from "./errors.js";
 // File objects: a lazy handle on one stored object.
 export { StoredFile } from "./files/stored-file.js";

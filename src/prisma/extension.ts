@@ -46,10 +46,9 @@ export interface S3FilesOptions<Meta extends FileFieldsMetadataShape> {
    */
   onCleanupError?: (error: unknown) => void;
   /**
-   * Skip Prisma's own per-row pass over results, which runs for any client with an extension
-   * even when no `result` extension exists (measured: ~1.4× a plain `findMany` on its own). Safe
-   * only if no Prisma `result` extension is applied *after* `s3Files` (ones applied before are
-   * detected, and then the pass is kept). Default `false`.
+   * @deprecated No effect: reads skip Prisma's own per-row result pass by default whenever that
+   * is safe (no Prisma `result` extension before or after `s3Files` on the client), and keep it
+   * otherwise. Kept so existing configurations still type-check.
    */
   fastReads?: boolean;
   /**
@@ -104,12 +103,16 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     const base = client as ExtensibleClient;
     // The client with the query hook: what files read outside a transaction write back through.
     let hooked: unknown;
-    const skipResultPass = options.fastReads === true && !hasComputedFields(base, fields);
+    // Prisma walks every result row for computed fields once a client has any extension (~1.5×
+    // a plain read), even when no extension computes any. The walk is skipped unless a `result`
+    // extension exists: one applied before ours is visible on `base` now; one applied after is
+    // seen by our `$extends` override below, before any query can run on that client.
+    const resultPass = { needed: hasComputedFields(base, fields) };
     const mapResult = (params: HookParams, result: unknown) => {
       if (!ROW_OPERATIONS.has(params.operation)) return result;
       // Prisma's request handler runs its result-extension pass only when the request still
       // names a model after the hooks (internal; covered by tests and the prisma-read bench).
-      if (skipResultPass && params.__internalParams) params.__internalParams.model = undefined;
+      if (!resultPass.needed && params.__internalParams) params.__internalParams.model = undefined;
       // A fluent call (`user.findUnique(...).posts()`) hands the hook the relation's rows,
       // already taken out along `dataPath` (["select", "posts", ...]): follow it to their model.
       const path = params.__internalParams?.dataPath;
@@ -211,6 +214,7 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     // that client (`$parent` of the one with our `$transaction`), and `tx.user.attach` must exist.
     hooked = base.$extends({
       name: "prisma-s3-files",
+      client: { $extends: watchResultExtensions(base.$extends, resultPass) },
       query: {
         $allModels: {
           async $allOperations(params) {
@@ -411,6 +415,26 @@ function modelMethods(fields: FileFieldsMetadataShape, ctx: LifecycleContext) {
       const meta = fieldOf(this, field);
       return createUploadGrant(ctx.storageOf(this.$name, field), this.$name, field, meta, ctx.directUploads, options);
     },
+  };
+}
+
+/**
+ * A client-level `$extends` for the clients derived from ours: it notes an extension with a
+ * `result` component (Prisma calls a function-form extension with the client, so its inner
+ * `$extends` calls come through here too), then extends as Prisma does. Noting is one-way and
+ * covers every client of this `s3Files()` instance: the hook cannot tell which derived client a
+ * query came through (Prisma passes it no reference to the client).
+ */
+function watchResultExtensions(
+  original: ExtensibleClient["$extends"],
+  resultPass: { needed: boolean },
+): (this: ExtensibleClient, extension: unknown) => unknown {
+  return function $extends(this: ExtensibleClient, extension: unknown) {
+    if (extension !== null && typeof extension === "object") {
+      const result = (extension as { result?: unknown }).result;
+      if (result !== null && typeof result === "object" && Object.keys(result).length > 0) resultPass.needed = true;
+    }
+    return original.call(this, extension as Parameters<ExtensibleClient["$extends"]>[0]);
   };
 }
 

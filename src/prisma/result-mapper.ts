@@ -39,14 +39,16 @@ export function compileMappers(
     const relations = Object.entries(meta.relations)
       .filter(([, r]) => reaches.has(r.model))
       .map(([field, r]) => ({ field, model: r.model }));
+    // One binding per client, shared by every row read through it (it holds no row): a page of
+    // rows allocates its file objects, not a binding per row as well.
+    let bound: RowBinding | undefined;
     mappers.set(model, (row, client) => {
-      let binding: RowBinding | undefined;
       for (const { field, storage } of files) {
         const value = row[field];
         // Only strings: a FieldFile (the extension applied twice) or null stays as it is.
         if (typeof value === "string") {
-          binding ??= { client, primaryKey };
-          row[field] = new FieldFile(storage, value, model, field, row, binding);
+          if (bound?.client !== client) bound = { client, primaryKey };
+          row[field] = new FieldFile(storage, value, model, field, row, bound);
         }
       }
       for (const { field, model: target } of relations) {

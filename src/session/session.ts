@@ -5,9 +5,10 @@ import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import { fromNodeProviderChain } from "@aws-sdk/credential-providers";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
-import { CredentialsError } from "../errors.js";
+import { CredentialsError, type TimeoutError } from "../errors.js";
 import { type CredentialStats, RefreshingCredentialCache, type RefreshOptions } from "./credential-cache.js";
 import type { RedactedCredentials } from "./redacted-credentials.js";
+import { applyTimeouts, type TimeoutStats } from "./timeouts.js";
 
 /** Options of {@link createSession}. */
 export interface SessionOptions {
@@ -28,17 +29,24 @@ export interface SessionOptions {
   /** Keep-alive pool size per protocol (default 50, as the SDK). */
   maxSockets?: number;
   /**
-   * Idle timeout of each S3 request in ms: a request fails with the SDK's `TimeoutError` once its
-   * connection has carried no bytes, in either direction, for this long (a hung server, a dead
-   * peer). It bounds silence, not duration, so an upload or download that keeps moving is never
-   * cut off, whatever its size; a download whose reader stops reading for this long does fail.
-   * The SDK retries a timed-out request like any transient failure (`clientConfig.maxAttempts`).
-   * Time spent waiting for a pooled socket does not count. Default `0`: none, as the SDK's own
-   * handler (a hung server then hangs the request). Values of 6000 and more go through smithy's
-   * deferred timeout registration, which under heavy concurrency against a server with a short
-   * keep-alive timeout (s3rver: 5 s) made pooled requests fail with ECONNRESET in our torture
-   * race test; values below 6000 did not. Does not apply when `clientConfig.requestHandler` is given.
+   * Idle timeout of each S3 request in ms (default {@link DEFAULT_IDLE_TIMEOUT_MS}; `0` turns it
+   * off): a request fails with {@link TimeoutError} (`phase: "idle"`) once it has waited this long
+   * on the server without a byte moving either way (a hung server, a dead peer, a body that stops
+   * mid-way). It bounds silence, not duration: an upload or download that keeps moving is never
+   * cut off, whatever its size, and silence that is ours does not count (a body we are still
+   * producing, a download whose reader has stopped reading). The SDK retries a timed-out request
+   * like any transient failure (`clientConfig.maxAttempts`, default 3). Does not apply when
+   * `clientConfig.requestHandler` is given.
    */
+  idleTimeoutMs?: number;
+  /**
+   * Connect timeout in ms (default {@link DEFAULT_CONNECT_TIMEOUT_MS}; `0` turns it off): opening a
+   * new connection (TLS included) that takes longer fails with {@link TimeoutError}
+   * (`phase: "connect"`). Time a request waits for a pooled socket does not count. Does not apply
+   * when `clientConfig.requestHandler` is given.
+   */
+  connectTimeoutMs?: number;
+  /** @deprecated The former name of {@link idleTimeoutMs} (used when that is not given). */
   requestTimeoutMs?: number;
   /** Refresh windows (defaults 900 s / 600 s as botocore) and retry pacing. */
   refresh?: RefreshOptions;
@@ -65,7 +73,24 @@ export interface SessionStats extends CredentialStats {
   clients: number;
   maxSockets: number;
   destroyed: boolean;
+  /** What the connect and idle timeouts did (zeros with `clientConfig.requestHandler`). */
+  timeouts: TimeoutStats;
 }
+
+/**
+ * Default idle timeout: six times the longest silence measured while waiting on a server, 10 s,
+ * the completion of a 1 GiB multipart upload on s3rver (which concatenates the parts before it
+ * answers) on a loaded 2-core machine (`npm run bench -- stream`, `write_longest_server_silence_ms`);
+ * botocore's read timeout is the same 60 s. AWS S3 sends whitespace while a long completion or copy
+ * runs. With the SDK's 3 attempts a hung server fails an operation after about three times this.
+ */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/**
+ * Default connect timeout: 17 times the longest connect measured in bursts of 200 new connections
+ * to a local S3 server at load 14 (294 ms; p50 178 ms), and room for two lost SYNs (Linux
+ * retransmits after 1 s, then 2 s more).
+ */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * One credential cache, one keep-alive socket pool and one S3 client, shared by every storage
@@ -84,6 +109,7 @@ export class S3Session {
   readonly #ownsClient: boolean;
   readonly #handler: NodeHttpHandler | undefined;
   readonly #maxSockets: number;
+  readonly #timeoutStats: TimeoutStats = { connectTimeouts: 0, idleTimeouts: 0, longestSilenceMs: 0 };
   readonly #baseConfig: Partial<S3ClientConfig>;
   readonly #logger: { warn(message: string): void };
   readonly #warnedRegions = new Set<string>();
@@ -114,19 +140,25 @@ export class S3Session {
       const ownHandler = o.clientConfig?.requestHandler;
       if (ownHandler === undefined) {
         const agentOptions = { keepAlive: true, maxSockets: this.#maxSockets };
+        const timeouts = {
+          idleTimeoutMs: timeoutMs("idleTimeoutMs", o.idleTimeoutMs ?? o.requestTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS),
+          connectTimeoutMs: timeoutMs("connectTimeoutMs", o.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS),
+        };
         this.#handler = new NodeHttpHandler({
-          httpAgent: new HttpAgent(agentOptions),
-          httpsAgent: new HttpsAgent(agentOptions),
-          // An idle timeout, not smithy's `requestTimeout` (a cap on the whole request, which would
-          // cut off large transfers) nor its `connectionTimeout` (it also counts the wait for a
-          // pooled socket, so it fails queued requests under load).
-          socketTimeout: requestTimeoutMs(o.requestTimeoutMs),
+          httpAgent: applyTimeouts(new HttpAgent(agentOptions), timeouts, this.#timeoutStats),
+          httpsAgent: applyTimeouts(new HttpsAgent(agentOptions), timeouts, this.#timeoutStats),
+          // Our own timeouts, on the agents, instead of smithy's: its `requestTimeout` caps the whole
+          // request (it would cut off large transfers), its `connectionTimeout` also counts the wait
+          // for a pooled socket (it fails queued requests under load), and its `socketTimeout` is
+          // registered late on sockets the pool may already have handed on (ECONNRESET under load).
+          socketTimeout: 0,
         });
       } else {
         this.#handler = undefined;
-        if (o.maxSockets !== undefined || o.requestTimeoutMs !== undefined) {
+        const given = [o.maxSockets, o.idleTimeoutMs, o.connectTimeoutMs, o.requestTimeoutMs];
+        if (given.some((v) => v !== undefined)) {
           this.#logger.warn(
-            "prisma-s3-files: clientConfig.requestHandler is used as given; the session's maxSockets and requestTimeoutMs do not apply to it",
+            "prisma-s3-files: clientConfig.requestHandler is used as given; the session's maxSockets and timeouts do not apply to it",
           );
         }
       }
@@ -256,6 +288,7 @@ export class S3Session {
       clients: this.#clients.size,
       maxSockets: this.#maxSockets,
       destroyed: this.#destroyed,
+      timeouts: { ...this.#timeoutStats },
     };
   }
 
@@ -302,11 +335,11 @@ export function createSession(options: SessionOptions = {}): S3Session {
   return S3Session.create(options);
 }
 
-/** Validates {@link SessionOptions.requestTimeoutMs}; 0 means none, as for the SDK's handler. */
-function requestTimeoutMs(value: number | undefined): number {
-  if (value === undefined) return 0;
+/** Validates a timeout option; 0 turns it off. */
+function timeoutMs(option: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
   if (!Number.isFinite(value) || value < 0) {
-    throw new RangeError(`requestTimeoutMs must be a finite number of milliseconds >= 0, got ${value}`);
+    throw new RangeError(`${option} must be a finite number of milliseconds >= 0, got ${value}`);
   }
   return value;
 }

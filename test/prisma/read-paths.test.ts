@@ -240,26 +240,85 @@ describe("file objects", () => {
   });
 });
 
-describe("fastReads", () => {
-  it("maps every read path the same way while skipping Prisma's result pass", async () => {
-    const fast = plainClient().$extends(s3Files(session, { fields: fileFields, storages, fastReads: true }));
-    const user = await fast.user.findUniqueOrThrow({
+/** Counts the calls of Prisma's computed-field lookup on a client: its result pass makes one per row. */
+function countComputedFieldLookups(client: unknown): { calls: number } {
+  const extensions = (client as { _extensions: { getAllComputedFields(model: string): unknown } })._extensions;
+  const counter = { calls: 0 };
+  const original = extensions.getAllComputedFields.bind(extensions);
+  extensions.getAllComputedFields = (model: string) => {
+    counter.calls++;
+    return original(model);
+  };
+  return counter;
+}
+
+describe("Prisma's per-row result pass", () => {
+  const ROWS = 40;
+  let rowsTag: string;
+  beforeAll(async () => {
+    rowsTag = randomBytes(4).toString("hex");
+    await plain.attachment.createMany({
+      data: Array.from({ length: ROWS }, (_, i) => ({ postId, original: `att/${rowsTag}/${i}.pdf` })),
+    });
+  });
+  const mine = () => ({ where: { original: { startsWith: `att/${rowsTag}/` } } });
+
+  it("is skipped by default, and every read path still maps", async () => {
+    const client = plainClient().$extends(s3Files(session, { fields: fileFields, storages }));
+    const lookups = countComputedFieldLookups(client);
+    const rows = await client.attachment.findMany(mine());
+    expect(rows).toHaveLength(ROWS);
+    expectFile(rows[0]!.original, rows[0]!.original.name, storages.private);
+    // Query serialization looks the model up a few times; the pass would add one per row.
+    expect(lookups.calls).toBeLessThan(ROWS);
+    const user = await client.user.findUniqueOrThrow({
       where: { id: userId },
       include: { posts: { include: { attachments: true } } },
     });
     expectFile(user.avatar, `avatars/${tag}/me.png`);
     expectFile(user.posts.find((p) => p.cover)?.cover, `posts/covers/${tag}-1.jpg`);
-    const posts = await fast.user.findUnique({ where: { id: userId } }).posts({ orderBy: { id: "asc" } });
+    const posts = await client.user.findUnique({ where: { id: userId } }).posts({ orderBy: { id: "asc" } });
     expectFile(posts?.[0]?.cover, `posts/covers/${tag}-1.jpg`);
-    const picked = await fast.user.findUniqueOrThrow({ where: { id: userId }, select: { email: true } });
+    const picked = await client.user.findUniqueOrThrow({ where: { id: userId }, select: { email: true } });
     expect(Object.keys(picked)).toEqual(["email"]);
-    await fast.$disconnect();
+    await client.$disconnect();
   });
 
-  it("keeps Prisma's result pass when a result extension was applied before", async () => {
+  it("is kept when a result extension was applied before", async () => {
     const client = plainClient()
       .$extends({ result: { user: { shout: { needs: { email: true }, compute: (u) => u.email.toUpperCase() } } } })
-      .$extends(s3Files(session, { fields: fileFields, storages, fastReads: true }));
+      .$extends(s3Files(session, { fields: fileFields, storages }));
+    const user = await client.user.findUniqueOrThrow({ where: { id: userId } });
+    expect(user.shout).toBe(`READER-${tag.toUpperCase()}@EXAMPLE.COM`);
+    expectFile(user.avatar, `avatars/${tag}/me.png`);
+    await client.$disconnect();
+  });
+
+  it("is kept when a result extension is applied after, object or function form, on any derived client", async () => {
+    const files = plainClient().$extends(s3Files(session, { fields: fileFields, storages }));
+    const later = files
+      .$extends({ query: { $allModels: { $allOperations: ({ args, query }) => query(args) } } })
+      .$extends((client) =>
+        client.$extends({
+          result: { post: { loud: { needs: { title: true }, compute: (p) => p.title.toUpperCase() } } },
+        }),
+      );
+    const user = await later.user.findUniqueOrThrow({ where: { id: userId }, include: { posts: true } });
+    expect(user.posts.map((p) => p.loud).sort()).toEqual(["FIRST", "SECOND"]);
+    expectFile(user.avatar, `avatars/${tag}/me.png`);
+    const lookups = countComputedFieldLookups(later);
+    expect(await later.attachment.findMany(mine())).toHaveLength(ROWS);
+    expect(lookups.calls).toBeGreaterThanOrEqual(ROWS);
+    const attachments = await later.post.findUniqueOrThrow({ where: { id: postId } }).attachments();
+    expect(attachments).toHaveLength(ROWS + 1);
+    expect(attachments.every((a) => a.original instanceof FieldFile)).toBe(true);
+    await files.$disconnect();
+  });
+
+  it("accepts the deprecated fastReads option without changing anything", async () => {
+    const client = plainClient()
+      .$extends(s3Files(session, { fields: fileFields, storages, fastReads: true }))
+      .$extends({ result: { user: { shout: { needs: { email: true }, compute: (u) => u.email.toUpperCase() } } } });
     const user = await client.user.findUniqueOrThrow({ where: { id: userId } });
     expect(user.shout).toBe(`READER-${tag.toUpperCase()}@EXAMPLE.COM`);
     expectFile(user.avatar, `avatars/${tag}/me.png`);

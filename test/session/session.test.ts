@@ -7,7 +7,7 @@ import { fromContainerMetadata, fromInstanceMetadata } from "@aws-sdk/credential
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { CredentialsError, createSession, S3Session } from "../../src/index.js";
+import { CredentialsError, createSession, S3Session, TimeoutError } from "../../src/index.js";
 import { MetadataFixture } from "../harness/metadata-fixture.js";
 import { startOkServer } from "../harness/ok-server.js";
 import { harnessClient } from "../harness/s3.js";
@@ -442,7 +442,7 @@ describe("sockets, regions and lifecycle", () => {
     await session.destroy();
   });
 
-  it("a hung S3 server: HeadObject and PutObject fail with the SDK's TimeoutError after requestTimeoutMs; sockets bounded and released", async () => {
+  it("a hung S3 server: HeadObject and PutObject fail with our TimeoutError after idleTimeoutMs; sockets bounded and released", async () => {
     const hung = await startHungServer();
     const session = createSession({
       region: "us-east-1",
@@ -451,7 +451,7 @@ describe("sockets, regions and lifecycle", () => {
       credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" },
       checksums: "when_required",
       maxSockets: 4,
-      requestTimeoutMs: 300,
+      idleTimeoutMs: 300,
       clientConfig: { maxAttempts: 1 }, // one connection per operation: exact counts
     });
     try {
@@ -467,9 +467,10 @@ describe("sockets, regions and lifecycle", () => {
       // 12 operations, 4 at a time, each failing after 300 ms of silence: ~1 s. Without a timeout they never settle.
       const results = await settleWithin(10_000, ops);
       const reasons = results.map((r) => (r.status === "rejected" ? (r.reason as Error) : undefined));
-      expect(reasons.filter((e) => e?.name === "TimeoutError")).toHaveLength(12);
-      expect(reasons[0]?.message).toMatch(/timed out after 300 ms of inactivity/);
-      expect(reasons[11]?.message).toMatch(/timed out after 300 ms of inactivity/);
+      expect(reasons.filter((e) => e instanceof TimeoutError && e.phase === "idle")).toHaveLength(12);
+      expect(reasons[0]).toMatchObject({ code: "TIMEOUT", timeoutMs: 300 });
+      expect(reasons[11]?.message).toMatch(/no byte either way for 300 ms/);
+      expect(session.stats().timeouts).toMatchObject({ idleTimeouts: 12, connectTimeouts: 0 });
       await sleep(50); // the server sees the client's closes
       expect(hung.counts()).toEqual({ total: 12, open: 0, peak: 4 });
     } finally {
@@ -512,9 +513,11 @@ describe("sockets, regions and lifecycle", () => {
     }
   });
 
-  it("rejects a negative or non-finite requestTimeoutMs", () => {
-    for (const requestTimeoutMs of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
-      expect(() => createSession({ region: "us-east-1", requestTimeoutMs })).toThrow(RangeError);
+  it("rejects a negative or non-finite timeout", () => {
+    for (const value of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => createSession({ region: "us-east-1", idleTimeoutMs: value })).toThrow(/idleTimeoutMs/);
+      expect(() => createSession({ region: "us-east-1", connectTimeoutMs: value })).toThrow(/connectTimeoutMs/);
+      expect(() => createSession({ region: "us-east-1", requestTimeoutMs: value })).toThrow(RangeError);
     }
   });
 
