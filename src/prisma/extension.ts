@@ -1,6 +1,6 @@
 import { PrismaS3FilesError } from "../errors.js";
 import type { S3Session } from "../session/session.js";
-import { S3Storage } from "../storage/s3/s3-storage.js";
+import { defaultS3Storage } from "../storage/s3/default-storage.js";
 import type { FileContent, Storage } from "../storage/storage.js";
 import {
   createUploadGrant,
@@ -34,7 +34,7 @@ export interface S3FilesOptions<Meta extends FileFieldsMetadataShape> {
   fields: Meta;
   /**
    * Storages by the names used in `@file(storage: "...")`. `default` (for columns that name
-   * none) defaults to an {@link S3Storage} on the session's bucket.
+   * none) defaults to an `S3Storage` on the session's bucket.
    */
   storages?: { [name: string]: Storage };
   /**
@@ -340,7 +340,7 @@ export function resolveStorages(
         }
         // Objects it cannot remove (a probe, a moved source) go where the binding's cleanup failures go.
         const onLeftBehind = options.onCleanupError;
-        storages.set("default", new S3Storage({ session, ...(onLeftBehind ? { onLeftBehind } : {}) }));
+        storages.set("default", defaultS3Storage({ session, ...(onLeftBehind ? { onLeftBehind } : {}) }));
         continue;
       }
       missing.set(f.storage, [...(missing.get(f.storage) ?? []), `${model}.${field}`]);

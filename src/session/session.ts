@@ -6,6 +6,8 @@ import { fromNodeProviderChain } from "@aws-sdk/credential-providers";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
 import { CredentialsError } from "../errors.js";
+// For its side effect: the Prisma binding builds its default S3Storage through it.
+import "../storage/s3/register-default.js";
 import { type CredentialStats, RefreshingCredentialCache, type RefreshOptions } from "./credential-cache.js";
 import type { RedactedCredentials } from "./redacted-credentials.js";
 
