@@ -3,9 +3,9 @@
  * dry-run summary. A thin shell over {@link sweepOrphans}; the client, metadata and storages
  * come from a config module the command imports.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -252,7 +252,13 @@ async function useTypeScriptLoader(path: string): Promise<void> {
   if (tsxRegistered) return;
   let api: string | undefined;
   try {
-    api = createRequire(path).resolve("tsx/esm/api");
+    // Its ESM entry (`exports["./esm/api"].import`); require.resolve would give the CommonJS one.
+    const manifest = createRequire(path).resolve("tsx/package.json");
+    const exported = (JSON.parse(readFileSync(manifest, "utf8")) as { exports?: Record<string, unknown> }).exports?.[
+      "./esm/api"
+    ] as { import?: string | { default?: string } } | undefined;
+    const target = typeof exported?.import === "string" ? exported.import : exported?.import?.default;
+    api = target === undefined ? undefined : join(dirname(manifest), target);
   } catch {
     api = undefined;
   }
