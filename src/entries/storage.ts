@@ -14,6 +14,15 @@ export {
   type ObjectStat,
   type WriteObjectRequest,
 } from "../storage/base-storage.js";
+export {
+  type ConformanceAssertion,
+  type ConformanceMatchers,
+  type ConformanceSetup,
+  type ConformanceSetupOptions,
+  type ConformanceTarget,
+  type ConformanceTestApi,
+  describeStorageConformance,
+} from "../storage/conformance/suite.js";
 export { ContentTooLargeError } from "../storage/content.js";
 export { FileSystemStorage, type FileSystemStorageOptions } from "../storage/filesystem-storage.js";
 export { MemoryStorage, type MemoryStorageOptions } from "../storage/memory-storage.js";

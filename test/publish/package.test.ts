@@ -330,7 +330,12 @@ describe("a fresh app with the tarball installed", () => {
     const register = `data:text/javascript,import{register}from"node:module";register(${JSON.stringify(hooks)})`;
     const fsApp = await sh(process.execPath, ["--import", register, "filesystem-app.mjs"], { cwd: app(), env });
     expect(fsApp.code, fsApp.stderr).toBe(0);
-    expect(JSON.parse(fsApp.stdout)).toEqual({ stored: "uploads/a.txt", text: "hello", extension: "function" });
+    expect(JSON.parse(fsApp.stdout)).toEqual({
+      stored: "uploads/a.txt",
+      text: "hello",
+      extension: "function",
+      conformanceTests: true,
+    });
     // The hooks do refuse the SDK: the S3 entry point fails under them.
     const s3Entry = await sh(
       process.execPath,
@@ -447,7 +452,7 @@ const FILESYSTEM_APP = `import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileSystemStorage, s3Files, sweepOrphans, upload, FieldFile, PrismaS3FilesError } from "prisma-s3-files";
-import { MemoryStorage, BaseStorage } from "prisma-s3-files/storage";
+import { MemoryStorage, BaseStorage, describeStorageConformance } from "prisma-s3-files/storage";
 import { getValidFilename } from "prisma-s3-files/naming";
 import { FileAnnotationError } from "prisma-s3-files/generator";
 import { uploadWithGrant } from "prisma-s3-files/browser";
@@ -459,6 +464,15 @@ const extension = s3Files(undefined, {
   fields: { Doc: { fileFields: { file: { uploadTo: "docs/", storage: "default", maxSize: null, accept: null, keepFiles: false, deleteAfterSeconds: 0, maxLength: null, nullable: false } }, relations: {}, primaryKey: ["id"] } },
   storages: { default: storage },
 });
+// The conformance suite registers its tests with the framework it is given.
+const tests = [];
+describeStorageConformance("memory", async () => ({ storage: new MemoryStorage() }), {
+  describe: (_name, body) => body(),
+  it: (name) => tests.push(name),
+  beforeEach: () => {},
+  afterEach: () => {},
+  expect: () => ({}),
+});
 void [sweepOrphans, upload, FieldFile, PrismaS3FilesError, MemoryStorage, BaseStorage, getValidFilename, FileAnnotationError, uploadWithGrant];
-console.log(JSON.stringify({ stored, text, extension: typeof extension }));
+console.log(JSON.stringify({ stored, text, extension: typeof extension, conformanceTests: tests.length > 100 }));
 `;
