@@ -1,6 +1,12 @@
 import { LeftBehindError, PrismaS3FilesError } from "../errors.js";
 import { defaultFileName, uploadedFileName } from "../files/uploaded-name.js";
-import { checkDeclaredSize, checkType, peekContent, toFileValidationError } from "../files/validation.js";
+import {
+  checkDeclaredSize,
+  checkType,
+  nameForContent,
+  peekContent,
+  toFileValidationError,
+} from "../files/validation.js";
 import { normalizeContent, resolveContentType } from "../storage/content.js";
 import { generateFilename } from "../storage/naming.js";
 import type { FileContent, Storage } from "../storage/storage.js";
@@ -114,11 +120,12 @@ export async function storeUploads(assignments: UploadAssignment[], ctx: Lifecyc
         explicit: pending.contentType,
         blobType: normalized.blobType,
       });
-      const filename = clientName ?? defaultFileName(contentType);
       checkDeclaredSize(normalized.length, rules, where);
       const { head, content } = await peekContent(pending.content);
-      checkType(head, contentType, rules, where);
-      prepared.push({ kind: "upload", a, where, pending, content, contentType, filename });
+      const { detectedType } = checkType(head, contentType, rules, where);
+      // The stored name and type follow the content (PNG bytes named `x.exe` are stored as `x.png`).
+      const named = nameForContent(clientName ?? defaultFileName(contentType), contentType, detectedType);
+      prepared.push({ kind: "upload", a, where, pending, content, ...named });
     }
     let next = 0;
     let failedFast = false;
