@@ -8,7 +8,7 @@ export {
   generateFilename,
   getAvailableName,
   getValidFilename,
-  strftime,
   type UploadTo,
   validateFileName,
 } from "../storage/naming.js";
+export { strftime } from "../storage/strftime.js";

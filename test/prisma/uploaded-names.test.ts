@@ -12,8 +12,8 @@ import { s3Files } from "../../src/prisma/extension.js";
 import { upload } from "../../src/prisma/upload.js";
 import type { S3Session } from "../../src/session/session.js";
 import { MemoryStorage } from "../../src/storage/memory-storage.js";
-import { strftime } from "../../src/storage/naming.js";
 import { S3Storage } from "../../src/storage/s3/s3-storage.js";
+import { strftime } from "../../src/storage/strftime.js";
 import { fileFields } from "../generated/files/index.js";
 import { harnessSession, plainClient } from "./client.js";
 
