@@ -21,6 +21,7 @@ import {
 import { isGrantToken } from "./grant-token.js";
 import { pinKeys } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
+import { checkDelegates, fluentDataPath, hasComputedFields, skipResultExtensionPass } from "./prisma-internals.js";
 import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
 import { lockRows, rowKey } from "./row-locks.js";
 import { transactionOverride, transactionScope } from "./transactions.js";
@@ -102,16 +103,17 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     const base = client as ExtensibleClient;
     // The client with the query hook: what files read outside a transaction write back through.
     let hooked: unknown;
-    const skipResultPass = options.fastReads === true && !hasComputedFields(base, fields);
+    checkDelegates(base, Object.keys(fields));
+    const skipResultPass = options.fastReads === true && !hasComputedFields(base, Object.keys(fields));
     const mapResult = (params: HookParams, result: unknown) => {
       if (!ROW_OPERATIONS.has(params.operation)) return result;
       // Prisma's request handler runs its result-extension pass only when the request still
       // names a model after the hooks (internal; covered by tests and the prisma-read bench).
-      if (skipResultPass && params.__internalParams) params.__internalParams.model = undefined;
+      if (skipResultPass) skipResultExtensionPass(params, base);
       // A fluent call (`user.findUnique(...).posts()`) hands the hook the relation's rows,
       // already taken out along `dataPath` (["select", "posts", ...]): follow it to their model.
-      const path = params.__internalParams?.dataPath;
-      const target = path && path.length > 0 ? followDataPath(fields, params.model, path) : params.model;
+      const path = fluentDataPath(params, base);
+      const target = path ? followDataPath(fields, params.model, path) : params.model;
       if (target === undefined) return result;
       return mapRows(mappers, target, result, transactionScope.getStore()?.tx ?? hooked);
     };
@@ -299,17 +301,6 @@ function modelMethods(fields: FileFieldsMetadataShape, ctx: LifecycleContext) {
       return createUploadGrant(ctx.storageOf(this.$name, field), this.$name, field, meta, ctx.directUploads, options);
     },
   };
-}
-
-/** Whether extensions applied before ours define computed (`result`) fields; unknown → `true`. */
-function hasComputedFields(client: unknown, fields: FileFieldsMetadataShape): boolean {
-  const extensions = (client as { _extensions?: { getAllComputedFields?: (model: string) => object | undefined } })
-    ._extensions;
-  if (typeof extensions?.getAllComputedFields !== "function") return true;
-  return Object.keys(fields).some((model) => {
-    const jsName = model.charAt(0).toLowerCase() + model.slice(1);
-    return Object.keys(extensions.getAllComputedFields!(jsName) ?? {}).length > 0;
-  });
 }
 
 function followDataPath(fields: FileFieldsMetadataShape, model: string, path: readonly string[]): string | undefined {

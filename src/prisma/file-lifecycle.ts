@@ -19,6 +19,7 @@ import {
 } from "./direct-uploads.js";
 import { guardedDeletion } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
+import { modelDelegate } from "./prisma-internals.js";
 import { discardUpload, type PendingUpload, takeUpload } from "./upload.js";
 import type { OldKeySelect, UploadAssignment } from "./write-plan.js";
 import { collectKeys, toPrismaSelect } from "./write-plan.js";
@@ -77,7 +78,7 @@ type Delegate = {
   findMany(args: unknown): Promise<unknown[]>;
 };
 export function delegate(client: unknown, model: string): Delegate {
-  return (client as Record<string, Delegate>)[model.charAt(0).toLowerCase() + model.slice(1)] as Delegate;
+  return modelDelegate<Delegate>(client, model);
 }
 
 const UPLOAD_CONCURRENCY = 4;
