@@ -3,12 +3,53 @@
  * the underlying error is attached as `cause` (ES2022), where tools can walk to it.
  */
 
+/**
+ * Every `code` a {@link PrismaS3FilesError} can carry. Codes are stable: one may be added in a
+ * minor release, never renamed or removed. (A test checks this list against what the sources throw.)
+ */
+export const ERROR_CODES = [
+  "CONFIGURATION",
+  "CONTENT_CONSUMED",
+  "CONTENT_TOO_LARGE",
+  "CREDENTIALS_EXPIRING",
+  "CREDENTIALS_UNAVAILABLE",
+  "FILE_ANNOTATION",
+  "FILE_EXISTS",
+  "FILE_NOT_FOUND",
+  "FILE_VALIDATION",
+  "GENERATOR_CONFIG",
+  "GRANT_EXPIRED",
+  "GRANT_INVALID",
+  "GRANT_MISMATCH",
+  "GRANT_NOT_UPLOADED",
+  "GRANT_REQUIRED",
+  "GRANT_TOO_LARGE",
+  "GRANT_USED",
+  "LEFT_BEHIND",
+  "MOVE_TOO_LARGE",
+  "NAME_TOO_LONG",
+  "NO_AVAILABLE_NAME",
+  "NOT_A_DIRECTORY",
+  "NOT_A_FILE_FIELD",
+  "NOT_BOUND",
+  "PRISMA_INCOMPATIBLE",
+  "STORAGE_ERROR",
+  "SUSPICIOUS_FILE_OPERATION",
+  "TIMEOUT",
+  "UNSUPPORTED_BY_SERVER",
+  "UPLOAD_NOT_FOUND",
+  "URL_UNAVAILABLE",
+] as const;
+
+/** The `code` of a {@link PrismaS3FilesError}: one of {@link ERROR_CODES}. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
 /** Base class of every error this package throws. */
 export class PrismaS3FilesError extends Error {
-  /** A stable, machine-readable code, e.g. `FILE_NOT_FOUND`. */
-  readonly code: string;
+  /** A stable, machine-readable code, e.g. `FILE_NOT_FOUND`: one of {@link ErrorCode}. */
+  readonly code: ErrorCode;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.name = new.target.name;
@@ -31,7 +72,7 @@ export class CredentialsError extends PrismaS3FilesError {
 export class StorageError extends PrismaS3FilesError {
   /** The object name the operation was about, when there is one. */
   readonly fileName: string | undefined;
-  constructor(message: string, options?: { cause?: unknown; fileName?: string; code?: string }) {
+  constructor(message: string, options?: { cause?: unknown; fileName?: string; code?: ErrorCode }) {
     super(options?.code ?? "STORAGE_ERROR", message, options);
     this.fileName = options?.fileName;
   }

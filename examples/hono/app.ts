@@ -4,8 +4,9 @@
  */
 import { PrismaPg } from "@prisma/adapter-pg";
 import { Hono } from "hono";
-// In your application: from "prisma-s3-files".
-import { createSession, FileValidationError } from "../../src/index.js";
+// In your application: from "prisma-s3-files" and "prisma-s3-files/s3".
+import { FileValidationError } from "../../src/entries/index.js";
+import { createSession } from "../../src/entries/s3.js";
 // Your generators' outputs (here: the demo's, from `npm run demo:generate`); `s3Files` is the
 // extension bound to your schema's file fields.
 import { s3Files } from "../demo/generated/files/index.js";

@@ -3,8 +3,9 @@
  * dry-run summary. A thin shell over {@link sweepOrphans}; the client, metadata and storages
  * come from a config module the command imports.
  */
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -33,7 +34,11 @@ export interface CommandIO {
   cwd: string;
 }
 
-export const DEFAULT_CONFIG_FILES = ["prisma-s3-files.config.mjs", "prisma-s3-files.config.js"] as const;
+export const DEFAULT_CONFIG_FILES = [
+  "prisma-s3-files.config.ts",
+  "prisma-s3-files.config.mjs",
+  "prisma-s3-files.config.js",
+] as const;
 export const DEFAULT_OLDER_THAN = 3600;
 export const DEFAULT_MULTIPART_OLDER_THAN = 86_400;
 /** Keys listed in a dry-run summary. */
@@ -46,8 +51,8 @@ deletes, raw SQL, or a crash between upload and commit leave behind. On S3 it al
 incomplete multipart uploads under those prefixes (parts stored and billed, never completed).
 
 Options:
-  -c, --config <path>       Config module. Default: ${DEFAULT_CONFIG_FILES[0]}, then
-                            ${DEFAULT_CONFIG_FILES[1]}, in the current directory.
+  -c, --config <path>       Config module. Default: the first of ${DEFAULT_CONFIG_FILES.join(", ")}
+                            in the current directory.
       --older-than <age>    Only objects at least this old: seconds, or with a unit
                             (90s, 30m, 2h, 7d). Default: ${DEFAULT_OLDER_THAN}. Keep it above the time an
                             upload takes. Age counts from the upload: objects an app
@@ -66,20 +71,14 @@ Options:
 The config module default-exports { client, fields, session?, storages? }, or a function
 (possibly async) returning it. The client and session are closed when the command ends.
 
-  // ${DEFAULT_CONFIG_FILES[0]}
-  import { PrismaPg } from "@prisma/adapter-pg";
-  import { createSession, S3Storage } from "prisma-s3-files";
+  // ${DEFAULT_CONFIG_FILES[0]}, beside package.json
   import { fileFields } from "./src/generated/files/index.js";
-  import { PrismaClient } from "./src/generated/prisma/client.js";
+  import { prisma, session, storages } from "./src/db.js";
 
-  export default () => {
-    const session = createSession({ bucket: "my-bucket" });
-    const client = new PrismaClient({ adapter: new PrismaPg({ connectionString: process.env.DATABASE_URL }) });
-    return { client, fields: fileFields, session, storages: { private: new S3Storage({ session, location: "private" }) } };
-  };
+  export default { client: prisma, fields: fileFields, session, storages };
 
-A TypeScript config (.ts) works when Node can load it, e.g. under tsx:
-  NODE_OPTIONS="--import tsx" npx prisma-s3-files sweep --config prisma-s3-files.config.ts
+Prisma 7's client and the generated fileFields are TypeScript: when tsx is installed in the
+project (npm install -D tsx), the command loads the config, and what it imports, through it.
 
 Exit codes: 0 done, 1 failure (or deletion declined), 2 usage error.
 `;
@@ -192,7 +191,7 @@ export async function sweepCommand(args: string[], io: CommandIO = processIO()):
     });
     code = await run(config as SweepConfig, options, confirm, io);
   } catch (error) {
-    io.stderr.write(`prisma-s3-files sweep: ${describeError(error, configPath)}\n`);
+    io.stderr.write(`prisma-s3-files sweep: ${describeError(error)}\n`);
     code = 1;
   } finally {
     await closeConfig(config, io);
@@ -276,8 +275,39 @@ export function findConfig(given: string | undefined, cwd: string): string {
   );
 }
 
+/** Whether tsx's loader was registered by {@link useTypeScriptLoader}. */
+let tsxRegistered = false;
+
+/**
+ * Registers tsx's loader when the project has it (resolved from the config's directory), so
+ * that a config, and the generated TypeScript modules it imports (Prisma 7's client and our
+ * `fileFields` are `.ts`), load as they do in the app.
+ */
+async function useTypeScriptLoader(path: string): Promise<void> {
+  if (tsxRegistered) return;
+  let api: string | undefined;
+  try {
+    // Its ESM entry (`exports["./esm/api"].import`); require.resolve would give the CommonJS one.
+    const manifest = createRequire(path).resolve("tsx/package.json");
+    const exported = (JSON.parse(readFileSync(manifest, "utf8")) as { exports?: Record<string, unknown> }).exports?.[
+      "./esm/api"
+    ] as { import?: string | { default?: string } } | undefined;
+    const target = typeof exported?.import === "string" ? exported.import : exported?.import?.default;
+    api = target === undefined ? undefined : join(dirname(manifest), target);
+  } catch {
+    api = undefined;
+  }
+  // Without it, import as is: a loader may be active already (NODE_OPTIONS="--import tsx"), and
+  // if none is, the import's error gets the hint (describeError).
+  if (api === undefined) return;
+  const { register } = (await import(pathToFileURL(api).href)) as { register: () => unknown };
+  register();
+  tsxRegistered = true;
+}
+
 /** Imports the config module and checks its shape. */
 async function loadConfig(path: string, opened: (config: Partial<SweepConfig>) => void): Promise<SweepConfig> {
+  await useTypeScriptLoader(path);
   const mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
   let value = mod.default;
   if (value === undefined) {
@@ -337,11 +367,16 @@ function storagesOf(fields: FileFieldsMetadataShape): string[] {
 }
 
 /** One line per error, with the password of any URL in it masked. */
-export function describeError(error: unknown, configPath?: string): string {
+export function describeError(error: unknown): string {
   const e = error as { message?: unknown; code?: unknown } | null;
   let message = typeof e?.message === "string" && e.message !== "" ? e.message : String(error);
-  if (e?.code === "ERR_UNKNOWN_FILE_EXTENSION" && configPath && /\.[cm]?ts$/.test(configPath)) {
-    message += ` (Node cannot load TypeScript by itself: run under a loader, e.g. NODE_OPTIONS="--import tsx", or write the config as .mjs)`;
+  if (
+    !tsxRegistered &&
+    (e?.code === "ERR_UNKNOWN_FILE_EXTENSION" ||
+      (e?.code === "ERR_MODULE_NOT_FOUND" && /\.js['"]? imported from/.test(message)))
+  ) {
+    // A generated module (.ts) imported as .js, or a .ts file, without a loader.
+    message += ` (the config imports TypeScript, e.g. Prisma 7's generated client: npm install --save-dev tsx, and the command loads it)`;
   }
   return redactUrls(message).trim();
 }

@@ -5,6 +5,7 @@
  * HTML is refused.
  */
 import { Readable } from "node:stream";
+import mime from "mime";
 import { PrismaS3FilesError } from "../errors.js";
 import { ContentTooLargeError, chunkBytes, isBlob, isWebReadableStream, stopReadable } from "../storage/content.js";
 import type { FileContent } from "../storage/storage.js";
@@ -304,6 +305,43 @@ function agrees(detected: string, declared: string): boolean {
 /** Types that say nothing about the content. */
 function isUnknownType(type: string): boolean {
   return type === "" || type === "application/octet-stream" || type === "binary/octet-stream";
+}
+
+/**
+ * The name and `Content-Type` to store an upload under, following its content: when the first
+ * bytes show a binary format (an image, a PDF, an archive...) that the name's extension does not
+ * say, the name's last extension is replaced by the format's (or added, when there is none) and
+ * the type is the format's: PNG bytes sent as `x.exe`, or without a name (`file.bin`), are stored
+ * as `x.png` / `file.png` with `image/png`, so `url()` serves them as what they are. (Django keeps
+ * the client's name, and django-storages guesses the type from it.)
+ *
+ * Left as they are: content that shows no format, or only text or markup (a sniff cannot tell
+ * CSV from plain text, and HTML or SVG must never be promoted to an active type); names whose
+ * extension agrees with the content (`.jpg` for JPEG, `.docx` for the ZIP it is). A declared type
+ * the content agrees with (`File.type`, `upload(..., { contentType })`) is kept; one that says
+ * nothing (`application/octet-stream`) gives way to the detected type.
+ */
+export function nameForContent(
+  filename: string,
+  contentType: string,
+  detectedType: string | undefined,
+): { filename: string; contentType: string } {
+  if (detectedType === undefined) return { filename, contentType };
+  const detected = mimeEssence(detectedType);
+  if (detected.startsWith("text/") || ACTIVE_TYPES.has(detected)) return { filename, contentType };
+  const declared = mimeEssence(contentType);
+  // The content's type: the declared one when the content merely looks like it (a .docx is a ZIP).
+  const type = !isUnknownType(declared) && agrees(detected, declared) ? declared : detected;
+  const fromName = mime.getType(filename);
+  if (fromName !== null && (aliasesOf(type).includes(mimeEssence(fromName)) || agrees(type, mimeEssence(fromName)))) {
+    return { filename, contentType: isUnknownType(declared) ? type : contentType };
+  }
+  const ext = mime.getExtension(type);
+  if (ext === null) return { filename, contentType: isUnknownType(declared) ? type : contentType };
+  // The last extension goes; a leading dot (`.profile`) starts no extension.
+  const dot = filename.lastIndexOf(".");
+  const root = dot > 0 ? filename.slice(0, dot) : filename;
+  return { filename: `${root}.${ext}`, contentType: type === declared ? contentType : type };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { PrismaS3FilesError } from "../errors.js";
 import type { S3Session } from "../session/session.js";
 import { normalizeName } from "../storage/naming.js";
-import { S3Storage } from "../storage/s3/s3-storage.js";
+import { defaultS3Storage } from "../storage/s3/default-storage.js";
 import type { FileContent, Storage } from "../storage/storage.js";
 import {
   createUploadGrant,
@@ -23,6 +23,7 @@ import {
 import { isGrantToken } from "./grant-token.js";
 import { holdUploaded, pinKeys } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
+import { checkDelegates, fluentDataPath, hasComputedFields, skipResultExtensionPass } from "./prisma-internals.js";
 import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
 import { lockRows, rowKey } from "./row-locks.js";
 import { type TransactionScope, transactionOverride, transactionScope } from "./transactions.js";
@@ -36,7 +37,7 @@ export interface S3FilesOptions<Meta extends FileFieldsMetadataShape> {
   fields: Meta;
   /**
    * Storages by the names used in `@file(storage: "...")`. `default` (for columns that name
-   * none) defaults to an {@link S3Storage} on the session's bucket.
+   * none) defaults to an `S3Storage` on the session's bucket.
    */
   storages?: { [name: string]: Storage };
   /**
@@ -103,20 +104,21 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     const base = client as ExtensibleClient;
     // The client with the query hook: what files read outside a transaction write back through.
     let hooked: unknown;
+    checkDelegates(base, Object.keys(fields));
     // Prisma walks every result row for computed fields once a client has any extension (~1.5×
     // a plain read), even when no extension computes any. The walk is skipped unless a `result`
     // extension exists: one applied before ours is visible on `base` now; one applied after is
     // seen by our `$extends` override below, before any query can run on that client.
-    const resultPass = { needed: hasComputedFields(base, fields) };
+    const resultPass = { needed: hasComputedFields(base, Object.keys(fields)) };
     const mapResult = (params: HookParams, result: unknown) => {
       if (!ROW_OPERATIONS.has(params.operation)) return result;
       // Prisma's request handler runs its result-extension pass only when the request still
       // names a model after the hooks (internal; covered by tests and the prisma-read bench).
-      if (!resultPass.needed && params.__internalParams) params.__internalParams.model = undefined;
+      if (!resultPass.needed) skipResultExtensionPass(params, base);
       // A fluent call (`user.findUnique(...).posts()`) hands the hook the relation's rows,
       // already taken out along `dataPath` (["select", "posts", ...]): follow it to their model.
-      const path = params.__internalParams?.dataPath;
-      const target = path && path.length > 0 ? followDataPath(fields, params.model, path) : params.model;
+      const path = fluentDataPath(params, base);
+      const target = path ? followDataPath(fields, params.model, path) : params.model;
       if (target === undefined) return result;
       return mapRows(mappers, target, result, transactionScope.getStore()?.tx ?? hooked);
     };
@@ -438,17 +440,6 @@ function watchResultExtensions(
   };
 }
 
-/** Whether extensions applied before ours define computed (`result`) fields; unknown → `true`. */
-function hasComputedFields(client: unknown, fields: FileFieldsMetadataShape): boolean {
-  const extensions = (client as { _extensions?: { getAllComputedFields?: (model: string) => object | undefined } })
-    ._extensions;
-  if (typeof extensions?.getAllComputedFields !== "function") return true;
-  return Object.keys(fields).some((model) => {
-    const jsName = model.charAt(0).toLowerCase() + model.slice(1);
-    return Object.keys(extensions.getAllComputedFields!(jsName) ?? {}).length > 0;
-  });
-}
-
 function followDataPath(fields: FileFieldsMetadataShape, model: string, path: readonly string[]): string | undefined {
   let current: string | undefined = model;
   for (let i = 1; i < path.length && current !== undefined; i += 2) {
@@ -477,7 +468,7 @@ export function resolveStorages(
         }
         // Objects it cannot remove (a probe, a moved source) go where the binding's cleanup failures go.
         const onLeftBehind = options.onCleanupError;
-        storages.set("default", new S3Storage({ session, ...(onLeftBehind ? { onLeftBehind } : {}) }));
+        storages.set("default", defaultS3Storage({ session, ...(onLeftBehind ? { onLeftBehind } : {}) }));
         continue;
       }
       missing.set(f.storage, [...(missing.get(f.storage) ?? []), `${model}.${field}`]);

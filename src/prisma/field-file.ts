@@ -1,6 +1,7 @@
 import { PrismaS3FilesError } from "../errors.js";
 import { StoredFile } from "../files/stored-file.js";
 import type { FileContent, Storage } from "../storage/storage.js";
+import { modelDelegate } from "./prisma-internals.js";
 import { type UploadOptions, upload } from "./upload.js";
 
 /** How a file read from a row reaches that row again: the client it was read with (a transaction's, if any). */
@@ -79,8 +80,7 @@ export class FieldFile extends StoredFile {
       );
     }
     const where = Object.fromEntries(binding.primaryKey.map((k) => [k, row[k]]));
-    const model = this.#model.charAt(0).toLowerCase() + this.#model.slice(1);
-    const delegate = (binding.client as Record<string, Delegate>)[model] as Delegate;
+    const delegate = modelDelegate<Delegate>(binding.client, this.#model);
     const select = Object.fromEntries([...binding.primaryKey, this.#field].map((k) => [k, true]));
     const updated = await delegate.update({ where, data: { [this.#field]: value }, select });
     // The new value stays bound to the row this file came from, so it can be saved or deleted in turn.

@@ -1,6 +1,12 @@
 import { LeftBehindError, PrismaS3FilesError } from "../errors.js";
 import { defaultFileName, uploadedFileName } from "../files/uploaded-name.js";
-import { checkDeclaredSize, checkType, peekContent, toFileValidationError } from "../files/validation.js";
+import {
+  checkDeclaredSize,
+  checkType,
+  nameForContent,
+  peekContent,
+  toFileValidationError,
+} from "../files/validation.js";
 import { normalizeContent, resolveContentType } from "../storage/content.js";
 import { generateFilename } from "../storage/naming.js";
 import type { FileContent, Storage } from "../storage/storage.js";
@@ -13,6 +19,7 @@ import {
 } from "./direct-uploads.js";
 import { guardedDeletion } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
+import { modelDelegate } from "./prisma-internals.js";
 import { discardUpload, type PendingUpload, takeUpload } from "./upload.js";
 import type { OldKeySelect, UploadAssignment } from "./write-plan.js";
 import { collectKeys, toPrismaSelect } from "./write-plan.js";
@@ -71,7 +78,7 @@ type Delegate = {
   findMany(args: unknown): Promise<unknown[]>;
 };
 export function delegate(client: unknown, model: string): Delegate {
-  return (client as Record<string, Delegate>)[model.charAt(0).toLowerCase() + model.slice(1)] as Delegate;
+  return modelDelegate<Delegate>(client, model);
 }
 
 const UPLOAD_CONCURRENCY = 4;
@@ -118,11 +125,12 @@ export async function storeUploads(
         explicit: pending.contentType,
         blobType: normalized.blobType,
       });
-      const filename = clientName ?? defaultFileName(contentType);
       checkDeclaredSize(normalized.length, rules, where);
       const { head, content } = await peekContent(pending.content);
-      checkType(head, contentType, rules, where);
-      prepared.push({ kind: "upload", a, where, pending, content, contentType, filename });
+      const { detectedType } = checkType(head, contentType, rules, where);
+      // The stored name and type follow the content (PNG bytes named `x.exe` are stored as `x.png`).
+      const named = nameForContent(clientName ?? defaultFileName(contentType), contentType, detectedType);
+      prepared.push({ kind: "upload", a, where, pending, content, ...named });
     }
     let next = 0;
     let failedFast = false;

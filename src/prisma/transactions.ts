@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import { parentClient } from "./prisma-internals.js";
 
 /**
  * An interactive transaction the extension is running in. Prisma has no after-commit or
@@ -50,7 +51,7 @@ interface TransactionClient {
  */
 export function transactionOverride(report: (error: unknown) => void) {
   return async function $transaction(this: { $parent: TransactionClient }, arg: unknown, options?: unknown) {
-    const parent = this.$parent;
+    const parent = parentClient<TransactionClient>(this, "$transaction");
     const outer = transactionScope.getStore();
     let scope: TransactionScope | undefined;
     let run: () => Promise<unknown>;

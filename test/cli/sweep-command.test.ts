@@ -92,12 +92,14 @@ describe("arguments", () => {
     const empty = mkdtempSync(join(tmpdir(), "psf-sweep-none-"));
     d.cwd = empty;
     expect(await sweepCommand(["--dry-run"], d)).toBe(2);
-    expect(d.stderr.text).toMatch(/prisma-s3-files\.config\.mjs and prisma-s3-files\.config\.js/);
+    expect(d.stderr.text).toMatch(
+      /prisma-s3-files\.config\.ts and prisma-s3-files\.config\.mjs and prisma-s3-files\.config\.js/,
+    );
     rmSync(empty, { recursive: true });
     const e = io(false);
     expect(await sweepCommand(["--help"], e)).toBe(0);
     expect(e.stdout.text).toMatch(/--older-than/);
-    expect(e.stdout.text).toMatch(/--import tsx/);
+    expect(e.stdout.text).toMatch(/npm install -D tsx/);
   });
 });
 

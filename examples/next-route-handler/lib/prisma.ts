@@ -4,8 +4,8 @@
  * keeps one session (one credential fetch, one socket pool) across those reloads.
  */
 import { PrismaPg } from "@prisma/adapter-pg";
-// In your application: from "prisma-s3-files".
-import { createSession } from "../../../src/index.js";
+// In your application: from "prisma-s3-files/s3".
+import { createSession } from "../../../src/entries/s3.js";
 // Your generators' outputs (here: the demo's, from `npm run demo:generate`).
 import { s3Files } from "../../demo/generated/files/index.js";
 import { PrismaClient } from "../../demo/generated/prisma/client.js";

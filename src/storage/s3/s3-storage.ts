@@ -45,6 +45,7 @@ import {
   isClash,
   PROBE_PREFIX,
 } from "./conditional-writes.js";
+import { registerDefaultS3Storage } from "./default-storage.js";
 import { type ObjectWriteParams, uploadMultipart } from "./multipart.js";
 import {
   type CopyTargetParams,
@@ -1123,3 +1124,8 @@ function describeLeft(left: LeftBehindObject): string {
 function baseName(name: string): string {
   return name.slice(name.lastIndexOf("/") + 1);
 }
+
+// The Prisma binding builds its `default` storage through this factory, so that `s3Files` loads
+// no AWS SDK module in an app storing files elsewhere: whoever has a session has loaded this module
+// (`prisma-s3-files/s3` exports both).
+registerDefaultS3Storage((options) => new S3Storage(options));

@@ -3,7 +3,7 @@
  * POST a multipart form with an `avatar` file; GET redirects to the avatar's signed URL.
  */
 // In your application: from "prisma-s3-files", and `import { prisma } from "@/lib/prisma"`.
-import { FileValidationError } from "../../../../../src/index.js";
+import { FileValidationError } from "../../../../../src/entries/index.js";
 import { prisma } from "../../../lib/prisma.js";
 
 // The AWS SDK and Prisma's driver adapters need the Node.js runtime, not the Edge runtime.

@@ -1,0 +1,15 @@
+/**
+ * `prisma-s3-files/generator`: the file-field metadata the generator writes, its types, the
+ * type-level pieces of the Prisma extension, and the generator's errors. (The generator itself
+ * runs as the package's bin: `provider = "prisma-s3-files"`.)
+ */
+
+export { FileAnnotationError } from "../prisma/generator/annotation.js";
+export { FileAnnotationErrors } from "../prisma/generator/metadata.js";
+export type {
+  FileFieldMetadata,
+  FileFieldsMetadataShape,
+  ModelFileMetadata,
+  RelationMetadata,
+} from "../prisma/metadata-types.js";
+export type { FileModelMethods, FileResultArgs, FilesExtensionArgs, FileValue } from "../prisma/types.js";
