@@ -101,7 +101,8 @@ export function fluentDataPath(params: HookInternals, client: unknown): readonly
  */
 export function skipResultExtensionPass(params: HookInternals, client: unknown): void {
   const internal = internalParams(params, client);
-  if (typeof internal.model !== "string") {
+  // Cleared already when s3Files is applied twice (the inner hook ran first): that is fine.
+  if (!("model" in internal) || (internal.model !== undefined && typeof internal.model !== "string")) {
     throw incompatible("__internalParams.model (the request's model, read by the result-extension pass)", client);
   }
   internal.model = undefined;

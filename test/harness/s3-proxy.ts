@@ -9,6 +9,8 @@ export interface ProxiedRequest {
   query: URLSearchParams;
   headers: IncomingMessage["headers"];
   status: number;
+  /** The keys of a DeleteObjects request (`POST ?delete`), from its XML body. */
+  deleteKeys?: string[];
   /** What the proxy did instead of forwarding, if anything. */
   handled?: "fault" | "conditional-emulation" | "abort-emulation";
 }
@@ -133,6 +135,11 @@ export async function startS3Proxy(target: S3Target, options: S3ProxyOptions = {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
+    if (req.method === "POST" && url.searchParams.has("delete")) {
+      entry.deleteKeys = [...body.toString("utf8").matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) =>
+        xmlText(m[1] as string),
+      );
+    }
 
     const fault = faults.find((f) => (f.times === undefined || f.used < f.times) && f.match(entry));
     if (fault && typeof fault.action === "object" && "before" in fault.action) {
@@ -215,3 +222,15 @@ export async function startS3Proxy(target: S3Target, options: S3ProxyOptions = {
 }
 
 export type S3Proxy = Awaited<ReturnType<typeof startS3Proxy>>;
+
+/** The text of an XML text node: the five named entities and numeric character references. */
+function xmlText(raw: string): string {
+  const named: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+  return raw.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (_, e: string) =>
+    e.startsWith("#x")
+      ? String.fromCodePoint(Number.parseInt(e.slice(2), 16))
+      : e.startsWith("#")
+        ? String.fromCodePoint(Number(e.slice(1)))
+        : (named[e] as string),
+  );
+}

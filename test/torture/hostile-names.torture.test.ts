@@ -324,7 +324,10 @@ function requestsOutside(): string[] {
   for (const r of proxy.log) {
     const rest = r.path.startsWith(`/${bucket}`) ? r.path.slice(bucket.length + 1).replace(/^\//, "") : undefined;
     if (rest === undefined) bad.push(`${r.method} ${r.path} (another bucket)`);
-    else if (rest === "") {
+    else if (rest === "" && r.query.has("delete") && r.deleteKeys) {
+      // DeleteObjects names its keys in the body: each must be inside.
+      for (const key of r.deleteKeys) if (!inside(key)) bad.push(`${r.method} /${bucket}?delete key ${key}`);
+    } else if (rest === "") {
       const prefix = r.query.get("prefix") ?? "";
       if (r.query.has("list-type") ? !inside(prefix) : true)
         bad.push(`${r.method} /${bucket}?${r.query} (bucket level)`);
