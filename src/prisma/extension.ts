@@ -277,7 +277,7 @@ async function storeHeld(
     }
     throw new PrismaS3FilesError(
       "FILE_NOT_FOUND",
-      `${lost.model}.${lost.field}: the upload "${lost.key}" was deleted by sweepOrphans before its row was written; write it again`,
+      `${lost.model}.${lost.field}: the upload "${lost.key}" was deleted as unreferenced (by sweepOrphans) before its row was written; write it again`,
     );
   }
   return { stored, release };

@@ -134,13 +134,17 @@ function pin(keys: readonly { storage: object; key: string }[]): () => void {
 
 /**
  * Holds an object a write just uploaded until the write's outcome is known: no row references
- * it yet, so a sweep in this process would take it for an orphan. A sweep that started deleting
- * it in the instant between the upload and this call decides it: `swept` resolves to whether
- * the object went (the write must then fail, not commit a dangling key).
+ * it yet, so a sweep in this process would take it for an orphan. A deletion of that name under
+ * way when the hold is taken may have removed our object (a sweep that listed it) or only an
+ * older object of the same name, removed before our upload reused the name: once it settles,
+ * `swept` says whether our object is gone (the write must then fail, not commit a dangling key).
  */
-export function holdUploaded(storage: object, key: string): { release: () => void; swept: Promise<boolean> } {
+export function holdUploaded(storage: Storage, key: string): { release: () => void; swept: Promise<boolean> } {
   const deleting = guards.get(id(storage, key))?.deleting;
-  return { release: pin([{ storage, key }]), swept: deleting ?? Promise.resolve(false) };
+  const swept = deleting
+    ? deleting.then(async (deleted) => deleted && !(await storage.exists(key)))
+    : Promise.resolve(false);
+  return { release: pin([{ storage, key }]), swept };
 }
 
 /**

@@ -687,6 +687,48 @@ describe("failures, grace periods and the sweeper", () => {
     expect(missing).toEqual([]);
   });
 
+  it("an upload reusing the name of an object whose deletion is still settling is kept (not taken for swept)", async () => {
+    // The deletion of a replaced file removes the object, then takes a moment to settle.
+    let deleted!: () => void;
+    const objectGone = new Promise<void>((r) => (deleted = r));
+    class SlowToSettle extends MemoryStorage {
+      override async deleteMany(names: readonly string[]) {
+        const result = await super.deleteMany(names);
+        deleted();
+        await new Promise((r) => setTimeout(r, 300));
+        return result;
+      }
+      override async delete(name: string) {
+        await super.delete(name);
+        deleted();
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }
+    const slow = new SlowToSettle();
+    const client = plainClient().$extends(
+      s3Files(session, { fields: fileFields, storages: { ...storages, default: slow } }),
+    );
+    try {
+      const a = await client.user.create({
+        data: { email: email(), avatar: upload(PNG, { filename: "reused.png" }), badge: "k" },
+      });
+      const first = a.avatar!.name;
+      const replacing = client.user
+        .update({ where: { id: a.id }, data: { avatar: upload(PNG, { filename: "other.png" }) } })
+        .then(() => undefined);
+      await objectGone;
+      // The name is free again: a new upload takes it while that deletion settles.
+      const b = await client.user.create({
+        data: { email: email(), avatar: upload(PNG, { filename: "reused.png" }), badge: "k" },
+      });
+      await replacing;
+      expect(b.avatar!.name).toBe(first);
+      expect(await slow.exists(first)).toBe(true);
+    } finally {
+      await client.$disconnect();
+    }
+  });
+
   it("sweepOrphans finds objects orphaned by a cascade delete, and keeps referenced ones", async () => {
     const { sweepOrphans } = await import("../../src/prisma/sweep.js");
     const user = await prisma.user.create({
