@@ -1,12 +1,7 @@
 import { LeftBehindError, PrismaS3FilesError } from "../errors.js";
+import { SNIFF_BYTES } from "../files/sniff.js";
 import { defaultFileName, uploadedFileName } from "../files/uploaded-name.js";
-import {
-  checkDeclaredSize,
-  checkType,
-  nameForContent,
-  peekContent,
-  toFileValidationError,
-} from "../files/validation.js";
+import { checkDeclaredSize, checkType, nameForContent, toFileValidationError } from "../files/validation.js";
 import { normalizeContent, resolveContentType } from "../storage/content.js";
 import { generateFilename } from "../storage/naming.js";
 import type { FileContent, Storage } from "../storage/storage.js";
@@ -126,7 +121,7 @@ export async function storeUploads(
         blobType: normalized.blobType,
       });
       checkDeclaredSize(normalized.length, rules, where);
-      const { head, content } = await peekContent(pending.content);
+      const { head, content } = await normalized.peek(SNIFF_BYTES);
       const { detectedType } = checkType(head, contentType, rules, where);
       // The stored name and type follow the content (PNG bytes named `x.exe` are stored as `x.png`).
       const named = nameForContent(clientName ?? defaultFileName(contentType), contentType, detectedType);
