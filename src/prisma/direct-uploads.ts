@@ -4,7 +4,7 @@ import { PrismaS3FilesError } from "../errors.js";
 import { SNIFF_BYTES } from "../files/sniff.js";
 import { defaultFileName, uploadedFileName } from "../files/uploaded-name.js";
 import { checkDeclaredSize, checkType, FileValidationError } from "../files/validation.js";
-import type { Storage } from "../storage/storage.js";
+import { type DirectUploadCapable, isDirectUploadCapable, type Storage } from "../storage/storage.js";
 import { type GrantClaims, grantKey, signGrantToken, verifyGrantToken } from "./grant-token.js";
 import type { FileFieldMetadata } from "./metadata-types.js";
 
@@ -87,33 +87,14 @@ export function resolveDirectUploads(options: DirectUploadOptions | undefined): 
   };
 }
 
-/** The S3-only methods grants need; checked structurally, so this layer imports nothing from AWS. */
-interface DirectUploadStorage extends Storage {
-  presignedPost(
-    name: string,
-    opts: {
-      contentType: string;
-      minSize?: number;
-      maxSize: number;
-      expiresIn: number;
-      checksumSha256?: string;
-    },
-  ): Promise<{ url: string; fields: Record<string, string> }>;
-  createMultipartUpload(name: string, opts: { contentType: string }): Promise<string>;
-  presignUploadPart(name: string, uploadId: string, partNumber: number, opts: { expiresIn: number }): Promise<string>;
-  presignCompleteMultipartUpload(name: string, uploadId: string, opts: { expiresIn: number }): Promise<string>;
-  signingExpiresAt(): Promise<Date | undefined>;
-}
-
-function directUploadStorage(storage: Storage, where: string): DirectUploadStorage {
-  const s = storage as Partial<DirectUploadStorage>;
-  if (typeof s.presignedPost !== "function" || typeof s.createMultipartUpload !== "function") {
+function directUploadStorage(storage: Storage, where: string): DirectUploadCapable {
+  if (!isDirectUploadCapable(storage)) {
     throw new PrismaS3FilesError(
       "CONFIGURATION",
       `${where}: its storage (${storage.constructor.name}) takes no direct uploads from browsers; use an S3Storage`,
     );
   }
-  return storage as DirectUploadStorage;
+  return storage;
 }
 
 function signingKey(config: ResolvedDirectUploads): Buffer {
