@@ -134,7 +134,7 @@ export async function storeUploads(
         const p = prepared[next++]!;
         const { a, where } = p;
         const storage = ctx.storageOf(a.model, a.field);
-        const name = generateFilename(p.kind === "grant" ? p.grant.claims.n : p.filename, {
+        const name = generateFilename(p.kind === "grant" ? p.grant.claims.filename : p.filename, {
           uploadTo: a.meta.uploadTo,
           record: a.record,
           getValidName: (n) => storage.getValidName(n),
@@ -144,7 +144,7 @@ export async function storeUploads(
           let key: string;
           if (p.kind === "grant") {
             // From the pending prefix to the final key: a rename where the storage can, else copy + delete.
-            key = await storage.move(p.grant.claims.k, name, { ...maxLength, onLeftBehind: ctx.report });
+            key = await storage.move(p.grant.claims.key, name, { ...maxLength, onLeftBehind: ctx.report });
             p.moved = true;
             try {
               await verifyAttached(storage, key, p.grant.claims, a.meta);
