@@ -4,7 +4,7 @@ import { PrismaS3FilesError } from "../errors.js";
 import { SNIFF_BYTES } from "../files/sniff.js";
 import { defaultFileName, uploadedFileName } from "../files/uploaded-name.js";
 import { checkDeclaredSize, checkType, FileValidationError } from "../files/validation.js";
-import type { Storage } from "../storage/storage.js";
+import { type DirectUploadCapable, isDirectUploadCapable, type Storage } from "../storage/storage.js";
 import { type GrantClaims, grantKey, signGrantToken, verifyGrantToken } from "./grant-token.js";
 import type { FileFieldMetadata } from "./metadata-types.js";
 
@@ -87,33 +87,14 @@ export function resolveDirectUploads(options: DirectUploadOptions | undefined): 
   };
 }
 
-/** The S3-only methods grants need; checked structurally, so this layer imports nothing from AWS. */
-interface DirectUploadStorage extends Storage {
-  presignedPost(
-    name: string,
-    opts: {
-      contentType: string;
-      minSize?: number;
-      maxSize: number;
-      expiresIn: number;
-      checksumSha256?: string;
-    },
-  ): Promise<{ url: string; fields: Record<string, string> }>;
-  createMultipartUpload(name: string, opts: { contentType: string }): Promise<string>;
-  presignUploadPart(name: string, uploadId: string, partNumber: number, opts: { expiresIn: number }): Promise<string>;
-  presignCompleteMultipartUpload(name: string, uploadId: string, opts: { expiresIn: number }): Promise<string>;
-  signingExpiresAt(): Promise<Date | undefined>;
-}
-
-function directUploadStorage(storage: Storage, where: string): DirectUploadStorage {
-  const s = storage as Partial<DirectUploadStorage>;
-  if (typeof s.presignedPost !== "function" || typeof s.createMultipartUpload !== "function") {
+function directUploadStorage(storage: Storage, where: string): DirectUploadCapable {
+  if (!isDirectUploadCapable(storage)) {
     throw new PrismaS3FilesError(
       "CONFIGURATION",
       `${where}: its storage (${storage.constructor.name}) takes no direct uploads from browsers; use an S3Storage`,
     );
   }
-  return storage as DirectUploadStorage;
+  return storage;
 }
 
 function signingKey(config: ResolvedDirectUploads): Buffer {
@@ -176,22 +157,23 @@ export async function createUploadGrant(
     expiresIn = Math.min(expiresIn, left);
   }
   const expires = Math.floor(Date.now() / 1000) + expiresIn;
+  const expiresAt = new Date(expires * 1000);
   const filename = uploadedFileName(options.filename) ?? defaultFileName(contentType);
   const id = randomBytes(12).toString("base64url");
   // The expiry in the key lets the sweeper see when a pending object may go, without the secret.
   const pendingKey = `${config.pendingPrefix}${expires.toString(36)}-${id}/${storage.getValidName(filename)}`;
   const claims: GrantClaims = {
     id,
-    m: model,
-    f: field,
-    k: pendingKey,
-    e: expires,
-    z: size,
-    t: contentType,
-    n: filename,
-    ...(options.checksumSha256 === undefined ? {} : { s: options.checksumSha256 }),
+    model,
+    field,
+    key: pendingKey,
+    expiresAt,
+    size,
+    contentType,
+    filename,
+    ...(options.checksumSha256 === undefined ? {} : { checksumSha256: options.checksumSha256 }),
   };
-  const grant = { key: pendingKey, expiresAt: new Date(expires * 1000).toISOString() };
+  const grant = { key: pendingKey, expiresAt: expiresAt.toISOString() };
   if (!multipart) {
     const post = await direct.presignedPost(pendingKey, {
       contentType,
@@ -211,7 +193,7 @@ export async function createUploadGrant(
   }
   const completeUrl = await direct.presignCompleteMultipartUpload(pendingKey, uploadId, { expiresIn });
   return {
-    token: signGrantToken({ ...claims, u: uploadId }, key),
+    token: signGrantToken({ ...claims, uploadId }, key),
     ...grant,
     multipart: { uploadId, partSize, parts, completeUrl },
   };
@@ -226,7 +208,7 @@ function claimOnce(claims: GrantClaims, where: string): () => void {
   if (used.has(claims.id)) {
     throw new PrismaS3FilesError("GRANT_USED", `${where}: this upload grant was already used`);
   }
-  used.set(claims.id, claims.e * 1000);
+  used.set(claims.id, claims.expiresAt.getTime());
   return () => used.delete(claims.id);
 }
 
@@ -239,7 +221,7 @@ export interface ClaimedGrant {
 
 /** The marker that makes a grant single-use across processes; the browser's form cannot write it (the policy pins the upload's exact key). */
 function usedMarker(claims: GrantClaims): string {
-  return `${claims.k.slice(0, claims.k.lastIndexOf("/"))}.used`;
+  return `${claims.key.slice(0, claims.key.lastIndexOf("/"))}.used`;
 }
 
 /**
@@ -259,22 +241,22 @@ export async function claimGrant(
 ): Promise<ClaimedGrant> {
   const where = `${model}.${field}`;
   const claims = verifyGrantToken(token, signingKey(config));
-  if (claims.m !== model || claims.f !== field) {
+  if (claims.model !== model || claims.field !== field) {
     throw new PrismaS3FilesError(
       "GRANT_MISMATCH",
-      `${where}: this upload grant was made for ${claims.m}.${claims.f}, not for this field`,
+      `${where}: this upload grant was made for ${claims.model}.${claims.field}, not for this field`,
     );
   }
-  if (claims.e * 1000 <= Date.now()) {
+  if (claims.expiresAt.getTime() <= Date.now()) {
     throw new PrismaS3FilesError(
       "GRANT_EXPIRED",
-      `${where}: this upload grant expired at ${new Date(claims.e * 1000).toISOString()}`,
+      `${where}: this upload grant expired at ${claims.expiresAt.toISOString()}`,
     );
   }
   const releaseHere = claimOnce(claims, where);
   let size: number;
   try {
-    size = await storage.size(claims.k);
+    size = await storage.size(claims.key);
   } catch (error) {
     releaseHere();
     // By code, not class: a second copy of this package (or a test's fresh module) has its own classes.
@@ -287,11 +269,11 @@ export async function claimGrant(
     }
     throw error;
   }
-  if (size !== claims.z || (meta.maxSize !== null && size > meta.maxSize)) {
+  if (size !== claims.size || (meta.maxSize !== null && size > meta.maxSize)) {
     // Rejected for what it is: it must never be attached, so it goes now (the grant stays claimed here).
-    await storage.delete(claims.k).catch(() => undefined);
+    await storage.delete(claims.key).catch(() => undefined);
     checkDeclaredSize(size, { maxSize: meta.maxSize, accept: meta.accept }, { model, field });
-    throw sizeMismatch(where, size, claims.z, { model, field });
+    throw sizeMismatch(where, size, claims.size, { model, field });
   }
   const marker = usedMarker(claims);
   let claimedAs: string;
@@ -310,9 +292,9 @@ export async function claimGrant(
   // key meanwhile) can go. A process that exits first leaves them to sweepOrphans.
   const retire = setTimeout(
     () => {
-      storage.deleteMany([marker, claims.k]).catch(() => undefined);
+      storage.deleteMany([marker, claims.key]).catch(() => undefined);
     },
-    Math.max(0, claims.e * 1000 + config.pendingGraceMs - Date.now()),
+    Math.max(0, claims.expiresAt.getTime() + config.pendingGraceMs - Date.now()),
   );
   retire.unref();
   return {
@@ -344,24 +326,24 @@ export async function verifyAttached(
   claims: GrantClaims,
   meta: FileFieldMetadata,
 ): Promise<void> {
-  const ref = { model: claims.m, field: claims.f };
-  const where = `${claims.m}.${claims.f}`;
+  const ref = { model: claims.model, field: claims.field };
+  const where = `${claims.model}.${claims.field}`;
   const rules = { maxSize: meta.maxSize, accept: meta.accept };
   const { size, contentType } = await storage.stat(key);
   checkDeclaredSize(size, rules, ref);
-  if (size !== claims.z) throw sizeMismatch(where, size, claims.z, ref);
+  if (size !== claims.size) throw sizeMismatch(where, size, claims.size, ref);
   // The form pins the type on servers that enforce POST policies; one that does not (s3rver), or
   // a writer other than the form, may have stored another, which the object would be served with.
-  if (contentType !== undefined && normalType(contentType) !== normalType(claims.t)) {
+  if (contentType !== undefined && normalType(contentType) !== normalType(claims.contentType)) {
     throw new FileValidationError(
       "content_type_mismatch",
-      `${where}: the uploaded file was stored as ${JSON.stringify(contentType)}, not the ${JSON.stringify(claims.t)} its grant declared`,
-      { ...ref, declaredType: claims.t, storedType: contentType },
+      `${where}: the uploaded file was stored as ${JSON.stringify(contentType)}, not the ${JSON.stringify(claims.contentType)} its grant declared`,
+      { ...ref, declaredType: claims.contentType, storedType: contentType },
     );
   }
   const head = size === 0 ? new Uint8Array(0) : await readRange(storage, key, Math.min(size, SNIFF_BYTES));
-  checkType(head, claims.t, rules, ref);
-  if (claims.s !== undefined && (await sha256Of(storage, key)) !== claims.s) {
+  checkType(head, claims.contentType, rules, ref);
+  if (claims.checksumSha256 !== undefined && (await sha256Of(storage, key)) !== claims.checksumSha256) {
     throw new FileValidationError(
       "checksum_mismatch",
       `${where}: the uploaded file's SHA-256 is not the declared one`,

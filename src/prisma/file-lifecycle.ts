@@ -1,12 +1,7 @@
 import { LeftBehindError, PrismaS3FilesError } from "../errors.js";
+import { SNIFF_BYTES } from "../files/sniff.js";
 import { defaultFileName, uploadedFileName } from "../files/uploaded-name.js";
-import {
-  checkDeclaredSize,
-  checkType,
-  nameForContent,
-  peekContent,
-  toFileValidationError,
-} from "../files/validation.js";
+import { checkDeclaredSize, checkType, nameForContent, toFileValidationError } from "../files/validation.js";
 import { normalizeContent, resolveContentType } from "../storage/content.js";
 import { generateFilename } from "../storage/naming.js";
 import type { FileContent, Storage } from "../storage/storage.js";
@@ -126,7 +121,7 @@ export async function storeUploads(
         blobType: normalized.blobType,
       });
       checkDeclaredSize(normalized.length, rules, where);
-      const { head, content } = await peekContent(pending.content);
+      const { head, content } = await normalized.peek(SNIFF_BYTES);
       const { detectedType } = checkType(head, contentType, rules, where);
       // The stored name and type follow the content (PNG bytes named `x.exe` are stored as `x.png`).
       const named = nameForContent(clientName ?? defaultFileName(contentType), contentType, detectedType);
@@ -139,7 +134,7 @@ export async function storeUploads(
         const p = prepared[next++]!;
         const { a, where } = p;
         const storage = ctx.storageOf(a.model, a.field);
-        const name = generateFilename(p.kind === "grant" ? p.grant.claims.n : p.filename, {
+        const name = generateFilename(p.kind === "grant" ? p.grant.claims.filename : p.filename, {
           uploadTo: a.meta.uploadTo,
           record: a.record,
           getValidName: (n) => storage.getValidName(n),
@@ -149,7 +144,7 @@ export async function storeUploads(
           let key: string;
           if (p.kind === "grant") {
             // From the pending prefix to the final key: a rename where the storage can, else copy + delete.
-            key = await storage.move(p.grant.claims.k, name, { ...maxLength, onLeftBehind: ctx.report });
+            key = await storage.move(p.grant.claims.key, name, { ...maxLength, onLeftBehind: ctx.report });
             p.moved = true;
             try {
               await verifyAttached(storage, key, p.grant.claims, a.meta);

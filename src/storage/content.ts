@@ -2,6 +2,7 @@ import { IncomingMessage } from "node:http";
 import { Readable } from "node:stream";
 import mime from "mime";
 import { StorageError } from "../errors.js";
+import { peekIterable, peekReadable, peekWebStream } from "./peek.js";
 import type { FileContent, SaveProgress } from "./storage.js";
 
 /**
@@ -29,6 +30,24 @@ export interface NormalizedContent {
    * an abort: closing an async iterator that is waiting on a stalled stream does not reach it.
    */
   destroy(reason?: unknown): void;
+  /**
+   * The first `bytes` bytes (fewer if the content is shorter), without losing them, and the
+   * content to read in place of the original:
+   *
+   * - bytes (`Buffer`, `Uint8Array`, `ArrayBuffer`, views): a view of the start; the content as is;
+   * - `Blob`/`File`: `blob.slice(0, bytes)` is read; the same `Blob` (name and type intact);
+   * - Node `Readable`: chunks are read until there are enough, and a new `Readable` is returned
+   *   that yields them and then the rest of the source, reading the source only as it is read
+   *   itself (backpressure), failing with the source's errors, and destroying the source when
+   *   destroyed; a byte `Readable` is asked for exactly `bytes` bytes, so a big first chunk
+   *   stays in the source;
+   * - web `ReadableStream`: likewise, as a new `ReadableStream` that cancels the source when cancelled;
+   * - other async iterables: likewise, as a one-shot async iterable whose `destroy()` reaches the source.
+   *
+   * A stream is read once: after `peek` this object is spent (`open` and `peek` throw
+   * `CONTENT_CONSUMED`); read the returned content instead. `bytes` must be a non-negative integer.
+   */
+  peek(bytes: number): Promise<{ head: Uint8Array; content: FileContent }>;
 }
 
 /** The content exceeded the byte limit given to {@link meterContent}. */
@@ -133,15 +152,12 @@ async function* asBytes(source: AsyncIterable<unknown>): AsyncGenerator<Uint8Arr
   for await (const chunk of source) yield chunkBytes(chunk);
 }
 
-function oneShot(label: string, make: () => AsyncIterable<Uint8Array>): () => AsyncIterable<Uint8Array> {
-  let opened = false;
-  return () => {
-    if (opened) {
-      throw new StorageError(`${label} content can only be read once`, { code: "CONTENT_CONSUMED" });
-    }
-    opened = true;
-    return make();
-  };
+function consumed(label: string): StorageError {
+  return new StorageError(`${label} content can only be read once`, { code: "CONTENT_CONSUMED" });
+}
+
+function checkPeekBytes(bytes: number): void {
+  if (!Number.isInteger(bytes) || bytes < 0) throw new RangeError(`bytes must be a non-negative integer: ${bytes}`);
 }
 
 /**
@@ -149,18 +165,12 @@ function oneShot(label: string, make: () => AsyncIterable<Uint8Array>): () => As
  * value of another type throws a `TypeError`.
  */
 export function normalizeContent(content: FileContent): NormalizedContent {
-  if (content instanceof Uint8Array) {
-    return { open: () => fromBytes(content), length: content.byteLength, ...inMemory(content) };
-  }
-  if (content instanceof ArrayBuffer) {
-    const bytes = new Uint8Array(content);
-    return { open: () => fromBytes(bytes), length: bytes.byteLength, ...inMemory(bytes) };
-  }
+  if (content instanceof Uint8Array) return inMemory(content, content);
+  if (content instanceof ArrayBuffer) return inMemory(new Uint8Array(content), content);
   if (ArrayBuffer.isView(content)) {
     // Other typed arrays / DataView: not in the type, but harmless to accept as their bytes.
     const view = content as ArrayBufferView;
-    const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-    return { open: () => fromBytes(bytes), length: bytes.byteLength, ...inMemory(bytes) };
+    return inMemory(new Uint8Array(view.buffer, view.byteOffset, view.byteLength), content);
   }
   if (isBlob(content)) {
     const name = (content as { name?: unknown }).name;
@@ -174,6 +184,10 @@ export function normalizeContent(content: FileContent): NormalizedContent {
       bytes: undefined,
       // Each open() makes its own stream, closed by its iterator: nothing shared to stop.
       destroy: noop,
+      async peek(bytes) {
+        checkPeekBytes(bytes);
+        return { head: new Uint8Array(await content.slice(0, bytes).arrayBuffer()), content };
+      },
     };
   }
   if (content instanceof Readable) {
@@ -181,14 +195,20 @@ export function normalizeContent(content: FileContent): NormalizedContent {
     // iterator must not destroy it on return.
     const source = content instanceof IncomingMessage ? content.iterator({ destroyOnReturn: false }) : content;
     return streamed(
-      oneShot("Readable", () => asBytes(source)),
+      content,
+      "Readable",
+      () => asBytes(source),
+      (bytes) => peekReadable(content, bytes),
       () => stopReadable(content),
     );
   }
   if (isWebReadableStream(content)) {
     let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
     return streamed(
-      oneShot("ReadableStream", () => fromWebStream(content, (r) => (reader = r))),
+      content,
+      "ReadableStream",
+      () => fromWebStream(content, (r) => (reader = r)),
+      (bytes) => peekWebStream(content, bytes),
       (reason) => {
         // Not yet opened: cancel the stream itself; opened: cancel through its reader.
         const cancelled = reader ? reader.cancel(reason) : content.locked ? undefined : content.cancel(reason);
@@ -200,7 +220,10 @@ export function normalizeContent(content: FileContent): NormalizedContent {
     // Also covers Readable-like streams from other copies of `stream`.
     const source = content;
     return streamed(
-      oneShot("AsyncIterable", () => asBytes(source)),
+      content,
+      "AsyncIterable",
+      () => asBytes(source),
+      (bytes) => peekIterable(source, bytes),
       () => {
         const destroy = (source as { destroy?: unknown }).destroy;
         if (typeof destroy === "function") destroy.call(source);
@@ -212,19 +235,56 @@ export function normalizeContent(content: FileContent): NormalizedContent {
 
 const noop = () => undefined;
 
-function inMemory(bytes: Uint8Array) {
-  return { blobType: undefined, fileName: undefined, replayable: true, bytes, destroy: noop };
+/** In-memory `bytes`; `original` is what was given, handed back as is by `peek`. */
+function inMemory(bytes: Uint8Array, original: FileContent): NormalizedContent {
+  return {
+    open: () => fromBytes(bytes),
+    length: bytes.byteLength,
+    blobType: undefined,
+    fileName: undefined,
+    replayable: true,
+    bytes,
+    destroy: noop,
+    async peek(n) {
+      checkPeekBytes(n);
+      return { head: bytes.subarray(0, n), content: original };
+    },
+  };
 }
 
-function streamed(open: () => AsyncIterable<Uint8Array>, destroy: (reason?: unknown) => void): NormalizedContent {
+/**
+ * A one-shot stream: `open` or `peek` may be called once, then the content is spent. `peek`
+ * hands back a stream of the same kind to read in its place (`original` itself for 0 bytes).
+ */
+function streamed(
+  original: FileContent,
+  label: string,
+  open: () => AsyncIterable<Uint8Array>,
+  peek: (bytes: number) => Promise<{ head: Uint8Array; content: FileContent }>,
+  destroy: (reason?: unknown) => void,
+): NormalizedContent {
+  let used = false;
+  const take = () => {
+    if (used) throw consumed(label);
+    used = true;
+  };
   return {
-    open,
+    open: () => {
+      take();
+      return open();
+    },
     length: undefined,
     blobType: undefined,
     fileName: undefined,
     replayable: false,
     bytes: undefined,
     destroy,
+    async peek(bytes) {
+      checkPeekBytes(bytes);
+      take();
+      if (bytes === 0) return { head: new Uint8Array(0), content: original };
+      return peek(bytes);
+    },
   };
 }
 

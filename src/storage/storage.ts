@@ -1,5 +1,7 @@
 import type { Readable } from "node:stream";
 import type { LeftBehindError, StorageError } from "../errors.js";
+import type { PresignedPost } from "./s3/presigner.js";
+import type { CreateMultipartUploadOptions, PresignedPostOptions, PresignMultipartOptions } from "./s3/s3-storage.js";
 
 /**
  * What `save()` accepts. A `Blob` (and so a `File` from `request.formData()`) also gives a
@@ -156,4 +158,44 @@ export interface Storage {
    * backend refused with `StorageError` code `NAME_TOO_LONG`), checked before any I/O.
    */
   getAvailableName(name: string, maxLength?: number): Promise<string>;
+}
+
+/**
+ * A storage that browsers can upload to directly (`uploadGrant`): it presigns POST forms and
+ * multipart uploads. `S3Storage` implements it. Stated as a type here, with
+ * {@link isDirectUploadCapable}, so the Prisma layer can ask for it without importing the AWS SDK.
+ */
+export interface DirectUploadCapable extends Storage {
+  /** A form POST grant to upload one object under `name`, no other name picked. */
+  presignedPost(name: string, options: PresignedPostOptions): Promise<PresignedPost>;
+  /** Starts a multipart upload of `name` and returns its upload ID. */
+  createMultipartUpload(name: string, options: CreateMultipartUploadOptions): Promise<string>;
+  /** A presigned URL to PUT part `partNumber` (1..10000) of the upload. */
+  presignUploadPart(
+    name: string,
+    uploadId: string,
+    partNumber: number,
+    options: PresignMultipartOptions,
+  ): Promise<string>;
+  /** A presigned URL to POST the upload's `CompleteMultipartUpload` XML to. */
+  presignCompleteMultipartUpload(name: string, uploadId: string, options: PresignMultipartOptions): Promise<string>;
+  /** When the credentials that presign expire (`undefined` for long-term keys). */
+  signingExpiresAt(): Promise<Date | undefined>;
+}
+
+const DIRECT_UPLOAD_METHODS = [
+  "presignedPost",
+  "createMultipartUpload",
+  "presignUploadPart",
+  "presignCompleteMultipartUpload",
+  "signingExpiresAt",
+] as const satisfies ReadonlyArray<keyof DirectUploadCapable>;
+
+/**
+ * Whether `storage` takes direct uploads from browsers ({@link DirectUploadCapable}). Checked by
+ * its methods, not its class, so that a second copy of this package (or a wrapper) still counts.
+ */
+export function isDirectUploadCapable(storage: Storage): storage is DirectUploadCapable {
+  const methods = storage as unknown as Partial<Record<(typeof DIRECT_UPLOAD_METHODS)[number], unknown>>;
+  return DIRECT_UPLOAD_METHODS.every((method) => typeof methods[method] === "function");
 }

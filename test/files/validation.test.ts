@@ -3,13 +3,13 @@ import { Readable } from "node:stream";
 import { setImmediate as tick } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { PrismaS3FilesError } from "../../src/errors.js";
+import { SNIFF_BYTES } from "../../src/files/sniff.js";
 import {
   checkDeclaredSize,
   checkType,
   type FileFieldRef,
   type FileRules,
   FileValidationError,
-  peekContent,
   toFileValidationError,
 } from "../../src/files/validation.js";
 import { ContentTooLargeError, meterContent, normalizeContent, readAll } from "../../src/storage/content.js";
@@ -226,8 +226,13 @@ describe("checkType", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// peekContent
+// NormalizedContent.peek
 // ---------------------------------------------------------------------------------------------
+
+/** Peeks as storeUploads does: normalize, then peek the sniffing window (or `bytes`). */
+function peekContent(content: FileContent, bytes: number = SNIFF_BYTES) {
+  return normalizeContent(content).peek(bytes);
+}
 
 const SAMPLE = Buffer.concat([PNG_1X1, Buffer.alloc(10_000, 7), Buffer.from("tail")]);
 
@@ -257,7 +262,7 @@ function expectedBytes(count: number, size: number): Buffer {
   return Buffer.concat(Array.from({ length: count }, (_, i) => Buffer.alloc(size, i % 251)));
 }
 
-describe("peekContent: in-memory content", () => {
+describe("NormalizedContent.peek: in-memory content", () => {
   it.each([
     ["Buffer", () => Buffer.from(SAMPLE)],
     ["Uint8Array", () => new Uint8Array(SAMPLE)],
@@ -288,6 +293,20 @@ describe("peekContent: in-memory content", () => {
     expect(Buffer.from((await peekContent(blob)).head)).toEqual(PNG_1X1);
   });
 
+  it("a peeked stream is spent: open() and peek() then throw CONTENT_CONSUMED; bytes stay replayable", async () => {
+    const normalized = normalizeContent(Readable.from([Buffer.from("hello")]));
+    const { head, content } = await normalized.peek(2);
+    expect(Buffer.from(head).toString()).toBe("he");
+    expect(() => normalized.open()).toThrow(expect.objectContaining({ code: "CONTENT_CONSUMED" }));
+    await expect(normalized.peek(2)).rejects.toMatchObject({ code: "CONTENT_CONSUMED" });
+    expect(Buffer.from(await bytesOf(content)).toString()).toBe("hello");
+
+    const bytes = normalizeContent(Buffer.from("hello"));
+    await bytes.peek(2);
+    expect(Buffer.from(await readAll(bytes.open())).toString()).toBe("hello");
+    expect(Buffer.from((await bytes.peek(3)).head).toString()).toBe("hel");
+  });
+
   it("refuses a bad byte count", async () => {
     await expect(peekContent(SAMPLE, -1)).rejects.toThrow(RangeError);
     await expect(peekContent(SAMPLE, 1.5)).rejects.toThrow(RangeError);
@@ -295,7 +314,7 @@ describe("peekContent: in-memory content", () => {
   });
 });
 
-describe("peekContent: Node Readable", () => {
+describe("NormalizedContent.peek: Node Readable", () => {
   it("peeking 4 KiB of 10 MiB in 64 KiB chunks pulls only the first chunk, and loses nothing", async () => {
     const { stream, state } = countingReadable(160, 64 * 1024);
     const { head, content } = await peekContent(stream, 4096);
@@ -407,7 +426,7 @@ describe("peekContent: Node Readable", () => {
   });
 });
 
-describe("peekContent: web ReadableStream", () => {
+describe("NormalizedContent.peek: web ReadableStream", () => {
   function countingWebStream(count: number, size: number, options: { failAt?: number } = {}) {
     const state = { pulled: 0, cancelled: undefined as unknown };
     const stream = new ReadableStream<Uint8Array>(
@@ -464,7 +483,7 @@ describe("peekContent: web ReadableStream", () => {
   });
 });
 
-describe("peekContent: async iterables", () => {
+describe("NormalizedContent.peek: async iterables", () => {
   function counting(count: number, size: number, options: { failAt?: number } = {}) {
     const state = { pulled: 0, closed: false };
     async function* generate() {

@@ -37,7 +37,7 @@ import {
 } from "../base-storage.js";
 import { abortReason } from "../content.js";
 import { assertNameFits, type NameByteLimits, utf8Length } from "../naming.js";
-import type { ListResult, ObjectInfo, UrlOptions } from "../storage.js";
+import type { DirectUploadCapable, ListResult, ObjectInfo, UrlOptions } from "../storage.js";
 import {
   type ConditionalOperation,
   type ConditionalWritesSetting,
@@ -212,7 +212,7 @@ export interface MultipartUploadInfo {
  * Objects in an S3 bucket (or any S3-compatible server), with Django's naming rules, streaming
  * reads and writes, and URLs computed from the session's cached credentials without I/O.
  */
-export class S3Storage extends BaseStorage {
+export class S3Storage extends BaseStorage implements DirectUploadCapable {
   readonly bucket: string;
   readonly location: string;
   readonly querystringAuth: boolean;
