@@ -15,6 +15,7 @@ import {
   type LifecycleContext,
   lifecycleContext,
   readOldKeys,
+  readWrittenRows,
   removeUnreferenced,
   removeUntakenUploads,
   type StoredObject,
@@ -322,10 +323,7 @@ async function relatedRowKeys(
 ): Promise<string[]> {
   const related = relatedRowsSelect(fields, select);
   if (!related) return [];
-  const query = { where: args.where, select: related };
-  const rows = SINGLE_ROW.has(operation)
-    ? await delegate(reader, model).findUnique(query)
-    : await delegate(reader, model).findMany(query);
+  const rows = await readWrittenRows(reader, model, operation, args, related);
   return collectRelatedRows(fields, select, rows).map((r) => rowKey(r.model, r.key));
 }
 

@@ -268,10 +268,24 @@ export async function readOldKeys(
   select: OldKeySelect,
   ctx: LifecycleContext,
 ): Promise<OldKey[]> {
-  const query = { where: args.where, select: toPrismaSelect(select) };
-  const single = operation === "update" || operation === "upsert" || operation === "delete";
-  const rows = single ? await delegate(client, model).findUnique(query) : await delegate(client, model).findMany(query);
+  const rows = await readWrittenRows(client, model, operation, args, toPrismaSelect(select));
   return collectKeys(ctx.fields, model, select, rows);
+}
+
+/**
+ * Reads, with `select`, the rows a write's `where` selects: the one row of an `update`, `upsert`
+ * or `delete` (a unique `where`), else every row it matches.
+ */
+export async function readWrittenRows(
+  client: unknown,
+  model: string,
+  operation: string,
+  args: Record<string, unknown>,
+  select: Record<string, unknown>,
+): Promise<unknown> {
+  const query = { where: args.where, select };
+  const single = operation === "update" || operation === "upsert" || operation === "delete";
+  return single ? delegate(client, model).findUnique(query) : delegate(client, model).findMany(query);
 }
 
 /** Pending delayed deletions, per storage and key: kept so `sweepOrphans` in this process leaves them alone. */

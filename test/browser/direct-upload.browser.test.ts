@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type CORSRule, GetObjectCommand, HeadObjectCommand, PutBucketCorsCommand } from "@aws-sdk/client-s3";
+import { type CORSRule, GetObjectCommand, PutBucketCorsCommand } from "@aws-sdk/client-s3";
 import { build } from "esbuild";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
@@ -19,6 +19,7 @@ import {
   createBucket,
   emptyAndDeleteBucket,
   harnessClient,
+  keyExists,
   sessionOptionsFor,
   uniqueBucketName,
 } from "../harness/s3.js";
@@ -76,18 +77,7 @@ async function objectBytes(key: string, bucket = s3.bucket): Promise<Uint8Array>
   }
 }
 
-async function objectExists(key: string): Promise<boolean> {
-  const client = harnessClient(s3);
-  try {
-    await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
-    return true;
-  } catch (error) {
-    if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
-    throw error;
-  } finally {
-    client.destroy();
-  }
-}
+const objectExists = (key: string) => keyExists(s3, key);
 
 async function putCors(bucket: string, rule: CORSRule): Promise<void> {
   const client = harnessClient(s3);

@@ -5,6 +5,7 @@ import {
   CreateBucketCommand,
   DeleteBucketCommand,
   DeleteObjectsCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   S3Client,
 } from "@aws-sdk/client-s3";
@@ -119,6 +120,20 @@ export async function listKeys(t: S3Target, prefix: string): Promise<string[]> {
     client.destroy();
   }
   return keys.sort();
+}
+
+/** Whether the bucket holds `key` (a HeadObject with the harness's own keys). */
+export async function keyExists(t: S3Target, key: string, bucket = t.bucket): Promise<boolean> {
+  const client = harnessClient(t);
+  try {
+    await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return true;
+  } catch (error) {
+    if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
+    throw error;
+  } finally {
+    client.destroy();
+  }
 }
 
 export function uniqueBucketName(prefix = "psf"): string {

@@ -4,7 +4,7 @@ import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { describe, expect, inject, it } from "vitest";
 import { QueryPresigner, s3BaseUrl } from "../../src/storage/s3/presigner.js";
-import { harnessClient } from "../harness/s3.js";
+import { harnessClient, keyExists } from "../harness/s3.js";
 
 const s3 = inject("s3");
 const target = {
@@ -172,18 +172,7 @@ describe.skipIf(s3.server === "s3rver")("a POST the policy does not allow is ref
     return fetch(post.url, { method: "POST", body });
   }
 
-  async function stored(key: string): Promise<boolean> {
-    const client = harnessClient(s3);
-    try {
-      await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
-      return true;
-    } catch (error) {
-      if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
-      throw error;
-    } finally {
-      client.destroy();
-    }
-  }
+  const stored = (key: string) => keyExists(s3, key);
 
   it("the form as signed is taken (the refusals below are the policy's, not the form's)", async () => {
     const key = `${prefix}/ok.txt`;
