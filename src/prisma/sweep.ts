@@ -1,4 +1,5 @@
 import type { S3Session } from "../session/session.js";
+import { BaseStorage } from "../storage/base-storage.js";
 import type { ObjectInfo, Storage } from "../storage/storage.js";
 import { pendingKeyExpiry, resolveDirectUploads } from "./direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
@@ -131,8 +132,11 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
       ctx,
     );
     const pending = delayedDeletions.get(storage);
+    // An object a write of this process is storing right now (its PUT may be answered after the
+    // listing saw the object) is that write's: its row is not written yet.
+    const writing = (o: ObjectInfo) => storage instanceof BaseStorage && storage.isWriting(o.name);
     const orphans = objects.filter(
-      (o) => !referenced.has(o.name) && !pending?.has(o.name) && o.modifiedTime.getTime() <= cutoff,
+      (o) => !referenced.has(o.name) && !pending?.has(o.name) && o.modifiedTime.getTime() <= cutoff && !writing(o),
     );
     let found = 0;
     await removeOrphans(client, storage, name, orphans, report, ctx, () =>

@@ -501,6 +501,15 @@ export abstract class BaseStorage implements Storage {
     return state;
   }
 
+  /**
+   * Whether a `save()` or `move()` of this process (on a storage of the same reservation scope)
+   * is writing `name` right now: its object may exist before the write returns, and belongs to
+   * that write. The sweeper leaves such names alone.
+   */
+  isWriting(name: string): boolean {
+    return this.#isReserved(name);
+  }
+
   #isReserved(name: string): boolean {
     return scopes.get(this.reservationScope())?.reserved.has(name) ?? false;
   }

@@ -666,18 +666,23 @@ describe("failures, grace periods and the sweeper", () => {
       }
       return n;
     })();
-    const users = await Promise.all(
-      Array.from({ length: 30 }, (_, i) =>
-        prisma.user.create({
-          data: {
-            email: email(),
-            avatar: upload(PNG, { filename: `in-flight-${i}.png` }),
-            badge: upload(slow(i), { filename: `in-flight-${i}.pdf` }),
-          },
-        }),
-      ),
-    );
-    stop = true;
+    let users: Awaited<ReturnType<typeof prisma.user.create>>[];
+    try {
+      users = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          prisma.user.create({
+            data: {
+              email: email(),
+              avatar: upload(PNG, { filename: `in-flight-${i}.png` }),
+              badge: upload(slow(i), { filename: `in-flight-${i}.pdf` }),
+            },
+          }),
+        ),
+      );
+    } finally {
+      stop = true; // a failed create must not leave the sweeps running into the next tests
+      await sweeps.catch(() => 0);
+    }
     expect(await sweeps).toBeGreaterThan(0);
     const missing = [];
     for (const u of users) {
@@ -725,6 +730,42 @@ describe("failures, grace periods and the sweeper", () => {
       expect(b.avatar!.name).toBe(first);
       expect(await slow.exists(first)).toBe(true);
     } finally {
+      await client.$disconnect();
+    }
+  });
+
+  it("sweepOrphans leaves an object whose save has stored it but not yet returned (a slow PUT response)", async () => {
+    const { sweepOrphans } = await import("../../src/prisma/sweep.js");
+    let stored!: () => void;
+    const objectStored = new Promise<void>((r) => (stored = r));
+    let answer!: () => void;
+    const answered = new Promise<void>((r) => (answer = r));
+    // The object is in the storage; the answer to its write is still on its way.
+    class SlowAnswer extends MemoryStorage {
+      protected override async writeObject(request: Parameters<MemoryStorage["writeObject"]>[0]) {
+        const name = await super.writeObject(request);
+        stored();
+        await answered;
+        return name;
+      }
+    }
+    const slow = new SlowAnswer();
+    const mine = { ...storages, default: slow };
+    const client = plainClient().$extends(s3Files(session, { fields: fileFields, storages: mine }));
+    try {
+      const creating = client.user.create({
+        data: { email: email(), avatar: upload(PNG, { filename: "slow-answer.png" }), badge: "k" },
+      });
+      const created = creating.then((u) => u);
+      await objectStored;
+      const report = await sweepOrphans(plain, session, { fields: fileFields, storages: mine, olderThan: 0 });
+      expect(report.orphans.map((o) => o.key)).not.toContain(`avatars/${month}slow-answer.png`);
+      answer();
+      const user = await created;
+      expect(user.avatar!.name).toBe(`avatars/${month}slow-answer.png`);
+      expect(await slow.exists(user.avatar!.name)).toBe(true);
+    } finally {
+      answer();
       await client.$disconnect();
     }
   });
