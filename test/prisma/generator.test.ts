@@ -3,7 +3,6 @@
  * `npm run generate` runs it) on temporary schemas, the module it writes, and the repository's
  * own generated module. All `prisma generate` runs start together in `beforeAll`.
  */
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -22,31 +21,13 @@ import {
 } from "../../src/prisma/generator/metadata.js";
 import type { FileFieldsMetadataShape } from "../../src/prisma/metadata-types.js";
 import { fileFields as repoFileFields } from "../generated/files/index.js";
+import { type CommandResult, runCommand } from "../harness/run-command.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const bin = join(root, "src", "bin", "prisma-s3-files.ts");
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(command: string, args: string[], cwd: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+type Run = CommandResult;
+const run = (command: string, args: string[], cwd: string) => runCommand(command, args, { cwd });
 
 let tmp: string;
 

@@ -10,7 +10,7 @@
  * typescript, @types/node) are linked from this repository's node_modules, which keeps the test
  * within its time budget; they are the same packages at the same versions.
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   existsSync,
@@ -29,6 +29,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { runCommand } from "../harness/run-command.js";
 import { createBucket, emptyAndDeleteBucket } from "../harness/s3.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -44,29 +45,8 @@ const PKG = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
 };
 const run = promisify(execFile);
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a command to its end; never rejects on a non-zero exit (the test asserts the code). */
-function sh(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.stdin.end();
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const sh = runCommand;
 
 /** A fenced block of the README: the first of `lang` whose text matches `test`. */
 function readmeBlock(lang: string, test: (text: string) => boolean): string {
