@@ -9,28 +9,24 @@ import {
   resolveDirectUploads,
   type UploadGrantOptions,
 } from "./direct-uploads.js";
-import {
-  delegate,
-  deleteObjects,
-  type LifecycleContext,
-  lifecycleContext,
-  readOldKeys,
-  readWrittenRows,
-  removeUnreferenced,
-  removeUntakenUploads,
-  type StoredObject,
-  storeUploads,
-} from "./file-lifecycle.js";
+import { type LifecycleContext, lifecycleContext } from "./file-lifecycle.js";
 import { isGrantToken } from "./grant-token.js";
-import { holdUploaded, pinKeys } from "./key-guards.js";
+import { coordinationFor } from "./journal/coordination.js";
+import { type DrainClient, DrainTimer, drain } from "./journal/drain.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
-import { checkDelegates, fluentDataPath, hasComputedFields, skipResultExtensionPass } from "./prisma-internals.js";
+import {
+  checkDelegates,
+  fluentDataPath,
+  hasComputedFields,
+  parentClient,
+  skipResultExtensionPass,
+} from "./prisma-internals.js";
 import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
-import { lockRows, rowKey } from "./row-locks.js";
-import { type TransactionScope, transactionOverride, transactionScope } from "./transactions.js";
+import { transactionOverride, transactionScope } from "./transactions.js";
 import type { FilesExtension } from "./types.js";
 import { discardUpload, type UploadOptions, upload } from "./upload.js";
-import { collectRelatedRows, type OldKeySelect, planWrite, relatedRowsSelect, strayUpload } from "./write-plan.js";
+import { coordinatedWrite } from "./write-path.js";
+import { planWrite, strayUpload, type WritePlan } from "./write-plan.js";
 
 /** Options of {@link s3Files}. */
 export interface S3FilesOptions<Meta extends FileFieldsMetadataShape> {
@@ -59,6 +55,19 @@ export interface S3FilesOptions<Meta extends FileFieldsMetadataShape> {
    * object. Needs a `secret` (or `PRISMA_S3_FILES_SECRET`) to sign grants.
    */
   directUploads?: DirectUploadOptions;
+  /**
+   * The background drain: deletes what the file journal says is due (replaced files after
+   * `deleteAfterSeconds`, uploads of crashed processes), in whichever process gets to it first.
+   * An unref'd timer every `intervalSeconds` (default 30) per client. `false` for serverless
+   * functions: run `npx prisma-s3-files drain` (or `drainFiles()`) from a cron job instead.
+   */
+  drain?: false | { intervalSeconds?: number };
+  /**
+   * How long an upload's journal record waits for its row to commit before the drain takes the
+   * upload as abandoned (a crashed process) and deletes it. Default 3600 (seconds): above the
+   * longest upload plus its transaction.
+   */
+  uploadExpirySeconds?: number;
 }
 
 /** The parameters of Prisma's `$allOperations` query hook that the binding uses. */
@@ -100,6 +109,9 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     ((error: unknown) => console.warn(`prisma-s3-files: cleanup failed: ${(error as Error)?.message ?? error}`));
   const ctx = lifecycleContext(fields, storages, report, resolveDirectUploads(options.directUploads));
   const mappers = compileMappers(fields, ctx.storageOf);
+  const coordination = coordinationFor(fields);
+  const uploadExpirySeconds = options.uploadExpirySeconds ?? 3600;
+  const drainIntervalMs = options.drain === false ? 0 : (options.drain?.intervalSeconds ?? 30) * 1000;
 
   const extension = (client: unknown) => {
     const base = client as ExtensibleClient;
@@ -126,90 +138,23 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     const write = async (params: HookParams) => {
       const args = (params.args ?? {}) as Record<string, unknown>;
       const plan = planWrite(fields, params.model, params.operation, args);
-      const stray = strayUpload(args, new Set(plan.uploads.map((u) => u.token)));
-      if (stray !== undefined) {
-        // Nothing is written: the write's uploads will not be stored.
-        for (const token of [stray.token, ...plan.uploads.map((u) => u.token)]) discardUpload(token);
-        throw new PrismaS3FilesError(
-          "NOT_A_FILE_FIELD",
-          `${params.model}.${params.operation}: an upload() value is at ${stray.path}, which is not a file column; declare the column with /// @file(...) or write a key there`,
-        );
-      }
-      // A pending direct upload is attached by its grant's token, which verifies it; its bare
-      // key (which the browser knows) would skip that, in any spelling a storage reads as it.
-      const pendingKey = plan.keys.find((k) => isPendingKey(k.key, ctx.directUploads.pendingPrefix));
-      if (pendingKey) {
-        throw new PrismaS3FilesError(
-          "GRANT_REQUIRED",
-          `${pendingKey.model}.${pendingKey.field}: "${pendingKey.key}" is a pending direct upload; write its grant's token instead`,
-        );
-      }
+      refuseMisplacedValues(params, args, plan, ctx);
       if (plan.uploads.length === 0 && !plan.oldKeys && plan.keys.length === 0) {
         return mapResult(params, await params.query(args));
       }
-      const scope = transactionScope.getStore();
-      // Inside an interactive transaction, read through it: it sees the transaction's own writes.
-      const reader = scope?.tx ?? base;
-      // Uploads first, outside any lock: they are the slow part and touch no row. In a
-      // transaction they are registered for the rollback at once: a batch may fail before this
-      // write's query ever runs.
-      let stored: StoredObject[] = [];
-      let releaseUploads: (() => void) | undefined;
-      if (plan.uploads.length > 0) {
-        ({ stored, release: releaseUploads } = await storeHeld(plan.uploads, ctx, scope));
-      }
-      // Rows replaced or deleted: no other writer of this process may read their old keys
-      // between our read and our write (in a transaction: until it settles).
-      let release: (() => void) | undefined;
-      if (plan.oldKeys) {
-        const rows = SINGLE_ROW.has(params.operation)
-          ? [await singleRowKey(reader, params.model, args.where, fields)]
-          : await lockableRows(reader, params.model, args, fields);
-        // The rows a cascade or a nested write reaches too: a concurrent write of one of them
-        // must not replace a file between our read of its key and our write.
-        const related = await relatedRowKeys(reader, params.model, params.operation, args, plan.oldKeys, fields);
-        release = await lockRows([...rows, ...related], scope, ROW_LOCK_TIMEOUT_MS);
-      }
-      let oldKeys: Awaited<ReturnType<typeof readOldKeys>> = [];
-      let result: unknown;
-      let unpin: (() => void) | undefined;
-      try {
-        // Keys copied from other rows stay put until this write's outcome is known.
-        if (plan.keys.length > 0) {
-          unpin = await pinKeys(plan.keys.map((k) => ({ ...k, storage: ctx.storageOf(k.model, k.field) })));
-          // A batch that already failed will not run this write: release at once.
-          if (scope?.closed) unpin();
-          else if (scope) scope.settled.push(unpin);
-        }
-        if (plan.oldKeys) oldKeys = await readOldKeys(reader, params.model, params.operation, args, plan.oldKeys, ctx);
-        result = await params.query(args);
-      } catch (error) {
-        release?.();
-        if (!scope) {
-          unpin?.();
-          releaseUploads?.();
-        }
-        // The row was not written: the new objects are nobody's. The error goes back unchanged.
-        await deleteObjects(stored, ctx);
-        throw error;
-      }
-      if (scope) {
-        // A batch reads committed data, so a later item replacing the same row reads the key
-        // an earlier item replaced, not the earlier item's upload: check all of a batch's uploads.
-        const check = scope.tx ? stored : stored.map((o) => ({ ...o, conditional: true }));
-        scope.afterCommit.push(() => removeUntakenUploads(base, check, ctx));
-        if (oldKeys.length > 0) scope.afterCommit.push(() => removeUnreferenced(base, oldKeys, ctx));
-      } else {
-        // Not in a transaction: the write has committed.
-        unpin?.();
-        releaseUploads?.();
-        try {
-          await removeUntakenUploads(base, stored, ctx).catch(report);
-          if (oldKeys.length > 0) await removeUnreferenced(base, oldKeys, ctx).catch(report);
-        } finally {
-          release?.();
-        }
-      }
+      const env = { ctx, coordination, base: base as unknown as DrainClient, uploadExpirySeconds };
+      const result = await coordinatedWrite(
+        env,
+        {
+          model: params.model,
+          operation: params.operation,
+          args,
+          plan,
+          query: params.query,
+          dataPath: fluentDataPath(params, base),
+        },
+        transactionScope.getStore(),
+      );
       return mapResult(params, result);
     };
 
@@ -228,141 +173,53 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       },
       model: { $allModels: modelMethods(fields, ctx) },
     });
+    // The journal's due records, drained from this client in the background; $disconnect stops it.
+    const timer = new DrainTimer(() => drain(base as unknown as DrainClient, coordination, ctx), report);
+    if (drainIntervalMs > 0) timer.start(drainIntervalMs);
     return (hooked as ExtensibleClient).$extends({
       name: "prisma-s3-files:transactions",
-      client: { $transaction: transactionOverride(report) },
+      client: {
+        $transaction: transactionOverride(report),
+        $disconnect: disconnectStopping(timer),
+      },
     });
   };
   return extension as unknown as FilesExtension<Meta>;
+}
+
+/**
+ * Values a write must not carry, refused before anything is stored: an upload in a column that
+ * is not a file field, a pending direct upload's bare key (its grant's token verifies it).
+ */
+function refuseMisplacedValues(
+  params: HookParams,
+  args: Record<string, unknown>,
+  plan: WritePlan,
+  ctx: LifecycleContext,
+) {
+  const stray = strayUpload(args, new Set(plan.uploads.map((u) => u.token)));
+  if (stray !== undefined) {
+    // Nothing is written: the write's uploads will not be stored.
+    for (const token of [stray.token, ...plan.uploads.map((u) => u.token)]) discardUpload(token);
+    throw new PrismaS3FilesError(
+      "NOT_A_FILE_FIELD",
+      `${params.model}.${params.operation}: an upload() value is at ${stray.path}, which is not a file column; declare the column with /// @file(...) or write a key there`,
+    );
+  }
+  // Any spelling a storage reads as a pending key counts.
+  const pendingKey = plan.keys.find((k) => isPendingKey(k.key, ctx.directUploads.pendingPrefix));
+  if (pendingKey) {
+    throw new PrismaS3FilesError(
+      "GRANT_REQUIRED",
+      `${pendingKey.model}.${pendingKey.field}: "${pendingKey.key}" is a pending direct upload; write its grant's token instead`,
+    );
+  }
 }
 
 /** Whether a key names an object under the pending prefix, as storages normalise it (`./_pending/…`, `_pending//…`). */
 function isPendingKey(key: string, pendingPrefix: string): boolean {
   return `${normalizeName(key)}/`.startsWith(pendingPrefix);
 }
-
-/**
- * Stores a write's uploads, each held from the moment it exists (no row references it yet, and a
- * sweep in this process must not take it for an orphan) until the returned `release`, or in a
- * transaction until it settles. In a transaction they are registered for the rollback at once:
- * a batch may fail before the write's query ever runs. An upload a sweep deleted in the instant
- * before its hold fails the write with `FILE_NOT_FOUND`, before any row points at it.
- */
-async function storeHeld(
-  uploads: Parameters<typeof storeUploads>[0],
-  ctx: LifecycleContext,
-  scope: TransactionScope | undefined,
-): Promise<{ stored: StoredObject[]; release: () => void }> {
-  const holds: ReturnType<typeof holdUploaded>[] = [];
-  const release = () => {
-    for (const hold of holds) hold.release();
-  };
-  const storing = storeUploads(uploads, ctx, (o) => holds.push(holdUploaded(o.storage, o.key)));
-  scope?.uploads.push(storing.catch(() => undefined));
-  let stored: StoredObject[];
-  try {
-    stored = await storing;
-  } catch (error) {
-    release();
-    throw error;
-  }
-  scope?.onRollback.push(() => deleteObjects(stored, ctx));
-  if (scope?.closed) release();
-  else scope?.settled.push(release);
-  const swept = (await Promise.all(holds.map((h) => h.swept))).indexOf(true);
-  if (swept !== -1) {
-    const lost = stored[swept] as StoredObject;
-    if (!scope) {
-      release();
-      await deleteObjects(stored, ctx);
-    }
-    throw new PrismaS3FilesError(
-      "FILE_NOT_FOUND",
-      `${lost.model}.${lost.field}: the upload "${lost.key}" was deleted as unreferenced (by sweepOrphans) before its row was written; write it again`,
-    );
-  }
-  return { stored, release };
-}
-
-/** Writes that replace or delete the files of exactly one row (selected by a unique `where`). */
-const SINGLE_ROW: ReadonlySet<string> = new Set(["update", "upsert", "delete"]);
-/**
- * The lock key of the row a unique `where` selects, by its primary key, so that `{ id: 1 }` and
- * `{ email }` naming one row take one lock. A `where` holding the whole primary key needs no
- * query; any other is resolved with a read of the key. A row that does not exist (an upsert's
- * create) is locked by its `where`.
- */
-async function singleRowKey(
-  reader: unknown,
-  model: string,
-  where: unknown,
-  fields: FileFieldsMetadataShape,
-): Promise<string> {
-  const pk = fields[model]?.primaryKey ?? [];
-  const given = (where ?? {}) as Record<string, unknown>;
-  const direct = pk.length > 0 && pk.every((k) => isScalar(given[k]));
-  if (direct) return rowKey(model, Object.fromEntries(pk.map((k) => [k, given[k]])));
-  if (pk.length > 0) {
-    const row = await delegate(reader, model).findUnique({
-      where,
-      select: Object.fromEntries(pk.map((k) => [k, true])),
-    });
-    if (row) return rowKey(model, Object.fromEntries(pk.map((k) => [k, (row as Record<string, unknown>)[k]])));
-  }
-  return rowKey(model, where);
-}
-
-/** Lock keys of the related rows `select` reaches below the written rows (read now, by primary key). */
-async function relatedRowKeys(
-  reader: unknown,
-  model: string,
-  operation: string,
-  args: Record<string, unknown>,
-  select: OldKeySelect,
-  fields: FileFieldsMetadataShape,
-): Promise<string[]> {
-  const related = relatedRowsSelect(fields, select);
-  if (!related) return [];
-  const rows = await readWrittenRows(reader, model, operation, args, related);
-  return collectRelatedRows(fields, select, rows).map((r) => rowKey(r.model, r.key));
-}
-
-function isScalar(value: unknown): boolean {
-  return ["string", "number", "bigint", "boolean"].includes(typeof value);
-}
-
-/** Past this many rows an `updateMany`/`deleteMany` is not narrowed to locked rows (the id list would not fit a query). */
-const MAX_LOCKED_ROWS = 1000;
-
-/**
- * The rows an `updateMany`/`deleteMany` will write, as lock keys, read now; the write is then
- * narrowed to exactly those rows (`AND` their primary keys), so no row it did not lock, and whose
- * old key it did not read, is written. Without a primary key, or past {@link MAX_LOCKED_ROWS}
- * rows, nothing is locked (concurrent writers of those rows may orphan an upload, which
- * `sweepOrphans` collects).
- */
-async function lockableRows(
-  reader: unknown,
-  model: string,
-  args: Record<string, unknown>,
-  fields: FileFieldsMetadataShape,
-): Promise<string[]> {
-  const pk = fields[model]?.primaryKey ?? [];
-  if (pk.length === 0) return [];
-  const rows = await delegate(reader, model).findMany({
-    where: args.where,
-    select: Object.fromEntries(pk.map((k) => [k, true])),
-    take: MAX_LOCKED_ROWS + 1,
-  });
-  if (rows.length > MAX_LOCKED_ROWS) return [];
-  const wheres = rows.map((r) => Object.fromEntries(pk.map((k) => [k, (r as Record<string, unknown>)[k]])));
-  const only = pk.length === 1 ? { [pk[0]!]: { in: wheres.map((w) => w[pk[0]!]) } } : { OR: wheres };
-  args.where = args.where === undefined ? only : { AND: [args.where, only] };
-  return wheres.map((w) => rowKey(model, w));
-}
-
-/** How long a writer waits for another writer of the same row before going ahead anyway (a stuck transaction is ended by its own timeout, which releases the row). */
-const ROW_LOCK_TIMEOUT_MS = 60_000;
 
 const WRITE_OPERATIONS: ReadonlySet<string> = new Set([
   "create",
@@ -415,6 +272,14 @@ function modelMethods(fields: FileFieldsMetadataShape, ctx: LifecycleContext) {
       const meta = fieldOf(this, field);
       return createUploadGrant(ctx.storageOf(this.$name, field), this.$name, field, meta, ctx.directUploads, options);
     },
+  };
+}
+
+/** `$disconnect` that stops the client's background drain first. */
+function disconnectStopping(timer: DrainTimer) {
+  return function $disconnect(this: { $parent: { $disconnect(): Promise<void> } }) {
+    timer.stop();
+    return parentClient<{ $disconnect(): Promise<void> }>(this, "$disconnect").$disconnect();
   };
 }
 

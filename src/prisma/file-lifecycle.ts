@@ -12,7 +12,6 @@ import {
   resolveDirectUploads,
   verifyAttached,
 } from "./direct-uploads.js";
-import { guardedDeletion } from "./key-guards.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { modelDelegate } from "./prisma-internals.js";
 import { discardUpload, type PendingUpload, takeUpload } from "./upload.js";
@@ -87,7 +86,7 @@ const UPLOAD_CONCURRENCY = 4;
 export async function storeUploads(
   assignments: UploadAssignment[],
   ctx: LifecycleContext,
-  onStored?: (object: StoredObject) => void,
+  beforeWrite?: (assignment: UploadAssignment, name: string) => Promise<void>,
 ): Promise<StoredObject[]> {
   const stored: StoredObject[] = [];
   type Prepared = { a: UploadAssignment; where: { model: string; field: string } } & (
@@ -140,11 +139,16 @@ export async function storeUploads(
           getValidName: (n) => storage.getValidName(n),
         });
         const maxLength = a.meta.maxLength === null ? {} : { maxLength: a.meta.maxLength };
+        const journaled = beforeWrite ? { beforeWrite: (n: string) => beforeWrite(a, n) } : {};
         try {
           let key: string;
           if (p.kind === "grant") {
             // From the pending prefix to the final key: a rename where the storage can, else copy + delete.
-            key = await storage.move(p.grant.claims.key, name, { ...maxLength, onLeftBehind: ctx.report });
+            key = await storage.move(p.grant.claims.key, name, {
+              ...maxLength,
+              ...journaled,
+              onLeftBehind: ctx.report,
+            });
             p.moved = true;
             try {
               await verifyAttached(storage, key, p.grant.claims, a.meta);
@@ -157,12 +161,12 @@ export async function storeUploads(
               contentType: p.contentType,
               ...(p.pending.metadata ? { metadata: p.pending.metadata } : {}),
               ...maxLength,
+              ...journaled,
               ...(a.meta.maxSize === null ? {} : { maxSize: a.meta.maxSize }),
             });
           }
           const object = { storage, key, model: a.model, field: a.field, conditional: a.conditional };
           stored.push(object);
-          onStored?.(object);
           a.replace(key);
         } catch (error) {
           failedFast = true; // start no further uploads
@@ -209,56 +213,6 @@ export async function deleteObjects(objects: StoredObject[], ctx: LifecycleConte
   );
 }
 
-/**
- * After a successful write: objects uploaded for a branch the database did not take (the
- * other side of an `upsert`, a `connectOrCreate` that connected) are referenced by no row;
- * delete those.
- */
-export async function removeUntakenUploads(
-  client: unknown,
-  stored: StoredObject[],
-  ctx: LifecycleContext,
-): Promise<void> {
-  const conditional = stored.filter((o) => o.conditional);
-  if (conditional.length === 0) return;
-  const byStorage = new Map<string, StoredObject[]>();
-  for (const o of conditional) {
-    const name = ctx.storageName(o.model, o.field);
-    byStorage.set(name, [...(byStorage.get(name) ?? []), o]);
-  }
-  for (const [name, objects] of byStorage) {
-    await deleteUnreferenced(
-      client,
-      name,
-      objects.map((o) => o.key),
-      ctx,
-    );
-  }
-}
-
-/**
- * Deletes those of `keys` (on one storage) that no row references, reading committed data
- * through `client`; keys a write in flight is assigning are left alone (see key-guards.ts).
- */
-async function deleteUnreferenced(client: unknown, storageName: string, keys: string[], ctx: LifecycleContext) {
-  const storage = ctx.storageNamed(storageName);
-  await guardedDeletion(storage, keys, async (candidates) => {
-    const deleted = new Set<string>();
-    try {
-      const referenced = await referencedKeys(client, storageName, candidates, ctx);
-      const unreferenced = candidates.filter((key) => !referenced.has(key));
-      if (unreferenced.length === 0) return deleted;
-      // One batch (S3: DeleteObjects, 1,000 keys a request); each failure is reported as a single delete's.
-      const result = await storage.deleteMany(unreferenced);
-      for (const key of result.deleted) deleted.add(key);
-      for (const { error } of result.failed) ctx.report(error);
-    } catch (error) {
-      ctx.report(error); // the reference check failed: nothing deleted, sweepOrphans decides later
-    }
-    return deleted;
-  });
-}
-
 /** Reads the keys a write may replace or orphan, before the write. */
 export async function readOldKeys(
   client: unknown,
@@ -288,44 +242,6 @@ export async function readWrittenRows(
   return single ? delegate(client, model).findUnique(query) : delegate(client, model).findMany(query);
 }
 
-/** Pending delayed deletions, per storage and key: kept so `sweepOrphans` in this process leaves them alone. */
-export const delayedDeletions = new Map<Storage, Map<string, NodeJS.Timeout>>();
-
-/**
- * After a commit: deletes the old keys that no row references any more (a key can be kept by
- * another row, or written back), honouring `keepFiles` and `deleteAfterSeconds`. Reads committed
- * data through `client`, so it never removes a file a committed row points at.
- */
-export async function removeUnreferenced(client: unknown, oldKeys: OldKey[], ctx: LifecycleContext): Promise<void> {
-  const candidates = oldKeys.filter((k) => !ctx.fields[k.model]!.fileFields[k.field]!.keepFiles);
-  if (candidates.length === 0) return;
-  const byStorage = new Map<string, OldKey[]>();
-  for (const k of candidates) {
-    const name = ctx.storageName(k.model, k.field);
-    byStorage.set(name, [...(byStorage.get(name) ?? []), k]);
-  }
-  for (const [storageName, keys] of byStorage) {
-    const delayOf = (k: OldKey) => ctx.fields[k.model]!.fileFields[k.field]!.deleteAfterSeconds;
-    await deleteUnreferenced(
-      client,
-      storageName,
-      keys.filter((k) => delayOf(k) === 0).map((k) => k.key),
-      ctx,
-    );
-    const delayed = keys.filter((k) => delayOf(k) > 0);
-    if (delayed.length === 0) continue;
-    const referenced = await referencedKeys(
-      client,
-      storageName,
-      delayed.map((k) => k.key),
-      ctx,
-    );
-    for (const k of delayed) {
-      if (!referenced.has(k.key)) scheduleDeletion(client, storageName, k.key, delayOf(k), ctx);
-    }
-  }
-}
-
 /** Keys among `keys` that some row of any file column on the same storage still holds. */
 export async function referencedKeys(
   client: unknown,
@@ -352,24 +268,4 @@ export async function referencedKeys(
     }
   }
   return found;
-}
-
-function scheduleDeletion(client: unknown, storageName: string, key: string, seconds: number, ctx: LifecycleContext) {
-  const storage = ctx.storageNamed(storageName);
-  let timers = delayedDeletions.get(storage);
-  if (!timers) {
-    timers = new Map();
-    delayedDeletions.set(storage, timers);
-  }
-  clearTimeout(timers.get(key));
-  const timer = setTimeout(() => {
-    // A row may have taken the key during the grace period: check again.
-    deleteUnreferenced(client, storageName, [key], ctx)
-      .catch((e: unknown) => ctx.report(e))
-      .finally(() => {
-        if (timers.get(key) === timer) timers.delete(key);
-      });
-  }, seconds * 1000);
-  timer.unref(); // a process that exits leaves the object to sweepOrphans, never deletes early
-  timers.set(key, timer);
 }

@@ -3,8 +3,10 @@ import { BaseStorage } from "../storage/base-storage.js";
 import type { ObjectInfo, Storage } from "../storage/storage.js";
 import { pendingKeyExpiry, resolveDirectUploads } from "./direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
-import { delayedDeletions, type LifecycleContext, lifecycleContext, referencedKeys } from "./file-lifecycle.js";
-import { guardedDeletion } from "./key-guards.js";
+import { type LifecycleContext, lifecycleContext, referencedKeys } from "./file-lifecycle.js";
+import { type Coordination, coordinationFor } from "./journal/coordination.js";
+import type { DrainClient } from "./journal/drain.js";
+import type { SqlClient } from "./journal/sql.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 
 /** Options of {@link sweepOrphans}. */
@@ -113,36 +115,36 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
     }
   }
 
+  const sweep: Sweep = { client: client as DrainClient, coordination: coordinationFor(fields), ctx, report };
   for (const [name, set] of prefixes) {
     const storage = storages.get(name)!;
     const roots = [...set].filter((p) => ![...set].some((q) => q !== p && p.startsWith(q)));
-    const objects: ObjectInfo[] = [];
-    // Pending direct uploads have rules of their own (below), wherever the roots are.
-    for (const root of roots) {
-      for await (const o of storage.listAll(root.replace(/\/+$/, ""))) {
-        if (!o.name.startsWith(pendingPrefix)) objects.push(o);
-      }
-    }
-    report.examined += objects.length;
-    options.onProgress?.({ storage: name, examined: objects.length, orphans: 0 });
-    const referenced = await referencedKeys(
-      client,
-      name,
-      objects.map((o) => o.name),
-      ctx,
-    );
-    const pending = delayedDeletions.get(storage);
-    // An object a write of this process is storing right now (its PUT may be answered after the
-    // listing saw the object) is that write's: its row is not written yet.
+    // An object a save of this process is storing right now (its journal record says so too).
     const writing = (o: ObjectInfo) => storage instanceof BaseStorage && storage.isWriting(o.name);
-    const orphans = objects.filter(
-      (o) => !referenced.has(o.name) && !pending?.has(o.name) && o.modifiedTime.getTime() <= cutoff && !writing(o),
-    );
+    let examined = 0;
     let found = 0;
-    await removeOrphans(client, storage, name, orphans, report, ctx, () =>
-      options.onProgress?.({ storage: name, examined: objects.length, orphans: ++found }),
-    );
-    await sweepPending(client, storage, name, pendingPrefix, directUploads.pendingGraceMs, report, ctx);
+    const progress = () => options.onProgress?.({ storage: name, examined, orphans: found });
+    // Streamed: one batch of keys in memory, decided in one transaction.
+    for (const root of roots) {
+      let batch: ObjectInfo[] = [];
+      const decide = async () => {
+        found += await removeOrphans(sweep, storage, name, batch);
+        batch = [];
+        progress();
+      };
+      for await (const o of storage.listAll(root.replace(/\/+$/, ""))) {
+        // Pending direct uploads have rules of their own (below), wherever the roots are.
+        if (o.name.startsWith(pendingPrefix)) continue;
+        examined++;
+        report.examined++;
+        if (o.modifiedTime.getTime() > cutoff || writing(o)) continue;
+        batch.push(o);
+        if (batch.length >= SWEEP_BATCH) await decide();
+      }
+      if (batch.length > 0) await decide();
+    }
+    progress();
+    await sweepPending(sweep, storage, name, pendingPrefix, directUploads.pendingGraceMs);
     const sweepable = multipartSweepable(storage);
     if (sweepable) {
       const seen = uploadsSeen.get(storage) ?? new Set<string>();
@@ -155,6 +157,17 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
     }
   }
   return report;
+}
+
+/** Keys decided per transaction (and per DeleteObjects request). */
+const SWEEP_BATCH = 1000;
+
+/** What the sweep's steps share. */
+interface Sweep {
+  client: DrainClient;
+  coordination: Coordination;
+  ctx: LifecycleContext;
+  report: SweepReport;
 }
 
 /**
@@ -218,90 +231,69 @@ async function sweepMultipart(
  * (not made by a grant) are left alone.
  */
 async function sweepPending(
-  client: unknown,
+  sweep: Sweep,
   storage: Storage,
   name: string,
   prefix: string,
   graceMs: number,
-  report: SweepReport,
-  ctx: LifecycleContext,
 ): Promise<void> {
   const now = Date.now();
-  const expired: ObjectInfo[] = [];
+  let expired: ObjectInfo[] = [];
   for await (const o of storage.listAll(prefix.replace(/\/+$/, ""))) {
-    report.examined++;
+    sweep.report.examined++;
     const expiry = pendingKeyExpiry(o.name, prefix);
     if (expiry !== undefined && expiry + graceMs <= now) expired.push(o);
+    if (expired.length >= SWEEP_BATCH) {
+      await removeOrphans(sweep, storage, name, expired);
+      expired = [];
+    }
   }
   // Never what a row points at (written by raw SQL, say): the sweep only removes orphans.
-  const referenced = await referencedKeys(
-    client,
-    name,
-    expired.map((o) => o.name),
-    ctx,
-  );
-  await removeOrphans(
-    client,
-    storage,
-    name,
-    expired.filter((o) => !referenced.has(o.name)),
-    report,
-    ctx,
-  );
+  if (expired.length > 0) await removeOrphans(sweep, storage, name, expired);
 }
 
 /**
- * Reports `orphans` and, unless it is a dry run, deletes them: through the same in-process guard
- * as the write path, so a key a write of this process is assigning right now is left to that
- * write (and decided again once it settles), and checked once more against the rows, which may
- * have taken it since the listing. One failure does not stop the sweep or lose what it did.
+ * Decides a batch of candidates in one transaction: their keys locked (a write copying one of
+ * them waits, and then sees it gone), keys with a journal record left to the drain (an upload in
+ * flight, a deletion in its grace period), keys a row holds kept; the rest reported and, unless
+ * it is a dry run, deleted. Returns how many orphans it found. A failure is reported, never
+ * thrown: the sweep goes on.
  */
-async function removeOrphans(
-  client: unknown,
-  storage: Storage,
-  name: string,
-  orphans: ObjectInfo[],
-  report: SweepReport,
-  ctx: LifecycleContext,
-  onOrphan?: () => void,
-): Promise<void> {
-  const record = (o: ObjectInfo) => {
-    report.orphans.push({ storage: name, key: o.name, size: o.size });
-    onOrphan?.();
-  };
-  if (report.dryRun) {
-    for (const o of orphans) record(o);
-    return;
-  }
-  const byName = new Map(orphans.map((o) => [o.name, o]));
-  await guardedDeletion(storage, [...byName.keys()], async (candidates) => {
-    const deleted = new Set<string>();
-    let taken: Set<string>;
-    try {
-      taken = await referencedKeys(client, name, candidates, ctx);
-    } catch (error) {
-      const message = (error as Error)?.message ?? String(error);
-      for (const key of candidates) report.failed.push({ storage: name, key, error: message });
-      return deleted;
-    }
-    const unreferenced = candidates.filter((key) => !taken.has(key));
-    for (const key of unreferenced) record(byName.get(key)!);
-    if (unreferenced.length === 0) return deleted;
-    // One batch (S3: DeleteObjects, 1,000 keys a request); per-key failures as single deletes'.
+async function removeOrphans(sweep: Sweep, storage: Storage, name: string, candidates: ObjectInfo[]): Promise<number> {
+  const { client, coordination, ctx, report } = sweep;
+  const keys = candidates.map((o) => o.name);
+  const decide = async (tx: SqlClient, lock: boolean) => {
+    if (lock)
+      await coordination.dialect.lockKeys(
+        tx,
+        keys.map((key) => ({ storage: name, key })),
+      );
+    // Records first, rows second (see Journal.liveKeys).
+    const recorded = await coordination.journal.recordedKeys(tx, name, keys);
+    const held = await referencedKeys(tx, name, keys, ctx);
+    const orphans = candidates.filter((o) => !recorded.has(o.name) && !held.has(o.name));
+    for (const o of orphans) report.orphans.push({ storage: name, key: o.name, size: o.size });
+    if (report.dryRun || orphans.length === 0) return orphans.length;
     let result: Awaited<ReturnType<Storage["deleteMany"]>>;
     try {
-      result = await storage.deleteMany(unreferenced);
+      result = await storage.deleteMany(orphans.map((o) => o.name));
     } catch (error) {
-      for (const key of unreferenced) report.failed.push({ storage: name, key, error: describeFailure(error) });
-      return deleted;
+      for (const o of orphans) report.failed.push({ storage: name, key: o.name, error: describeFailure(error) });
+      return orphans.length;
     }
-    for (const key of result.deleted) deleted.add(key);
     report.deleted += result.deleted.length;
     for (const { name: key, error } of result.failed) {
       report.failed.push({ storage: name, key, error: describeFailure(error) });
     }
-    return deleted;
-  });
+    return orphans.length;
+  };
+  try {
+    if (report.dryRun) return await decide(client, false);
+    return await client.$transaction((tx) => decide(tx, true), { timeout: 120_000, maxWait: 10_000 });
+  } catch (error) {
+    for (const key of keys) report.failed.push({ storage: name, key, error: describeFailure(error) });
+    return 0;
+  }
 }
 
 /** A failure for the report: our message, and the backend's error code (S3's `AccessDenied`, ...) when it has one. */

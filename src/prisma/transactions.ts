@@ -9,21 +9,15 @@ import { parentClient } from "./prisma-internals.js";
 export interface TransactionScope {
   /** The transaction client, for reads that must see the transaction's own writes; `undefined` for a batch. */
   tx: unknown;
-  /** Run after the commit: deleting objects the committed rows no longer reference. */
+  /** Run after the commit: deletions due now, uploads a write may not have used (see write-path.ts). */
   afterCommit: (() => Promise<void>)[];
   /** Run after a rollback: deleting objects uploaded for writes that never happened. */
   onRollback: (() => Promise<void>)[];
-  /** Run as soon as the outcome is known, before the lists above: releasing row locks. */
-  settled: (() => void)[];
   /**
    * Uploads started for this transaction's writes. A batch can fail while a sibling query's
    * upload is still running (its query then never runs): the rollback waits for them first.
    */
   uploads: Promise<unknown>[];
-  /** Rows this transaction holds (or is acquiring) in-process locks on (see row-locks.ts). */
-  rows: Map<string, Promise<void>>;
-  /** Set once the outcome is known: locks taken later are released at once. */
-  closed: boolean;
 }
 
 export const transactionScope = new AsyncLocalStorage<TransactionScope>();
@@ -60,37 +54,21 @@ export function transactionOverride(report: (error: unknown) => void) {
       if (outer?.tx) return callback(outer.tx);
       run = () =>
         parent.$transaction((tx: unknown) => {
-          scope = { tx, afterCommit: [], onRollback: [], settled: [], uploads: [], rows: new Map(), closed: false };
+          scope = { tx, afterCommit: [], onRollback: [], uploads: [] };
           return transactionScope.run(scope, () => callback(tx));
         }, options);
     } else {
       // The queries of a batch run when it starts, inside this scope.
-      scope = {
-        tx: undefined,
-        afterCommit: [],
-        onRollback: [],
-        settled: [],
-        uploads: [],
-        rows: new Map(),
-        closed: false,
-      };
+      scope = { tx: undefined, afterCommit: [], onRollback: [], uploads: [] };
       const batchScope = scope;
       run = () => transactionScope.run(batchScope, () => parent.$transaction(arg, options));
     }
     try {
       const result = await run();
-      if (scope) {
-        // Release first: the next writer must see this commit, and the actions below need pool
-        // connections that writers waiting on these rows may be holding.
-        scope.closed = true;
-        for (const release of scope.settled) release();
-        await runActions(scope.afterCommit, report);
-      }
+      if (scope) await runActions(scope.afterCommit, report);
       return result;
     } catch (error) {
       if (scope) {
-        scope.closed = true;
-        for (const release of scope.settled) release();
         await Promise.allSettled(scope.uploads);
         await runActions(scope.onRollback, report);
       }

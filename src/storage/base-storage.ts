@@ -348,11 +348,13 @@ export abstract class BaseStorage implements Storage {
 
     try {
       let target = await this.#claimName(name, maxLength, held);
+      await options.beforeWrite?.(target);
       const nextName = async (): Promise<string> => {
         if (!exclusive) throw new StorageError("nextName() is only for exclusive writes", { fileName: target });
         signal?.throwIfAborted();
         // From the requested name, like Django's FileSystemStorage._save loop.
         target = await this.#claimName(name, maxLength, held);
+        await options.beforeWrite?.(target);
         return target;
       };
 
@@ -428,6 +430,7 @@ export abstract class BaseStorage implements Storage {
     let stored: string;
     try {
       let target = await this.#claimName(name, maxLength, held);
+      if (target !== from) await options.beforeWrite?.(target);
       if (target === from) {
         // Only with fileOverwrite (else an existing source's name is never available): a no-op.
         if (!(await this.objectExists(from))) throw new FileNotFoundError(from);
@@ -439,6 +442,7 @@ export abstract class BaseStorage implements Storage {
         exclusive: !this.fileOverwrite,
         nextName: async () => {
           target = await this.#claimName(name, maxLength, held);
+          await options.beforeWrite?.(target);
           return target;
         },
         leftBehind: (object) => left.push(object),

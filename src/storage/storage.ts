@@ -38,6 +38,12 @@ export interface SaveOptions {
   /** Aborts the save; nothing is left behind. */
   signal?: AbortSignal;
   onProgress?: (progress: SaveProgress) => void;
+  /**
+   * Called with each name the save picks, before any byte is written under it (a clash picks
+   * another name and calls it again). A failure ends the save before it writes. The Prisma
+   * binding records the name in its journal here, so a crash after the write leaves a record.
+   */
+  beforeWrite?: (name: string) => Promise<void> | void;
 }
 
 export interface MoveOptions {
@@ -49,6 +55,8 @@ export interface MoveOptions {
    * the storage's `onLeftBehind` option, else `console.warn`.
    */
   onLeftBehind?: (error: LeftBehindError) => void;
+  /** As {@link SaveOptions.beforeWrite}: each target name, before the move writes under it. */
+  beforeWrite?: (name: string) => Promise<void> | void;
 }
 
 export interface OpenOptions {

@@ -1,0 +1,199 @@
+/**
+ * The drain: finishes what the journal records, in any process. It claims due records (skipping
+ * those another drain holds), locks their keys, and deletes each object no row and no live
+ * record holds; records whose key a row holds again are dropped without deleting. A failed
+ * deletion stays, with its error, for a later attempt. Idempotent: deleting a missing object is
+ * a success, and a crash at any point leaves the records for the next drain.
+ */
+import type { S3Session } from "../../session/session.js";
+import type { Storage } from "../../storage/storage.js";
+import { resolveDirectUploads } from "../direct-uploads.js";
+import { resolveStorages, type S3FilesOptions } from "../extension.js";
+import { type LifecycleContext, lifecycleContext, referencedKeys } from "../file-lifecycle.js";
+import type { FileFieldsMetadataShape } from "../metadata-types.js";
+import { type Coordination, coordinationFor } from "./coordination.js";
+import type { JournalRecord } from "./journal.js";
+import type { SqlClient } from "./sql.js";
+
+/** What a drain did. */
+export interface DrainReport {
+  /** Records claimed. */
+  claimed: number;
+  /** Objects deleted (a key several records named counts once). */
+  deleted: number;
+  /** Records removed without deleting: a row holds the key (an upload that committed, a key written back). */
+  dropped: number;
+  /** Deletions that failed; their records stay and are tried again later. */
+  failed: { storage: string; key: string; error: string }[];
+}
+
+/** Options of {@link drainFiles}. */
+export interface DrainOptions<Meta extends FileFieldsMetadataShape> extends S3FilesOptions<Meta> {
+  /** The most records to process in this call. Default: all that are due. */
+  limit?: number;
+  /** Records per transaction (and per DeleteObjects request). Default 500. */
+  batchSize?: number;
+}
+
+/** A client the drain runs on: raw SQL, interactive transactions, the models' delegates. */
+export interface DrainClient extends SqlClient {
+  $transaction<T>(fn: (tx: SqlClient) => Promise<T>, options?: { timeout?: number; maxWait?: number }): Promise<T>;
+}
+
+const DEFAULT_BATCH = 500;
+/** A batch holds its transaction while its DeleteObjects request runs: give it room. */
+const BATCH_TRANSACTION = { timeout: 60_000, maxWait: 10_000 };
+
+/**
+ * Processes due journal records: `npx prisma-s3-files drain` for cron, or from code. Apps with
+ * long-running processes need not call it: `s3Files()` drains in the background.
+ */
+export async function drainFiles<const Meta extends FileFieldsMetadataShape>(
+  client: unknown,
+  session: S3Session | undefined,
+  options: DrainOptions<Meta>,
+): Promise<DrainReport> {
+  const storages = resolveStorages(session, options);
+  const ctx = lifecycleContext(options.fields, storages, () => undefined, resolveDirectUploads(options.directUploads));
+  const coordination = coordinationFor(options.fields);
+  return drain(client as DrainClient, coordination, ctx, {
+    ...(options.limit === undefined ? {} : { limit: options.limit }),
+    ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+  });
+}
+
+/** The drain behind {@link drainFiles}, the background timer and the write path's prompt deletions (`ids`). */
+export async function drain(
+  client: DrainClient,
+  coordination: Coordination,
+  ctx: LifecycleContext,
+  options: { ids?: readonly bigint[]; limit?: number; batchSize?: number } = {},
+): Promise<DrainReport> {
+  const report: DrainReport = { claimed: 0, deleted: 0, dropped: 0, failed: [] };
+  const batchSize = options.batchSize ?? DEFAULT_BATCH;
+  let remaining = options.limit ?? Number.POSITIVE_INFINITY;
+  for (let offset = 0; remaining > 0; ) {
+    const ids = options.ids?.slice(offset, offset + batchSize);
+    if (ids && ids.length === 0) break;
+    const limit = Math.min(batchSize, remaining);
+    const claimed = await retrying(coordination, () =>
+      client.$transaction(
+        (tx) => drainBatch(tx, coordination, ctx, { ...(ids ? { ids } : {}), limit }, report),
+        BATCH_TRANSACTION,
+      ),
+    );
+    remaining -= claimed;
+    offset += batchSize;
+    if (!ids && claimed < limit) break;
+  }
+  return report;
+}
+
+/** One batch in one transaction; returns how many records it claimed. */
+async function drainBatch(
+  tx: SqlClient,
+  { journal, dialect, tombstoneSeconds }: Coordination,
+  ctx: LifecycleContext,
+  options: { ids?: readonly bigint[]; limit: number },
+  report: DrainReport,
+): Promise<number> {
+  const claimed = await journal.claim(tx, options);
+  if (claimed.length === 0) return 0;
+  report.claimed += claimed.length;
+  // Tombstones past their time: nothing to delete.
+  const done: bigint[] = claimed.filter((r) => r.kind === "gone").map((r) => r.id);
+  const records = claimed.filter((r) => r.kind !== "gone");
+  await dialect.lockKeys(tx, records);
+  const claimedIds = records.map((r) => r.id);
+  const byStorage = new Map<string, JournalRecord[]>();
+  for (const r of records) byStorage.set(r.storage, [...(byStorage.get(r.storage) ?? []), r]);
+  const buried: bigint[] = [];
+  for (const [storageName, group] of byStorage) {
+    const storage = ctx.storageNamed(storageName) as Storage | undefined;
+    if (!storage) {
+      for (const r of group) {
+        await journal.failed(tx, r, `no storage named "${storageName}" is configured`);
+        report.failed.push({ storage: storageName, key: r.key, error: `no storage named "${storageName}"` });
+      }
+      continue;
+    }
+    const keys = [...new Set(group.map((r) => r.key))];
+    // Records first, rows second (see Journal.liveKeys).
+    const live = await journal.liveKeys(tx, storageName, keys, claimedIds);
+    const held = await referencedKeys(tx, storageName, keys, ctx);
+    const doomed = keys.filter((k) => !live.has(k) && !held.has(k));
+    const kept = new Set(keys.filter((k) => !doomed.includes(k)));
+    const result = doomed.length > 0 ? await storage.deleteMany(doomed) : { deleted: [], failed: [] };
+    const errors = new Map(result.failed.map((f) => [f.name, describe(f.error)]));
+    report.deleted += result.deleted.length;
+    for (const r of group) {
+      const error = errors.get(r.key);
+      if (error === undefined) {
+        if (kept.has(r.key)) {
+          done.push(r.id);
+          report.dropped++;
+        } else buried.push(r.id);
+        continue;
+      }
+      await journal.failed(tx, r, error);
+      report.failed.push({ storage: storageName, key: r.key, error });
+    }
+    for (const f of result.failed) ctx.report(f.error);
+  }
+  await journal.forget(tx, done);
+  await journal.bury(tx, buried, tombstoneSeconds);
+  return claimed.length;
+}
+
+function describe(error: unknown): string {
+  return (error as Error)?.message ?? String(error);
+}
+
+/** Runs a transaction again after a deadlock or serialization failure, a bounded number of times. */
+export async function retrying<T>(coordination: Coordination, run: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (attempt >= attempts || !coordination.dialect.isRetryable(error)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** attempt * Math.random()));
+    }
+  }
+}
+
+/**
+ * The background drain of one `s3Files()` instance: an unref'd timer (it never keeps a process
+ * alive), one run at a time, failures to `report`.
+ */
+export class DrainTimer {
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+
+  constructor(
+    private readonly run: () => Promise<unknown>,
+    private readonly report: (error: unknown) => void,
+  ) {}
+
+  start(intervalMs: number): void {
+    if (this.#timer) return;
+    this.#timer = setInterval(() => void this.tick(), intervalMs);
+    this.#timer.unref();
+  }
+
+  async tick(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      await this.run();
+    } catch (error) {
+      this.report(error);
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * The file journal: a table in the application's database (the `FileJournal` model users add)
+ * holding every object the binding may have to delete later. An `upload` record is written
+ * before an upload's first byte and goes in the transaction that commits its row; a `delete`
+ * record is written in the transaction that releases a key, due `deleteAfterSeconds` later. A
+ * crash at any point leaves a record some process's drain finishes (see drain.ts). Once the drain
+ * has deleted an object, its record stays for a while as a `gone` tombstone: a write copying that
+ * key (read from a row before the deletion) is refused instead of pointing a row at nothing.
+ */
+import type { FileFieldsMetadataShape } from "../metadata-types.js";
+import type { Dialect, JournalField, SqlClient, Table } from "./sql.js";
+
+/** A claimed record, as the drain sees it. */
+export interface JournalRecord {
+  id: bigint;
+  kind: "upload" | "delete" | "gone";
+  storage: string;
+  key: string;
+  attempts: number;
+}
+
+/** An object a record is about. */
+export interface JournalEntry {
+  storage: string;
+  key: string;
+  /** `Model.field`. */
+  owner: string;
+}
+
+/** Longest backoff between failed deletions of one record. */
+const MAX_BACKOFF_SECONDS = 3600;
+
+/** The journal's statements on one database. */
+export class Journal {
+  readonly #table: Table;
+  readonly #dialect: Dialect;
+
+  constructor(fields: FileFieldsMetadataShape, model: string, dialect: Dialect) {
+    this.#table = dialect.table(fields, model);
+    this.#dialect = dialect;
+  }
+
+  #c(field: JournalField): string {
+    return this.#table.column(field);
+  }
+
+  /** `$1, $2, ...` for `count` parameters after the first `offset`. */
+  #params(count: number, offset = 0): string {
+    return Array.from({ length: count }, (_, i) => this.#dialect.param(offset + i + 1)).join(", ");
+  }
+
+  /**
+   * Records an upload before its bytes are sent, committed on its own; due for the drain after
+   * `expirySeconds`. A tombstone of the name (an object deleted before) goes: the name means new bytes now.
+   */
+  async recordUpload(client: SqlClient, entry: JournalEntry, expirySeconds: number): Promise<bigint> {
+    const c = (f: JournalField) => this.#c(f);
+    const rows = await client.$queryRawUnsafe<{ id: bigint }[]>(
+      `WITH cleared AS (DELETE FROM ${this.#table.sql} WHERE ${c("kind")} = 'gone' AND ${c("storage")} = $1 AND ${c("objectKey")} = $2) INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}) VALUES ('upload', $1, $2, $3, ${this.#dialect.nowPlus("$4")}) RETURNING ${c("id")} AS id`,
+      entry.storage,
+      entry.key,
+      entry.owner,
+      expirySeconds,
+    );
+    return BigInt(rows[0]!.id);
+  }
+
+  /**
+   * In the transaction writing their row: removes upload records (the row now holds the keys).
+   * Returns how many were still there: one a drain took (an upload older than the expiry) is gone,
+   * and with it maybe the object.
+   */
+  async takeUploads(tx: SqlClient, ids: readonly bigint[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const rows = await tx.$queryRawUnsafe<unknown[]>(
+      `DELETE FROM ${this.#table.sql} WHERE ${this.#c("id")} IN (${this.#params(ids.length)}) AND ${this.#c("kind")} = 'upload' RETURNING ${this.#c("id")}`,
+      ...ids,
+    );
+    return rows.length;
+  }
+
+  /**
+   * Like {@link takeUploads} for uploads the write may not use (an upsert's other branch): the
+   * records stay, locked until the commit, and the drain decides after it.
+   */
+  async holdUploads(tx: SqlClient, ids: readonly bigint[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const rows = await tx.$queryRawUnsafe<unknown[]>(
+      `SELECT ${this.#c("id")} FROM ${this.#table.sql} WHERE ${this.#c("id")} IN (${this.#params(ids.length)}) AND ${this.#c("kind")} = 'upload' FOR UPDATE`,
+      ...ids,
+    );
+    return rows.length;
+  }
+
+  /** Records deletions (in the transaction releasing the keys); returns the ids due now. */
+  async recordDeletions(
+    tx: SqlClient,
+    entries: readonly (JournalEntry & { delaySeconds: number })[],
+  ): Promise<bigint[]> {
+    if (entries.length === 0) return [];
+    const c = (f: JournalField) => this.#c(f);
+    const values: unknown[] = [];
+    const p = (v: unknown) => this.#dialect.param(values.push(v));
+    const rows = entries.map(
+      (e) => `('delete', ${p(e.storage)}, ${p(e.key)}, ${p(e.owner)}, ${this.#dialect.nowPlus(p(e.delaySeconds))})`,
+    );
+    const inserted = await tx.$queryRawUnsafe<{ id: bigint; due: boolean }[]>(
+      `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}) VALUES ${rows.join(", ")} RETURNING ${c("id")} AS id, ${c("notBefore")} <= now() AS due`,
+      ...values,
+    );
+    return inserted.filter((r) => r.due).map((r) => BigInt(r.id));
+  }
+
+  /** Removes records (a failed write's uploads, once their objects are deleted). */
+  async forget(client: SqlClient, ids: readonly bigint[]): Promise<void> {
+    if (ids.length === 0) return;
+    await client.$executeRawUnsafe(
+      `DELETE FROM ${this.#table.sql} WHERE ${this.#c("id")} IN (${this.#params(ids.length)})`,
+      ...ids,
+    );
+  }
+
+  /**
+   * Claims due records (or those of `ids` that are due or were just made due), locked until the
+   * transaction ends; records another drain holds are skipped.
+   */
+  async claim(tx: SqlClient, options: { ids?: readonly bigint[]; limit: number }): Promise<JournalRecord[]> {
+    const c = (f: JournalField) => this.#c(f);
+    const ids = options.ids ?? [];
+    const byId = ids.length > 0 ? ` AND ${c("id")} IN (${this.#params(ids.length, 1)})` : "";
+    const rows = await tx.$queryRawUnsafe<
+      { id: bigint; kind: string; storage: string; key: string; attempts: number }[]
+    >(
+      `SELECT ${c("id")} AS id, ${c("kind")} AS kind, ${c("storage")} AS storage, ${c("objectKey")} AS key, ${c("attempts")} AS attempts FROM ${this.#table.sql} WHERE ${ids.length > 0 ? "TRUE" : `${c("notBefore")} <= now()`}${byId} ORDER BY ${c("notBefore")}, ${c("id")} LIMIT $1${this.#dialect.skipLocked}`,
+      options.limit,
+      ...ids,
+    );
+    return rows.map((r) => ({
+      id: BigInt(r.id),
+      kind: r.kind === "upload" || r.kind === "gone" ? r.kind : "delete",
+      storage: r.storage,
+      key: r.key,
+      attempts: Number(r.attempts),
+    }));
+  }
+
+  /**
+   * Keys among `keys` (of one storage) that records other than `claimed` keep alive: an upload
+   * not expired (a write storing it, or its row not committed yet), a deletion not due yet (a
+   * grace period). Read before the rows are: a write commits its row and drops its record at
+   * once, and reading in this order never misses both.
+   */
+  async liveKeys(
+    tx: SqlClient,
+    storage: string,
+    keys: readonly string[],
+    claimed: readonly bigint[],
+  ): Promise<Set<string>> {
+    if (keys.length === 0) return new Set();
+    const c = (f: JournalField) => this.#c(f);
+    const notClaimed =
+      claimed.length > 0 ? ` AND ${c("id")} NOT IN (${this.#params(claimed.length, keys.length + 1)})` : "";
+    const rows = await tx.$queryRawUnsafe<{ key: string }[]>(
+      `SELECT DISTINCT ${c("objectKey")} AS key FROM ${this.#table.sql} WHERE ${c("storage")} = $1 AND ${c("objectKey")} IN (${this.#params(keys.length, 1)})${notClaimed} AND (${c("kind")} = 'upload' OR (${c("kind")} = 'delete' AND ${c("notBefore")} > now()))`,
+      storage,
+      ...keys,
+      ...claimed,
+    );
+    return new Set(rows.map((r) => r.key));
+  }
+
+  /** Keys among `keys` (of one storage) with an upload or deletion record: the sweep leaves them to the drain. */
+  async recordedKeys(client: SqlClient, storage: string, keys: readonly string[]): Promise<Set<string>> {
+    return this.#keysOfKind(client, storage, keys, "IN ('upload', 'delete')");
+  }
+
+  /** Keys among `keys` (of one storage) the drain deleted lately (tombstones). */
+  async goneKeys(client: SqlClient, storage: string, keys: readonly string[]): Promise<Set<string>> {
+    return this.#keysOfKind(client, storage, keys, "= 'gone'");
+  }
+
+  async #keysOfKind(client: SqlClient, storage: string, keys: readonly string[], kind: string): Promise<Set<string>> {
+    if (keys.length === 0) return new Set();
+    const c = (f: JournalField) => this.#c(f);
+    const rows = await client.$queryRawUnsafe<{ key: string }[]>(
+      `SELECT DISTINCT ${c("objectKey")} AS key FROM ${this.#table.sql} WHERE ${c("storage")} = $1 AND ${c("objectKey")} IN (${this.#params(keys.length, 1)}) AND ${c("kind")} ${kind}`,
+      storage,
+      ...keys,
+    );
+    return new Set(rows.map((r) => r.key));
+  }
+
+  /** The drain deleted these records' objects: each record stays as a tombstone for `seconds`. */
+  async bury(tx: SqlClient, ids: readonly bigint[], seconds: number): Promise<void> {
+    if (ids.length === 0) return;
+    const c = (f: JournalField) => this.#c(f);
+    await tx.$executeRawUnsafe(
+      `UPDATE ${this.#table.sql} SET ${c("kind")} = 'gone', ${c("attempts")} = 0, ${c("lastError")} = NULL, ${c("notBefore")} = ${this.#dialect.nowPlus("$1")} WHERE ${c("id")} IN (${this.#params(ids.length, 1)})`,
+      seconds,
+      ...ids,
+    );
+  }
+
+  /** A deletion failed: try again later (exponential backoff), keeping the error. */
+  async failed(tx: SqlClient, record: JournalRecord, error: string): Promise<void> {
+    const c = (f: JournalField) => this.#c(f);
+    const delay = Math.min(MAX_BACKOFF_SECONDS, 10 * 2 ** Math.min(record.attempts, 12));
+    await tx.$executeRawUnsafe(
+      `UPDATE ${this.#table.sql} SET ${c("attempts")} = ${c("attempts")} + 1, ${c("lastError")} = $1, ${c("notBefore")} = ${this.#dialect.nowPlus("$2")} WHERE ${c("id")} = $3`,
+      error.slice(0, 1000),
+      delay,
+      record.id,
+    );
+  }
+}

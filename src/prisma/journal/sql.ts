@@ -1,0 +1,152 @@
+/**
+ * The SQL the binding runs itself, per database: row locks, key locks and the file journal's
+ * statements. Everything else goes through Prisma's query API. Only PostgreSQL (and PGlite) for
+ * now; a dialect is the place where MySQL/MariaDB and SQLite add their own.
+ */
+import { PrismaS3FilesError } from "../../errors.js";
+import type { FileFieldsMetadataShape, ModelFileMetadata } from "../metadata-types.js";
+
+/** Raw SQL on a Prisma client or transaction client (`$queryRawUnsafe` / `$executeRawUnsafe`). */
+export interface SqlClient {
+  $queryRawUnsafe<T = unknown>(sql: string, ...values: unknown[]): Promise<T>;
+  $executeRawUnsafe(sql: string, ...values: unknown[]): Promise<number>;
+}
+
+/** Where a model lives in the database, as the generator records it (`@@map`, `@map`, `@@schema`). */
+interface DatabaseNames {
+  dbName?: string;
+  schema?: string;
+  columns?: { readonly [field: string]: string };
+  journal?: { readonly provider: string };
+}
+
+const names = (meta: ModelFileMetadata | undefined): DatabaseNames => (meta ?? {}) as DatabaseNames;
+
+/** A model's table and column names in SQL. */
+export interface Table {
+  model: string;
+  /** The quoted, schema-qualified table name. */
+  sql: string;
+  /** A field's quoted column name. */
+  column(field: string): string;
+}
+
+/** The journal's columns, by the field names of the model users paste. */
+const JOURNAL_FIELDS = [
+  "id",
+  "kind",
+  "storage",
+  "objectKey",
+  "owner",
+  "notBefore",
+  "attempts",
+  "lastError",
+  "createdAt",
+] as const;
+export type JournalField = (typeof JOURNAL_FIELDS)[number];
+
+/** The SQL of one database. */
+export interface Dialect {
+  readonly provider: string;
+  table(fields: FileFieldsMetadataShape, model: string): Table;
+  /**
+   * Locks the rows of `table` with these primary keys until the transaction ends, in primary-key
+   * order, and returns `select` of each (by field name).
+   */
+  lockRows(
+    tx: SqlClient,
+    table: Table,
+    primaryKey: readonly string[],
+    keys: readonly unknown[][],
+    select: readonly string[],
+  ): Promise<Record<string, unknown>[]>;
+  /** Takes transaction-scoped locks on (storage, key) pairs, in one order for every caller. */
+  lockKeys(tx: SqlClient, keys: readonly { storage: string; key: string }[]): Promise<void>;
+  /** `$1`, `$2`, ...: the placeholder of the n-th (1-based) parameter. */
+  param(n: number): string;
+  /** ` FOR UPDATE SKIP LOCKED` or the database's equivalent. */
+  readonly skipLocked: string;
+  /** The current time plus `seconds` (a parameter). */
+  nowPlus(param: string): string;
+  /** Whether `error` is a deadlock or serialization failure worth retrying the transaction for. */
+  isRetryable(error: unknown): boolean;
+}
+
+function quote(identifier: string): string {
+  return `"${identifier.replaceAll('"', '""')}"`;
+}
+
+const postgres: Dialect = {
+  provider: "postgresql",
+  table(fields, model) {
+    const meta = names(fields[model]);
+    const table = quote(meta.dbName ?? model);
+    return {
+      model,
+      sql: meta.schema ? `${quote(meta.schema)}.${table}` : table,
+      column: (field) => quote(meta.columns?.[field] ?? field),
+    };
+  },
+  async lockRows(tx, table, primaryKey, keys, select) {
+    if (keys.length === 0) return [];
+    const values: unknown[] = [];
+    const tuple = (key: unknown[]) => `(${key.map((v) => `$${values.push(v)}`).join(", ")})`;
+    const pk = primaryKey.map((f) => table.column(f));
+    const where =
+      pk.length === 1
+        ? `${pk[0]} IN (${keys.map((k) => `$${values.push(k[0])}`).join(", ")})`
+        : `(${pk.join(", ")}) IN (${keys.map(tuple).join(", ")})`;
+    const columns = [...new Set([...primaryKey, ...select])].map((f) => `${table.column(f)} AS ${quote(f)}`);
+    return tx.$queryRawUnsafe<Record<string, unknown>[]>(
+      `SELECT ${columns.join(", ")} FROM ${table.sql} WHERE ${where} ORDER BY ${pk.join(", ")} FOR UPDATE`,
+      ...values,
+    );
+  },
+  async lockKeys(tx, keys) {
+    if (keys.length === 0) return;
+    // Storage names have no ":" (the generator checks them), so "storage:key" is unambiguous.
+    const ids = [...new Set(keys.map((k) => `${k.storage}:${k.key}`))].sort();
+    // Sorted in a subquery, locked in that order by the aggregate: no two callers deadlock.
+    await tx.$queryRawUnsafe(
+      `SELECT count(pg_advisory_xact_lock(hashtextextended(k, 7315))) AS n FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS s`,
+      ids,
+    );
+  },
+  param: (n) => `$${n}`,
+  skipLocked: " FOR UPDATE SKIP LOCKED",
+  nowPlus: (param) => `(now() + make_interval(secs => ${param}))`,
+  isRetryable(error) {
+    const code = (error as { code?: unknown })?.code;
+    if (code === "P2034") return true;
+    const original = databaseCode(error);
+    return original === "40P01" || original === "40001";
+  },
+};
+
+/** The database's own error code under a Prisma error (driver adapters put it in `meta`). */
+function databaseCode(error: unknown): string | undefined {
+  const meta = (error as { meta?: { driverAdapterError?: { cause?: { originalCode?: unknown; code?: unknown } } } })
+    ?.meta;
+  const cause = meta?.driverAdapterError?.cause;
+  const code = cause?.originalCode ?? cause?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** The journal model's metadata: its name and the dialect of its database. */
+export function findJournal(fields: FileFieldsMetadataShape): { model: string; dialect: Dialect } | undefined {
+  for (const [model, meta] of Object.entries(fields)) {
+    const journal = names(meta).journal;
+    if (!journal) continue;
+    const provider = journal.provider;
+    if (provider === "postgresql" || provider === "postgres" || provider === "cockroachdb") {
+      return { model, dialect: postgres };
+    }
+    throw new PrismaS3FilesError(
+      "CONFIGURATION",
+      `prisma-s3-files coordinates writes through the database, and supports PostgreSQL so far; this schema's provider is "${provider}"`,
+    );
+  }
+  return undefined;
+}
+
+export { JOURNAL_FIELDS };
