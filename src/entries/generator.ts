@@ -9,6 +9,7 @@ export { FileAnnotationErrors } from "../prisma/generator/metadata.js";
 export type {
   FileFieldMetadata,
   FileFieldsMetadataShape,
+  JournalMetadata,
   ModelFileMetadata,
   RelationMetadata,
 } from "../prisma/metadata-types.js";

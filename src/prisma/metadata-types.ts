@@ -41,6 +41,29 @@ export interface ModelFileMetadata {
   readonly relations: { readonly [field: string]: RelationMetadata };
   /** The primary key's fields (`@id` or `@@id`); empty when the model has none. */
   readonly primaryKey: readonly string[];
+  /**
+   * The model's table (`@@map("...")`; the model's name when unmapped). The generator always
+   * emits it; absent in hand-written metadata, where the runtime takes the model's name.
+   */
+  readonly dbName?: string;
+  /** The database schema of the table (`@@schema("...")`, multiSchema); absent when not set. */
+  readonly schema?: string;
+  /**
+   * Database column names (`@map("...")`) by field name: of the primary-key fields and the file
+   * fields (on the journal model, of every scalar field). The generator always emits it; a field
+   * missing here is a column of its own name.
+   */
+  readonly columns?: { readonly [field: string]: string };
+  /**
+   * Present only on the file journal model (`FileJournal`, or the generator's `journal = "..."`):
+   * `provider` is the datasource's active provider (`postgresql`, `mysql`, `sqlite`, ...).
+   */
+  readonly journal?: JournalMetadata;
+}
+
+/** Marks the file journal model: the datasource provider its SQL is written for. */
+export interface JournalMetadata {
+  readonly provider: string;
 }
 
 /** Every model of the schema, keyed by model name (models without file columns included). */

@@ -13,9 +13,11 @@ import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from "vitest"
 import { PrismaS3FilesError } from "../../src/errors.js";
 import { FileAnnotationError } from "../../src/prisma/generator/annotation.js";
 import { emitModule } from "../../src/prisma/generator/emit.js";
+import { JournalModelError, journalModelSource } from "../../src/prisma/generator/journal-model.js";
 import {
   buildMetadata,
   type DmmfFieldLike,
+  type DmmfModelLike,
   FileAnnotationErrors,
   readGeneratorConfig,
 } from "../../src/prisma/generator/metadata.js";
@@ -37,6 +39,7 @@ async function generate(
   models: string,
   generatorConfig = 'storages = ["public", "private"]\n  runtime = "none"',
   provider = "postgresql",
+  datasource = "",
 ): Promise<Run> {
   const dir = join(tmp, name);
   await mkdir(dir, { recursive: true });
@@ -47,7 +50,7 @@ async function generate(
 }
 
 datasource db {
-  provider = "${provider}"
+  provider = "${provider}"${datasource}
 }
 
 ${models}
@@ -72,13 +75,15 @@ model Zine {
   ///   maxSize: "10 MiB",
   ///   accept: ["image/*", "application/pdf"],
   /// )
-  cover    String? @db.VarChar(191)
+  cover    String? @db.VarChar(191) @map("cover_key")
   /// Scanned pages. @file(keepFiles: true, deleteAfterSeconds: 86400, maxLength: 100, storage: "private")
   scan     String  @db.VarChar(150)
   /// A column that mentions @filename but is no file.
   note     String?
   author   Author? @relation(fields: [authorId], references: [id])
   authorId Int?
+
+  @@map("zines")
 }
 
 model Author {
@@ -94,7 +99,8 @@ model Author {
 model Tag {
   id Int @id
 }
-`;
+
+${journalModelSource("postgresql")}`;
 
 const BAD_MODELS = `
 model Doc {
@@ -129,15 +135,78 @@ let good: Run;
 let bad: Run;
 let single: Run;
 let badConfig: Run;
+let noJournal: Run;
+let noJournalMysql: Run;
+let badJournal: Run;
+let noFiles: Run;
+let mapped: Run;
+
+/** A model with a file field, and nothing else. */
+const AVATAR = "model User {\n  id Int @id\n  /// @file\n  avatar String?\n}\n";
+
+/** Everything renamed: tables, columns, a schema of its own, the journal's model name. */
+const MAPPED_MODELS = `
+model User {
+  id     Int     @id @map("user_id")
+  /// @file
+  avatar String? @map("avatar_key")
+  name   String? @map("display_name")
+
+  @@map("users")
+  @@schema("media")
+}
+
+model Journal {
+  id        Int      @id @default(autoincrement()) @map("journal_id")
+  kind      String
+  storage   String
+  objectKey String   @map("object_key")
+  owner     String?
+  notBefore DateTime @default(now()) @map("not_before")
+  attempts  Int      @default(0)
+  lastError String?
+  createdAt DateTime @default(now())
+  note      String?
+
+  @@map("file_journal")
+  @@schema("public")
+}
+`;
+
+/** A journal whose fields the runtime could not write. */
+const BAD_JOURNAL = `${AVATAR}
+model FileJournal {
+  id        Int      @id
+  kind      String?
+  storage   String
+  owner     String?
+  notBefore DateTime
+  attempts  Int      @default(0)
+  lastError String?
+  createdAt DateTime @default(now())
+  tenant    String
+}
+`;
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), "psf-generator-"));
   await writeFile(join(tmp, "package.json"), '{ "type": "module" }\n');
-  [good, bad, single, badConfig] = await Promise.all([
+  [good, bad, single, badConfig, noJournal, noJournalMysql, badJournal, noFiles, mapped] = await Promise.all([
     generate("good", GOOD_MODELS),
     generate("bad", BAD_MODELS),
     generate("single", 'model User {\n  id Int @id\n  /// @file(uplodTo: "avatars/")\n  avatar String?\n}'),
     generate("config", "model User {\n  id Int @id\n}", 'storage = ["public"]'),
+    generate("no-journal", AVATAR),
+    generate("no-journal-mysql", AVATAR, 'runtime = "none"', "mysql"),
+    generate("bad-journal", BAD_JOURNAL),
+    generate("no-files", "model Tag {\n  id Int @id\n}"),
+    generate(
+      "mapped",
+      MAPPED_MODELS,
+      'runtime = "none"\n  journal = "Journal"',
+      "postgresql",
+      '\n  schemas  = ["public", "media"]',
+    ),
   ]);
 }, 60_000);
 
@@ -155,7 +224,7 @@ describe("prisma generate with a good schema", () => {
     const mod = (await import(pathToFileURL(join(tmp, "good", "out", "index.ts")).href)) as {
       fileFields: FileFieldsMetadataShape;
     };
-    expect(Object.keys(mod.fileFields)).toEqual(["Author", "Tag", "Zine"]);
+    expect(Object.keys(mod.fileFields)).toEqual(["Author", "FileJournal", "Tag", "Zine"]);
     expect(mod.fileFields).toEqual({
       Author: {
         fileFields: {
@@ -176,8 +245,28 @@ describe("prisma generate with a good schema", () => {
           mentees: { model: "Author", list: true },
         },
         primaryKey: ["id"],
+        dbName: "Author",
+        columns: { id: "id", portrait: "portrait" },
       },
-      Tag: { fileFields: {}, relations: {}, primaryKey: ["id"] },
+      FileJournal: {
+        fileFields: {},
+        relations: {},
+        primaryKey: ["id"],
+        dbName: "prisma_s3_files_journal",
+        columns: {
+          id: "id",
+          kind: "kind",
+          storage: "storage",
+          objectKey: "objectKey",
+          owner: "owner",
+          notBefore: "notBefore",
+          attempts: "attempts",
+          lastError: "lastError",
+          createdAt: "createdAt",
+        },
+        journal: { provider: "postgresql" },
+      },
+      Tag: { fileFields: {}, relations: {}, primaryKey: ["id"], dbName: "Tag", columns: { id: "id" } },
       Zine: {
         fileFields: {
           cover: {
@@ -203,6 +292,8 @@ describe("prisma generate with a good schema", () => {
         },
         relations: { author: { model: "Author", list: false } },
         primaryKey: ["id"],
+        dbName: "zines",
+        columns: { id: "id", cover: "cover_key", scan: "scan" },
       },
     });
   });
@@ -229,6 +320,9 @@ const required: false = fileFields.Zine.fileFields.scan.nullable;
 const size: 10485760 = fileFields.Zine.fileFields.cover.maxSize;
 const accept: readonly ["image/*", "application/pdf"] = fileFields.Zine.fileFields.cover.accept;
 const target: "Author" = fileFields.Author.relations.mentees.model;
+const table: "zines" = fileFields.Zine.dbName;
+const column: "cover_key" = fileFields.Zine.columns.cover;
+const provider: "postgresql" = fileFields.FileJournal.journal.provider;
 const list: true = fileFields.Author.relations.mentees.list;
 type NoFiles = keyof FileFieldsMetadata["Tag"]["fileFields"];
 const none: [NoFiles] extends [never] ? true : false = true;
@@ -236,7 +330,7 @@ const none: [NoFiles] extends [never] ? true : false = true;
 const wrong: "other" = fileFields.Zine.fileFields.cover.uploadTo;
 // @ts-expect-error Tag has no file field "x"
 fileFields.Tag.fileFields.x;
-export { accept, list, none, required, shape, size, target, uploadTo, wrong };
+export { accept, column, list, none, provider, required, shape, size, table, target, uploadTo, wrong };
 `;
     const checkFile = join(dir, "check.ts");
     await writeFile(checkFile, check);
@@ -300,7 +394,111 @@ describe("prisma generate with bad annotations", () => {
 
   it("refuses an unknown generator config key", () => {
     expect(badConfig.code).not.toBe(0);
-    expect(badConfig.stderr).toContain('generator files: unknown config key "storage" (known: storages, runtime)');
+    expect(badConfig.stderr).toContain(
+      'generator files: unknown config key "storage" (known: storages, runtime, journal)',
+    );
+  });
+});
+
+describe("prisma generate and the file journal model", () => {
+  it("fails without a journal model when file fields exist, printing the model to paste", () => {
+    expect(noJournal.code).not.toBe(0);
+    expect(existsSync(join(tmp, "no-journal", "out", "index.ts"))).toBe(false);
+    expect(noJournal.stderr).toContain(
+      'The schema has file fields (User.avatar) but no file journal model "FileJournal".',
+    );
+    expect(noJournal.stderr).toContain("Add it with `npx prisma-s3-files init`, or paste this model into the schema:");
+    // The model as PostgreSQL takes it, indented, then the migration to run.
+    for (const line of journalModelSource("postgresql").trimEnd().split("\n")) {
+      expect(noJournal.stderr).toContain(line === "" ? "\n\n" : `    ${line}\n`);
+    }
+    expect(noJournal.stderr).toContain("then create its table: `npx prisma migrate dev --name file-journal`.");
+  });
+
+  it("prints MySQL's form on MySQL: column types whose index fits InnoDB's key limit", () => {
+    expect(noJournalMysql.code).not.toBe(0);
+    expect(noJournalMysql.stderr).toContain("      storage   String   @db.VarChar(191)\n");
+    expect(noJournalMysql.stderr).toContain("      objectKey String   @db.VarChar(1024)\n");
+    expect(noJournalMysql.stderr).toContain("      lastError String?  @db.Text\n");
+    expect(noJournalMysql.stderr).toContain("      @@index([storage, objectKey(length: 512)])\n");
+  });
+
+  it("the printed models are valid schemas on every provider: generate accepts them", async () => {
+    const providers = ["postgresql", "mysql", "sqlite"];
+    const runs = await Promise.all(
+      providers.map((provider) =>
+        generate(`journal-${provider}`, `${AVATAR}\n${journalModelSource(provider)}`, 'runtime = "none"', provider),
+      ),
+    );
+    for (const [i, provider] of providers.entries()) {
+      expect(runs[i]!.code, runs[i]!.stderr).toBe(0);
+      const mod = (await import(pathToFileURL(join(tmp, `journal-${provider}`, "out", "index.ts")).href)) as {
+        fileFields: FileFieldsMetadataShape;
+      };
+      expect(mod.fileFields.FileJournal).toMatchObject({
+        dbName: "prisma_s3_files_journal",
+        journal: { provider },
+      });
+      expect(mod.fileFields.User!.journal).toBeUndefined();
+    }
+  }, 60_000);
+
+  it("checks the journal model's fields, listing every problem", () => {
+    expect(badJournal.code).not.toBe(0);
+    expect(badJournal.stderr).toContain(
+      "The file journal model FileJournal does not have the fields prisma-s3-files writes:",
+    );
+    for (const problem of [
+      "FileJournal.id: needs @default(autoincrement())",
+      "FileJournal.kind: must be String, but is String?",
+      "FileJournal.objectKey: missing (expected String)",
+      "FileJournal.notBefore: needs a default (@default(now()))",
+      "FileJournal.tenant: a field of its own must be optional or have a default",
+    ]) {
+      expect(badJournal.stderr).toContain(problem);
+    }
+    expect(badJournal.stderr).not.toContain("FileJournal.attempts");
+  });
+
+  it("needs no journal model without file fields", () => {
+    expect(noFiles.code, noFiles.stderr).toBe(0);
+  });
+
+  it("emits table (@@map), schema (@@schema) and column (@map) names; journal = names the journal model", async () => {
+    expect(mapped.code, mapped.stderr).toBe(0);
+    const mod = (await import(pathToFileURL(join(tmp, "mapped", "out", "index.ts")).href)) as {
+      fileFields: FileFieldsMetadataShape;
+    };
+    expect(mod.fileFields.User).toEqual({
+      fileFields: { avatar: expect.objectContaining({ nullable: true }) },
+      relations: {},
+      primaryKey: ["id"],
+      dbName: "users",
+      schema: "media",
+      // The key and the file columns; not the others.
+      columns: { id: "user_id", avatar: "avatar_key" },
+    });
+    expect(mod.fileFields.Journal).toEqual({
+      fileFields: {},
+      relations: {},
+      primaryKey: ["id"],
+      dbName: "file_journal",
+      schema: "public",
+      // Every scalar field of the journal.
+      columns: {
+        id: "journal_id",
+        kind: "kind",
+        storage: "storage",
+        objectKey: "object_key",
+        owner: "owner",
+        notBefore: "not_before",
+        attempts: "attempts",
+        lastError: "lastError",
+        createdAt: "createdAt",
+        note: "note",
+      },
+      journal: { provider: "postgresql" },
+    });
   });
 });
 
@@ -322,6 +520,17 @@ describe("the repository's generated module (npm run generate)", () => {
     expect(Attachment.fileFields.original).toMatchObject({ storage: "private", nullable: false });
     expect(Attachment.fileFields.preview).toMatchObject({ storage: "public", nullable: true });
     expect(Object.keys(User.fileFields)).toEqual(["avatar", "badge"]);
+  });
+
+  it("has the journal model, and table and column names", () => {
+    expect(repoFileFields.FileJournal).toMatchObject({
+      fileFields: {},
+      primaryKey: ["id"],
+      dbName: "prisma_s3_files_journal",
+      journal: { provider: "postgresql" },
+    });
+    expect(repoFileFields.User.dbName).toBe("User");
+    expect(repoFileFields.User.columns).toEqual({ id: "id", avatar: "avatar", badge: "badge" });
   });
 
   it("maps the relations", () => {
@@ -361,7 +570,7 @@ describe("buildMetadata and emitModule", () => {
     const models = "model U {\n  id Int @id\n  /// @file\n  a String?\n  /// @file(maxLength: 100)\n  b String?\n}";
     const runs = await Promise.all(
       ["mysql", "postgresql", "sqlite"].map((provider) =>
-        generate(`provider-${provider}`, models, 'runtime = "none"', provider),
+        generate(`provider-${provider}`, `${models}\n${journalModelSource(provider)}`, 'runtime = "none"', provider),
       ),
     );
     const lengths = [];
@@ -390,20 +599,23 @@ describe("buildMetadata and emitModule", () => {
   }, 60_000);
 
   it("takes maxLength from VarChar/Char, not from NVarChar(Max) or Text", () => {
-    const meta = buildMetadata({
-      models: [
-        {
-          name: "M",
-          fields: [
-            field({ name: "a", documentation: "@file", nativeType: ["VarChar", ["64"]] }),
-            field({ name: "b", documentation: "@file", nativeType: ["Char", ["32"]] }),
-            field({ name: "c", documentation: "@file", nativeType: ["NVarChar", ["Max"]] }),
-            field({ name: "d", documentation: "@file", nativeType: ["Text", []] }),
-            field({ name: "e", documentation: "@file(maxLength: 10)", nativeType: ["VarChar", ["64"]] }),
-          ],
-        },
-      ],
-    });
+    const meta = buildMetadata(
+      {
+        models: [
+          {
+            name: "M",
+            fields: [
+              field({ name: "a", documentation: "@file", nativeType: ["VarChar", ["64"]] }),
+              field({ name: "b", documentation: "@file", nativeType: ["Char", ["32"]] }),
+              field({ name: "c", documentation: "@file", nativeType: ["NVarChar", ["Max"]] }),
+              field({ name: "d", documentation: "@file", nativeType: ["Text", []] }),
+              field({ name: "e", documentation: "@file(maxLength: 10)", nativeType: ["VarChar", ["64"]] }),
+            ],
+          },
+        ],
+      },
+      { requireJournal: false },
+    );
     const f = meta.M!.fileFields;
     expect([f.a, f.b, f.c, f.d, f.e].map((x) => x?.maxLength)).toEqual([64, 32, null, null, 10]);
   });
@@ -447,9 +659,10 @@ describe("buildMetadata and emitModule", () => {
   });
 
   it("does not check storage names when the generator lists none", () => {
-    const meta = buildMetadata({
-      models: [{ name: "M", fields: [field({ name: "a", documentation: '@file(storage: "any")' })] }],
-    });
+    const meta = buildMetadata(
+      { models: [{ name: "M", fields: [field({ name: "a", documentation: '@file(storage: "any")' })] }] },
+      { requireJournal: false },
+    );
     expect(meta.M!.fileFields.a!.storage).toBe("any");
   });
 
@@ -498,22 +711,141 @@ describe("buildMetadata and emitModule", () => {
     expect(readGeneratorConfig({ storages: "a" })).toEqual({ storages: ["a"] });
     expect(() => readGeneratorConfig({ storages: ["a b"] })).toThrow(PrismaS3FilesError);
     expect(() => readGeneratorConfig({ storagez: ["a"] }, "gen")).toThrow(
-      'generator gen: unknown config key "storagez" (known: storages, runtime)',
+      'generator gen: unknown config key "storagez" (known: storages, runtime, journal)',
+    );
+    expect(readGeneratorConfig({ journal: "Journal", runtime: "none" })).toEqual({
+      journal: "Journal",
+      runtime: "none",
+    });
+    expect(() => readGeneratorConfig({ journal: "file journal" }, "gen")).toThrow(
+      'generator gen: journal must be a model name, got "file journal"',
     );
   });
 
   it("emits the same text for the same metadata, quoting odd names", () => {
-    const meta = buildMetadata({
-      models: [
-        { name: "B", fields: [] },
-        { name: "A", fields: [field({ name: "a-b", documentation: "@file" })] },
-      ],
-    });
+    const meta = buildMetadata(
+      {
+        models: [
+          { name: "B", fields: [] },
+          { name: "A", fields: [field({ name: "a-b", documentation: "@file" })] },
+        ],
+      },
+      { requireJournal: false },
+    );
     const source = emitModule(meta);
     expect(emitModule(meta)).toBe(source);
     expect(source.indexOf("  A: {")).toBeLessThan(source.indexOf("  B: {"));
     expect(source).toContain('"a-b": {');
-    expect(source).toContain("  B: {\n    fileFields: {},\n    relations: {},\n    primaryKey: [],\n  },");
+    expect(source).toContain(
+      '  B: {\n    fileFields: {},\n    relations: {},\n    primaryKey: [],\n    dbName: "B",\n    columns: {},\n  },',
+    );
+    expect(source).toContain('    columns: {\n      "a-b": "a-b",\n    },');
+    // Hand-written metadata (no dbName, columns, journal) emits as before.
+    expect(emitModule({ C: { fileFields: {}, relations: {}, primaryKey: ["id"] } })).toContain(
+      '  C: {\n    fileFields: {},\n    relations: {},\n    primaryKey: ["id"],\n  },',
+    );
+  });
+});
+
+describe("buildMetadata and the journal model", () => {
+  const scalar = (name: string, type: string, extra: Partial<DmmfFieldLike> = {}): DmmfFieldLike => ({
+    name,
+    kind: "scalar",
+    type,
+    isList: false,
+    isRequired: true,
+    hasDefaultValue: false,
+    ...extra,
+  });
+  const now = { hasDefaultValue: true, default: { name: "now", args: [] } };
+  /** The journal model as the DMMF describes it. */
+  const journal = (name = "FileJournal", changes: Record<string, Partial<DmmfFieldLike>> = {}): DmmfModelLike => ({
+    name,
+    dbName: "prisma_s3_files_journal",
+    fields: [
+      scalar("id", "BigInt", { isId: true, hasDefaultValue: true, default: { name: "autoincrement", args: [] } }),
+      scalar("kind", "String"),
+      scalar("storage", "String"),
+      scalar("objectKey", "String"),
+      scalar("owner", "String", { isRequired: false }),
+      scalar("notBefore", "DateTime", now),
+      scalar("attempts", "Int", { hasDefaultValue: true, default: 0 }),
+      scalar("lastError", "String", { isRequired: false }),
+      scalar("createdAt", "DateTime", now),
+    ].map((f) => ({ ...f, ...changes[f.name] })),
+  });
+  const user: DmmfModelLike = {
+    name: "User",
+    fields: [scalar("id", "Int", { isId: true }), scalar("avatar", "String", { documentation: "@file" })],
+  };
+
+  it("marks the journal model with the provider and all its columns", () => {
+    const meta = buildMetadata({ models: [user, journal()] }, { provider: "postgresql" });
+    expect(meta.FileJournal!.journal).toEqual({ provider: "postgresql" });
+    expect(Object.keys(meta.FileJournal!.columns!)).toHaveLength(9);
+    expect(meta.User!.journal).toBeUndefined();
+    expect(meta.User!.dbName).toBe("User");
+    expect(meta.User!.schema).toBeUndefined();
+  });
+
+  it("throws JournalModelError (JOURNAL_MODEL) without it, unless told not to require it", () => {
+    try {
+      buildMetadata({ models: [user] }, { provider: "sqlite" });
+      expect.unreachable();
+    } catch (e) {
+      expect(e).toBeInstanceOf(JournalModelError);
+      expect(e).toBeInstanceOf(PrismaS3FilesError);
+      expect((e as JournalModelError).code).toBe("JOURNAL_MODEL");
+      expect((e as JournalModelError).model).toBe("FileJournal");
+      expect((e as Error).message).toContain("    model FileJournal {\n");
+      expect((e as Error).message).toContain("      storage   String\n");
+    }
+    expect(() => buildMetadata({ models: [user, journal()] }, { journal: "Journal" })).toThrow(
+      'no file journal model "Journal"',
+    );
+    expect(buildMetadata({ models: [user] }, { requireJournal: false }).User!.fileFields.avatar).toBeDefined();
+    expect(buildMetadata({ models: [user, journal("Journal")] }, { journal: "Journal" }).Journal!.journal).toEqual({
+      provider: "unknown",
+    });
+  });
+
+  it("accepts an Int id and fields of its own that are optional or defaulted", () => {
+    const model = journal("FileJournal", { id: { type: "Int" } });
+    const extended = {
+      ...model,
+      fields: [
+        ...model.fields,
+        scalar("note", "String", { isRequired: false }),
+        scalar("n", "Int", { hasDefaultValue: true }),
+      ],
+    };
+    expect(() => buildMetadata({ models: [user, extended] })).not.toThrow();
+  });
+
+  it("refuses a wrong id, a file field on the journal, and an objectKey shorter than a file column", () => {
+    const compound = { ...journal("FileJournal", { id: { isId: false } }), primaryKey: { fields: ["id", "kind"] } };
+    expect(() => buildMetadata({ models: [user, compound] })).toThrow("FileJournal.id: must be the primary key (@id)");
+    const withFile = journal("FileJournal", { lastError: { documentation: "@file" } });
+    expect(() => buildMetadata({ models: [user, withFile] })).toThrow(
+      "FileJournal.lastError: the journal model has no file fields; remove its @file annotation",
+    );
+    const mysqlUser: DmmfModelLike = {
+      name: "User",
+      fields: [
+        scalar("id", "Int", { isId: true }),
+        scalar("avatar", "String", { documentation: "@file", nativeType: ["VarChar", ["2048"]] }),
+      ],
+    };
+    const short = journal("FileJournal", { objectKey: { nativeType: ["VarChar", ["1024"]] } });
+    expect(() => buildMetadata({ models: [mysqlUser, short] }, { provider: "mysql" })).toThrow(
+      "FileJournal.objectKey: holds 1024 characters, but User.avatar holds keys of up to 2048; make objectKey at least as long",
+    );
+    // MySQL's plain String (VARCHAR(191)) keys fit the 1024 of the printed model.
+    const plainUser: DmmfModelLike = {
+      ...mysqlUser,
+      fields: [scalar("id", "Int", { isId: true }), scalar("avatar", "String", { documentation: "@file" })],
+    };
+    expect(() => buildMetadata({ models: [plainUser, short] }, { provider: "mysql" })).not.toThrow();
   });
 });
 

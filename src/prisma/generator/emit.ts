@@ -34,11 +34,23 @@ export interface RelationMetadata {
   readonly cascade?: boolean;
 }
 
-/** One model: its file columns and relation fields, keyed by field name. */
+/**
+ * One model: its file columns and relation fields, keyed by field name; its primary key; its
+ * table (\`@@map\`), schema (\`@@schema\`) and column names (\`@map\`); \`journal\` on the file journal model.
+ */
 export interface ModelFileMetadata {
   readonly fileFields: { readonly [field: string]: FileFieldMetadata };
   readonly relations: { readonly [field: string]: RelationMetadata };
   readonly primaryKey: readonly string[];
+  readonly dbName?: string;
+  readonly schema?: string;
+  readonly columns?: { readonly [field: string]: string };
+  readonly journal?: JournalMetadata;
+}
+
+/** Marks the file journal model: the datasource provider its SQL is written for. */
+export interface JournalMetadata {
+  readonly provider: string;
 }
 
 /** Every model of the schema, keyed by model name. */
@@ -97,7 +109,21 @@ export function emitModule(metadata: FileFieldsMetadataShape, options: { runtime
     const relations = Object.entries(model.relations).map(
       ([field, rel]) => `      ${key(field)}: ${relationSource(rel)},\n`,
     );
-    return `  ${key(name)}: {\n    fileFields: ${block(fileFields, "    ")},\n    relations: ${block(relations, "    ")},\n    primaryKey: ${literal(model.primaryKey)},\n  },\n`;
+    const columns = Object.entries(model.columns ?? {}).map(
+      ([field, column]) => `      ${key(field)}: ${JSON.stringify(column)},\n`,
+    );
+    const lines = [
+      `    fileFields: ${block(fileFields, "    ")},\n`,
+      `    relations: ${block(relations, "    ")},\n`,
+      `    primaryKey: ${literal(model.primaryKey)},\n`,
+      ...(model.dbName === undefined ? [] : [`    dbName: ${JSON.stringify(model.dbName)},\n`]),
+      ...(model.schema === undefined ? [] : [`    schema: ${JSON.stringify(model.schema)},\n`]),
+      ...(model.columns === undefined ? [] : [`    columns: ${block(columns, "    ")},\n`]),
+      ...(model.journal === undefined
+        ? []
+        : [`    journal: { provider: ${JSON.stringify(model.journal.provider)} },\n`]),
+    ];
+    return `  ${key(name)}: {\n${lines.join("")}  },\n`;
   });
 
   const runtime = options.runtime === undefined || options.runtime === "none" ? undefined : options.runtime;

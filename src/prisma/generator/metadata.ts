@@ -5,8 +5,19 @@
  * object Prisma hands a generator fits them as is.
  */
 import { PrismaS3FilesError } from "../../errors.js";
-import type { FileFieldMetadata, FileFieldsMetadataShape, RelationMetadata } from "../metadata-types.js";
+import type {
+  FileFieldMetadata,
+  FileFieldsMetadataShape,
+  ModelFileMetadata,
+  RelationMetadata,
+} from "../metadata-types.js";
 import { FileAnnotationError, hasFileAnnotation, parseFileAnnotation } from "./annotation.js";
+import {
+  DEFAULT_JOURNAL_MODEL,
+  invalidJournalError,
+  journalModelProblems,
+  missingJournalError,
+} from "./journal-model.js";
 
 /** The parts of a DMMF field the generator reads. */
 export interface DmmfFieldLike {
@@ -21,6 +32,11 @@ export interface DmmfFieldLike {
   readonly relationOnDelete?: string | null | undefined;
   readonly nativeType?: readonly [string, readonly string[]] | null | undefined;
   readonly isId?: boolean | undefined;
+  /** The column's name (`@map("...")`); `null` or absent when it is the field's. */
+  readonly dbName?: string | null | undefined;
+  readonly hasDefaultValue?: boolean | undefined;
+  /** `{ name: "autoincrement", args: [] }`, `{ name: "now", ... }`, or a scalar default. */
+  readonly default?: unknown;
 }
 
 /** The parts of a DMMF model the generator reads. */
@@ -29,6 +45,10 @@ export interface DmmfModelLike {
   readonly fields: readonly DmmfFieldLike[];
   /** A compound `@@id([...])`. */
   readonly primaryKey?: { readonly fields: readonly string[] } | null | undefined;
+  /** The table's name (`@@map("...")`); `null` or absent when it is the model's. */
+  readonly dbName?: string | null | undefined;
+  /** `@@schema("...")` (multiSchema); `null` or absent when not set. */
+  readonly schema?: string | null | undefined;
 }
 
 /** The parts of `options.dmmf.datamodel` the generator reads. */
@@ -55,6 +75,13 @@ export interface BuildMetadataOptions {
    * no pre-bound function).
    */
   runtime?: string | undefined;
+  /** The file journal model's name (`journal = "..."` in the generator block; default `FileJournal`). */
+  journal?: string | undefined;
+  /**
+   * `false`: build the metadata even when file fields exist and the journal model does not
+   * (the generator always requires it; this is for tests and tools reading partial schemas).
+   */
+  requireJournal?: boolean | undefined;
 }
 
 /** Several `@file` annotations are wrong; `errors` lists them, the message has one per line. */
@@ -130,9 +157,15 @@ function fileField(
 /**
  * Builds the metadata of every model (sorted by name; fields in schema order).
  *
+ * The file journal model (`options.journal`, default `FileJournal`) gets `journal: { provider }`
+ * and every scalar field in `columns`; the others have their primary-key and file fields there.
+ *
  * @throws FileAnnotationError for one bad annotation, {@link FileAnnotationErrors} for several:
  * malformed annotations, a `@file` on anything but a `String`/`String?` column, a storage name
  * not in `options.storages`, a `maxLength` longer than the column.
+ * @throws JournalModelError (`JOURNAL_MODEL`) when file fields exist and the journal model does
+ * not (unless `options.requireJournal` is `false`), or when the journal model lacks a field the
+ * runtime writes, has one of the wrong type, or carries a file field.
  */
 export function buildMetadata(
   datamodel: DmmfDatamodelLike,
@@ -141,14 +174,11 @@ export function buildMetadata(
   const allowedStorages = options.storages === undefined ? null : new Set(["default", ...options.storages]);
   const modelNames = new Set(datamodel.models.map((m) => m.name));
   const errors: FileAnnotationError[] = [];
-  const result: Record<
-    string,
-    {
-      fileFields: Record<string, FileFieldMetadata>;
-      relations: Record<string, RelationMetadata>;
-      primaryKey: readonly string[];
-    }
-  > = {};
+  const journalName = options.journal ?? DEFAULT_JOURNAL_MODEL;
+  const result: Record<string, ModelFileMetadata> = {};
+  /** `Model.field` of every file field, and the longest key one may hold. */
+  const fileFieldNames: string[] = [];
+  let longestKey: { field: string; length: number } | null = null;
 
   const models = [...datamodel.models].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const model of models) {
@@ -157,7 +187,13 @@ export function buildMetadata(
     for (const field of model.fields) {
       try {
         const file = fileField(model, field, allowedStorages, options.provider);
-        if (file !== null) fileFields[field.name] = file;
+        if (file !== null) {
+          fileFields[field.name] = file;
+          fileFieldNames.push(`${model.name}.${field.name}`);
+          if (file.maxLength !== null && (longestKey === null || file.maxLength > longestKey.length)) {
+            longestKey = { field: `${model.name}.${field.name}`, length: file.maxLength };
+          }
+        }
       } catch (e) {
         if (!(e instanceof FileAnnotationError)) throw e;
         errors.push(e);
@@ -168,7 +204,25 @@ export function buildMetadata(
     }
     // The row's identity, so a file read from it can update that row (FieldFile.save/delete).
     const primaryKey = model.primaryKey?.fields ?? model.fields.filter((f) => f.isId).map((f) => f.name);
-    result[model.name] = { fileFields, relations, primaryKey: [...primaryKey] };
+    // Column names (`@map`) of what the runtime names in SQL: the key and the file columns, or
+    // every scalar field of the journal.
+    const isJournal = model.name === journalName;
+    const columns: Record<string, string> = {};
+    for (const field of model.fields) {
+      const named = isJournal
+        ? field.kind === "scalar" || field.kind === "enum"
+        : primaryKey.includes(field.name) || Object.hasOwn(fileFields, field.name);
+      if (named) columns[field.name] = field.dbName ?? field.name;
+    }
+    result[model.name] = {
+      fileFields,
+      relations,
+      primaryKey: [...primaryKey],
+      dbName: model.dbName ?? model.name,
+      ...(model.schema ? { schema: model.schema } : {}),
+      columns,
+      ...(isJournal ? { journal: { provider: options.provider ?? "unknown" } } : {}),
+    };
   }
 
   for (const type of datamodel.types ?? []) {
@@ -186,6 +240,21 @@ export function buildMetadata(
 
   if (errors.length === 1) throw errors[0]!;
   if (errors.length > 1) throw new FileAnnotationErrors(errors);
+
+  const journal = datamodel.models.find((m) => m.name === journalName);
+  if (journal === undefined) {
+    if (fileFieldNames.length > 0 && options.requireJournal !== false) {
+      throw missingJournalError(journalName, fileFieldNames, options.provider);
+    }
+  } else {
+    const objectKey = journal.fields.find((f) => f.name === "objectKey");
+    const keyLength = objectKey && objectKey.type === "String" ? nativeLength(objectKey, options.provider) : null;
+    const problems = journalModelProblems(journal, { keyLength, longestKey });
+    for (const field of Object.keys(result[journal.name]!.fileFields)) {
+      problems.push(`${field}: the journal model has no file fields; remove its @file annotation`);
+    }
+    if (problems.length > 0) throw invalidJournalError(journalName, problems, options.provider);
+  }
   return result;
 }
 
@@ -199,7 +268,7 @@ export function readGeneratorConfig(
   config: { readonly [key: string]: string | readonly string[] | undefined },
   generatorName = "files",
 ): BuildMetadataOptions {
-  const known = ["storages", "runtime"];
+  const known = ["storages", "runtime", "journal"];
   for (const key of Object.keys(config)) {
     if (!known.includes(key)) {
       throw new PrismaS3FilesError(
@@ -212,8 +281,19 @@ export function readGeneratorConfig(
   if (runtime !== undefined && (typeof runtime !== "string" || runtime === "")) {
     throw new PrismaS3FilesError("GENERATOR_CONFIG", `generator ${generatorName}: runtime must be a module specifier`);
   }
+  const journal = config.journal;
+  if (journal !== undefined && (typeof journal !== "string" || !/^[A-Za-z][A-Za-z0-9_]*$/.test(journal))) {
+    throw new PrismaS3FilesError(
+      "GENERATOR_CONFIG",
+      `generator ${generatorName}: journal must be a model name, got ${JSON.stringify(journal)}`,
+    );
+  }
+  const result: BuildMetadataOptions = {
+    ...(runtime === undefined ? {} : { runtime }),
+    ...(journal === undefined ? {} : { journal }),
+  };
   const raw = config.storages;
-  if (raw === undefined) return runtime === undefined ? {} : { runtime };
+  if (raw === undefined) return result;
   const storages = typeof raw === "string" ? [raw] : [...raw];
   for (const name of storages) {
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) {
@@ -223,7 +303,7 @@ export function readGeneratorConfig(
       );
     }
   }
-  return runtime === undefined ? { storages } : { storages, runtime };
+  return { storages, ...result };
 }
 
 /**
