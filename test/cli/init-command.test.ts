@@ -168,6 +168,11 @@ describe("prisma-s3-files init", () => {
     expect(help.stdout).toMatch(/^Usage: prisma-s3-files init \[--schema <path>\]/);
   });
 
+  it("writes the model the README shows", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    expect(readme).toContain(`\`\`\`prisma\n${journalModelSource("postgresql")}\`\`\`\n`);
+  });
+
   it("reads provider and journal name, ignoring comments", () => {
     expect(
       readSchemaFacts(
