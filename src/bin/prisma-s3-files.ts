@@ -16,6 +16,8 @@ type Command = (args: string[]) => Promise<number>;
 const USAGE = `Usage: prisma-s3-files <command>
 
 Commands:
+  init        Add the file journal model to the Prisma schema (once, before migrating).
+  drain       Delete the files whose deletion is due and uploads that never committed (cron).
   sweep       Delete objects no row references (orphans); --dry-run lists them.
   help        Show this help; \`help <command>\` shows a command's options.
 
@@ -38,6 +40,8 @@ const commands: Record<string, Command> = {
     process.stdout.write(USAGE);
     return 0;
   },
+  init: async (args) => (await import("../cli/init-command.js")).initCommand(args),
+  drain: async (args) => (await import("../cli/drain-command.js")).drainCommand(args),
   sweep: async (args) => (await import("../cli/sweep-command.js")).sweepCommand(args),
 };
 

@@ -5,6 +5,7 @@
  */
 
 export { FileAnnotationError } from "../prisma/generator/annotation.js";
+export { JournalModelError } from "../prisma/generator/journal-model.js";
 export { FileAnnotationErrors } from "../prisma/generator/metadata.js";
 export type {
   FileFieldMetadata,

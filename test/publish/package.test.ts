@@ -1,8 +1,9 @@
 /**
  * The package as npm publishes it, used the way the README tells a new user to: `npm pack` (whose
  * `prepack` builds `dist/`), the tarball's file list and dependencies, then a fresh app in a
- * temporary directory with the tarball and its peers installed, the README's schema generated
- * with `provider = "prisma-s3-files"`, a Quickstart module typechecked under `strict` and run
+ * temporary directory with the tarball and its peers installed, the README's schema (plus the
+ * journal model its `npx prisma-s3-files init` line adds) generated with
+ * `provider = "prisma-s3-files"`, a Quickstart module typechecked under `strict` and run
  * against this run's PostgreSQL and S3, and the README's sweep config run by the bin.
  *
  * The app's runtime dependencies (the README's first install line) are installed by npm from the
@@ -44,6 +45,7 @@ const PKG = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
   peerDependencies: Record<string, string>;
 };
 const run = promisify(execFile);
+const JOURNAL_MIGRATION = join(ROOT, "prisma", "migrations", "20261207000000_file_journal", "migration.sql");
 
 /** Runs a command to its end; never rejects on a non-zero exit (the test asserts the code). */
 const sh = runCommand;
@@ -219,9 +221,11 @@ describe("a fresh app with the tarball installed", () => {
     const db = new pg.Client({ connectionString: databaseUrl });
     await db.connect();
     try {
-      // What `prisma migrate` would create for the README's model (the schema engine is not
-      // available here).
+      // What `prisma migrate` would create for the README's model and the journal model `init`
+      // adds (the schema engine is not available here): the repository's committed migration
+      // of the same journal model.
       await db.query(`CREATE TABLE "User" ("id" SERIAL PRIMARY KEY, "avatar" TEXT, "idCard" TEXT NOT NULL)`);
+      await db.query(readFileSync(JOURNAL_MIGRATION, "utf8"));
     } finally {
       await db.end();
     }
@@ -253,11 +257,22 @@ describe("a fresh app with the tarball installed", () => {
   });
 
   it("generates, typechecks and runs the Quickstart; the README's sweep config works verbatim", async () => {
-    // 1. The README's schema, verbatim, through `prisma generate` in an npm script.
+    // 1. The README's schema, verbatim; the journal model added by the README's `init` line (the
+    //    packed bin); then `prisma generate` in an npm script.
     writeFileSync(
       join(app(), "prisma", "schema.prisma"),
       readmeBlock("prisma", (t) => t.includes('provider = "prisma-s3-files"')),
     );
+    const initLine = readmeBlock("sh", (t) => t.startsWith("npx prisma-s3-files init"))
+      .split("\n")[0]!
+      .replace(/#.*$/, "")
+      .trim()
+      .split(/\s+/);
+    expect(initLine).toEqual(["npx", "prisma-s3-files", "init"]);
+    const init = await sh(initLine[0]!, initLine.slice(1), { cwd: app(), env });
+    expect(init.code, init.stderr).toBe(0);
+    expect(init.stdout).toContain("Added the file journal model FileJournal");
+    expect(readFileSync(join(app(), "prisma", "schema.prisma"), "utf8")).toContain("model FileJournal {");
     const generate = await sh("npm", ["run", "--silent", "generate"], { cwd: app(), env });
     expect(generate.code, generate.stdout + generate.stderr).toBe(0);
     expect(readdirSync(join(app(), "src", "generated", "files"))).toEqual(["index.ts"]);
@@ -441,7 +456,10 @@ const storage = new FileSystemStorage({ location: mkdtempSync(join(tmpdir(), "ps
 const stored = await storage.save("uploads/a.txt", Buffer.from("hello"));
 const text = Buffer.from(await storage.read(stored)).toString();
 const extension = s3Files(undefined, {
-  fields: { Doc: { fileFields: { file: { uploadTo: "docs/", storage: "default", maxSize: null, accept: null, keepFiles: false, deleteAfterSeconds: 0, maxLength: null, nullable: false } }, relations: {}, primaryKey: ["id"] } },
+  fields: {
+    Doc: { fileFields: { file: { uploadTo: "docs/", storage: "default", maxSize: null, accept: null, keepFiles: false, deleteAfterSeconds: 0, maxLength: null, nullable: false } }, relations: {}, primaryKey: ["id"] },
+    FileJournal: { fileFields: {}, relations: {}, primaryKey: ["id"], journal: { provider: "postgresql" } },
+  },
   storages: { default: storage },
 });
 // The conformance suite registers its tests with the framework it is given.
