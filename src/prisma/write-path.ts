@@ -200,6 +200,7 @@ async function rowPhases(
   await lockCopiedKeys(env, tx, req.plan.keys);
   const result = await run(req.args);
   const due = await env.coordination.journal.recordDeletions(tx, deletions(env.ctx, oldKeys));
+  if (process.env.PSF_DEBUG) console.log("ROW", req.model, req.operation, oldKeys, due);
   return { result, due };
 }
 
@@ -361,6 +362,7 @@ async function settle(env: WriteEnv, due: bigint[], conditional: bigint[]): Prom
   try {
     await drain(env.base, env.coordination, env.ctx, { ids }); // reports each failed deletion itself
   } catch (error) {
+    if (process.env.PSF_DEBUG) console.log("SETTLE ERROR", error);
     env.ctx.report(error); // the records stay: the next drain finishes them
   }
 }

@@ -56,7 +56,7 @@ export class Journal {
   async recordUpload(client: SqlClient, entry: JournalEntry, expirySeconds: number): Promise<bigint> {
     const c = (f: JournalField) => this.#c(f);
     const rows = await client.$queryRawUnsafe<{ id: bigint }[]>(
-      `WITH cleared AS (DELETE FROM ${this.#table.sql} WHERE ${c("kind")} = 'gone' AND ${c("storage")} = $1 AND ${c("objectKey")} = $2) INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}) VALUES ('upload', $1, $2, $3, ${this.#dialect.nowPlus("$4")}) RETURNING ${c("id")} AS id`,
+      `WITH cleared AS (DELETE FROM ${this.#table.sql} WHERE ${c("kind")} = 'gone' AND ${c("storage")} = $1 AND ${c("objectKey")} = $2) INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ('upload', $1, $2, $3, ${this.#dialect.nowPlus("$4")}, ${this.#dialect.now}) RETURNING ${c("id")} AS id`,
       entry.storage,
       entry.key,
       entry.owner,
@@ -102,13 +102,15 @@ export class Journal {
     const values: unknown[] = [];
     const p = (v: unknown) => this.#dialect.param(values.push(v));
     const rows = entries.map(
-      (e) => `('delete', ${p(e.storage)}, ${p(e.key)}, ${p(e.owner)}, ${this.#dialect.nowPlus(p(e.delaySeconds))})`,
+      (e) =>
+        `('delete', ${p(e.storage)}, ${p(e.key)}, ${p(e.owner)}, ${this.#dialect.nowPlus(p(e.delaySeconds))}, ${this.#dialect.now})`,
     );
-    const inserted = await tx.$queryRawUnsafe<{ id: bigint; due: boolean }[]>(
-      `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}) VALUES ${rows.join(", ")} RETURNING ${c("id")} AS id, ${c("notBefore")} <= now() AS due`,
+    const inserted = await tx.$queryRawUnsafe<{ id: bigint }[]>(
+      `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ${rows.join(", ")} RETURNING ${c("id")} AS id`,
       ...values,
     );
-    return inserted.filter((r) => r.due).map((r) => BigInt(r.id));
+    // Rows come back in the order of VALUES.
+    return inserted.filter((_, i) => entries[i]!.delaySeconds <= 0).map((r) => BigInt(r.id));
   }
 
   /** Removes records (a failed write's uploads, once their objects are deleted). */
@@ -121,17 +123,22 @@ export class Journal {
   }
 
   /**
-   * Claims due records (or those of `ids` that are due or were just made due), locked until the
-   * transaction ends; records another drain holds are skipped.
+   * Claims due records, locked until the transaction ends; records another drain holds are
+   * skipped. With `ids` (a write settling its own records), those records whatever their time,
+   * waiting for a drain that holds one: when the write returns, its deletions are done.
    */
   async claim(tx: SqlClient, options: { ids?: readonly bigint[]; limit: number }): Promise<JournalRecord[]> {
     const c = (f: JournalField) => this.#c(f);
     const ids = options.ids ?? [];
-    const byId = ids.length > 0 ? ` AND ${c("id")} IN (${this.#params(ids.length, 1)})` : "";
+    const where =
+      ids.length > 0
+        ? `${c("id")} IN (${this.#params(ids.length, 1)}) AND ${c("kind")} IN ('upload', 'delete')`
+        : `${c("notBefore")} <= ${this.#dialect.now}`;
+    const lock = ids.length > 0 ? " FOR UPDATE" : this.#dialect.skipLocked;
     const rows = await tx.$queryRawUnsafe<
       { id: bigint; kind: string; storage: string; key: string; attempts: number }[]
     >(
-      `SELECT ${c("id")} AS id, ${c("kind")} AS kind, ${c("storage")} AS storage, ${c("objectKey")} AS key, ${c("attempts")} AS attempts FROM ${this.#table.sql} WHERE ${ids.length > 0 ? "TRUE" : `${c("notBefore")} <= now()`}${byId} ORDER BY ${c("notBefore")}, ${c("id")} LIMIT $1${this.#dialect.skipLocked}`,
+      `SELECT ${c("id")} AS id, ${c("kind")} AS kind, ${c("storage")} AS storage, ${c("objectKey")} AS key, ${c("attempts")} AS attempts FROM ${this.#table.sql} WHERE ${where} ORDER BY ${c("notBefore")}, ${c("id")} LIMIT $1${lock}`,
       options.limit,
       ...ids,
     );
@@ -161,7 +168,7 @@ export class Journal {
     const notClaimed =
       claimed.length > 0 ? ` AND ${c("id")} NOT IN (${this.#params(claimed.length, keys.length + 1)})` : "";
     const rows = await tx.$queryRawUnsafe<{ key: string }[]>(
-      `SELECT DISTINCT ${c("objectKey")} AS key FROM ${this.#table.sql} WHERE ${c("storage")} = $1 AND ${c("objectKey")} IN (${this.#params(keys.length, 1)})${notClaimed} AND (${c("kind")} = 'upload' OR (${c("kind")} = 'delete' AND ${c("notBefore")} > now()))`,
+      `SELECT DISTINCT ${c("objectKey")} AS key FROM ${this.#table.sql} WHERE ${c("storage")} = $1 AND ${c("objectKey")} IN (${this.#params(keys.length, 1)})${notClaimed} AND (${c("kind")} = 'upload' OR (${c("kind")} = 'delete' AND ${c("notBefore")} > ${this.#dialect.now}))`,
       storage,
       ...keys,
       ...claimed,

@@ -66,6 +66,8 @@ export interface Dialect {
   param(n: number): string;
   /** ` FOR UPDATE SKIP LOCKED` or the database's equivalent. */
   readonly skipLocked: string;
+  /** The current time, as Prisma keeps `DateTime` columns (UTC). */
+  readonly now: string;
   /** The current time plus `seconds` (a parameter). */
   nowPlus(param: string): string;
   /** Whether `error` is a deadlock or serialization failure worth retrying the transaction for. */
@@ -114,7 +116,9 @@ const postgres: Dialect = {
   },
   param: (n) => `$${n}`,
   skipLocked: " FOR UPDATE SKIP LOCKED",
-  nowPlus: (param) => `(now() + make_interval(secs => ${param}))`,
+  // `timestamp(3)` columns hold UTC, as Prisma writes them, whatever the session's TimeZone.
+  now: "(now() AT TIME ZONE 'UTC')",
+  nowPlus: (param) => `((now() AT TIME ZONE 'UTC') + make_interval(secs => ${param}))`,
   isRetryable(error) {
     const code = (error as { code?: unknown })?.code;
     if (code === "P2034") return true;
