@@ -3,19 +3,19 @@
  *
  * 1. **store** — each upload's name is recorded in the journal (committed on its own) before its
  *    first byte goes to the storage; no transaction is open while bytes move.
- * 2. **lock** — in the row's transaction (ours, or the caller's): the rows the write changes,
- *    by primary key, then the related rows it reaches.
- * 3. **read old keys** — under those locks, so no other writer's key is missed.
- * 4. **take uploads** — the upload records go in this transaction (checked: an upload a drain
- *    took as abandoned fails the write); keys copied from other rows are locked and checked
- *    against the tombstones of deleted objects.
- * 5. **write** — the row itself.
- * 6. **journal** — deletion records for the old keys, due after `deleteAfterSeconds`.
- * 7. **settle** — after the commit, deletions due now and uploads the write may not have used
+ * 2. **plan rows** — the primary keys of the rows the write changes and of the related rows it
+ *    reaches, read before the transaction; the write is pinned to them.
+ * 3. **lock and journal** — in the row's transaction: those rows locked by primary key, and the
+ *    keys they hold recorded for deletion (due after `deleteAfterSeconds`) in the same statement.
+ * 4. **take uploads** — the write's upload records go (checked: one a drain took as abandoned
+ *    fails the write); keys copied from other rows are locked and checked against tombstones.
+ * 5. **write** — the row itself, through Prisma's `query`, so later extensions see it.
+ * 6. **settle** — after the commit, deletions due now, and uploads the write may not have used,
  *    go through the drain at once; after a failure or rollback, the write's uploads do.
  *
- * Three strategies share the phases: our own transaction, the caller's interactive
- * transaction, and a batch `$transaction([...])` (which no statement of ours can join).
+ * Three strategies share the phases: our own transaction (a batch of our statements and the
+ * write), the caller's interactive transaction (the same statements, one by one), and the
+ * caller's batch `$transaction([...])`, which no statement of ours can join.
  */
 import { PrismaS3FilesError } from "../errors.js";
 import type { Storage } from "../storage/storage.js";
@@ -31,17 +31,9 @@ import {
 import type { Coordination } from "./journal/coordination.js";
 import { type DrainClient, drain, retrying } from "./journal/drain.js";
 import type { JournalEntry } from "./journal/journal.js";
-import type { SqlClient } from "./journal/sql.js";
-import { modelDelegate } from "./prisma-internals.js";
+import type { SqlClient, Statement } from "./journal/sql.js";
 import type { TransactionScope } from "./transactions.js";
-import {
-  collectKeys,
-  collectRelatedRows,
-  type KeyAssignment,
-  type OldKeySelect,
-  relatedRowsSelect,
-  type WritePlan,
-} from "./write-plan.js";
+import { type KeyAssignment, type OldKeySelect, relatedRowsSelect, type WritePlan } from "./write-plan.js";
 
 /** What the write path needs from its `s3Files()` instance. */
 export interface WriteEnv {
@@ -76,9 +68,6 @@ interface RowOutcome {
   due: bigint[];
 }
 
-/** Interactive transactions of ours: the locks may wait for other writers. */
-const TRANSACTION = { maxWait: 10_000, timeout: 30_000 };
-
 /** Runs a write with file columns; returns the operation's raw result. */
 export async function coordinatedWrite(
   env: WriteEnv,
@@ -93,36 +82,50 @@ export async function coordinatedWrite(
 
 // ------------------------------------------------------------------------------ strategies
 
+/**
+ * Our own transaction: a batch of our statements and the write itself (`query(args)`, so the
+ * extensions applied after ours still see it), which Prisma runs in one database transaction.
+ */
 async function inOwnTransaction(env: WriteEnv, req: WriteRequest, uploads: Upload[]): Promise<unknown> {
   let outcome: RowOutcome;
   try {
-    outcome = await retrying(env.coordination, () =>
-      env.base.$transaction(
-        (tx) => rowPhases(env, tx, { ...req, args: { ...req.args } }, uploads, (args) => runOn(tx, req, args)),
-        TRANSACTION,
-      ),
-    );
+    outcome = await retrying(env.coordination, async () => {
+      const plan = await planRows(env, env.base, { ...req, args: { ...req.args } });
+      const statements = rowStatements(env, plan, uploads);
+      const results = await env.base.$transaction([
+        ...statements.map((st) => env.base.$queryRawUnsafe(st.sql, ...st.values)),
+        req.query(plan.req.args),
+      ] as unknown as Parameters<DrainClient["$transaction"]>[0]);
+      const all = results as unknown as unknown[];
+      return { result: all[statements.length], due: dueIds(all.slice(0, statements.length)) };
+    });
   } catch (error) {
     await settleFailed(env, uploads);
-    throw error;
+    throw await explain(env, req, error);
   }
   await settle(env, outcome.due, conditionalRecords(uploads));
   return outcome.result;
 }
 
+/** The caller's interactive transaction: the same statements, one by one, then the write. */
 async function inCallersTransaction(
   env: WriteEnv,
   req: WriteRequest,
   scope: TransactionScope,
   uploads: Upload[],
 ): Promise<unknown> {
+  const tx = scope.tx as SqlClient;
   let outcome: RowOutcome;
   try {
-    outcome = await rowPhases(env, scope.tx as SqlClient, req, uploads, (args) => req.query(args));
+    const plan = await planRows(env, tx, req);
+    const statements = rowStatements(env, plan, uploads);
+    const results: unknown[] = [];
+    for (const st of statements) results.push(await tx.$queryRawUnsafe(st.sql, ...st.values));
+    outcome = { result: await req.query(plan.req.args), due: dueIds(results) };
   } catch (error) {
     // The caller may catch this and commit the rest; the records may be gone with the commit.
     scope.afterCommit.push(() => settleFailed(env, uploads, { deleteFirst: true }));
-    throw error;
+    throw await explain(env, req, error);
   }
   scope.afterCommit.push(() => settle(env, outcome.due, conditionalRecords(uploads)));
   return outcome.result;
@@ -151,8 +154,6 @@ async function inBatch(env: WriteEnv, req: WriteRequest, scope: TransactionScope
   return result;
 }
 
-// ------------------------------------------------------------------------------ phases
-
 /** Phase 1: stores the uploads, each recorded in the journal before its first byte. */
 async function storePhase(env: WriteEnv, req: WriteRequest, scope: TransactionScope | undefined): Promise<Upload[]> {
   if (req.plan.uploads.length === 0) return [];
@@ -163,8 +164,16 @@ async function storePhase(env: WriteEnv, req: WriteRequest, scope: TransactionSc
     const id = await coordination.journal.recordUpload(base, entry, env.uploadExpirySeconds);
     records.push({ id, storage: ctx.storageOf(a.model, a.field), key: name });
   });
-  // A batch may fail while this upload runs (its query then never does): the rollback waits.
+  // A batch may fail while this upload runs (its query then never does): the rollback waits,
+  // then drains every record this write made (a clash's record names another write's object,
+  // which the drain leaves to its row or record).
   scope?.uploads.push(storing.catch(() => undefined));
+  scope?.onRollback.push(() =>
+    settleRecords(
+      env,
+      records.map((r) => r.id),
+    ),
+  );
   let stored: StoredObject[];
   try {
     stored = await storing;
@@ -183,99 +192,165 @@ async function storePhase(env: WriteEnv, req: WriteRequest, scope: TransactionSc
   }));
   const unused = records.filter((r) => !uploads.some((u) => u.record === r.id)).map((r) => r.id);
   await coordination.journal.forget(base, unused).catch(ctx.report);
-  scope?.onRollback.push(() => settleFailed(env, uploads));
   return uploads;
 }
 
-/** Phases 2–6 in the transaction `tx`; `run` performs the write itself. */
-async function rowPhases(
-  env: WriteEnv,
-  tx: SqlClient,
-  req: WriteRequest,
-  uploads: Upload[],
-  run: (args: unknown) => Promise<unknown>,
-): Promise<RowOutcome> {
-  const oldKeys = req.plan.oldKeys ? await lockAndReadOldKeys(env, tx, req, req.plan.oldKeys) : [];
-  await takeUploads(env, tx, uploads);
-  await lockCopiedKeys(env, tx, req.plan.keys);
-  const result = await run(req.args);
-  const due = await env.coordination.journal.recordDeletions(tx, deletions(env.ctx, oldKeys));
-  if (process.env.PSF_DEBUG) console.log("ROW", req.model, req.operation, oldKeys, due);
-  return { result, due };
+/** The rows a write locks, per model, with the file columns whose keys it records for deletion. */
+interface RowsPlan {
+  /** The request, its `where` pinned to the rows planned (so it writes no row it did not lock). */
+  req: WriteRequest;
+  targets: Map<string, { keys: unknown[][]; fields: Set<string> }>;
+  /** Old keys of rows that cannot be locked (a model without a primary key), read now. */
+  unlocked: { model: string; field: string; key: string }[];
+}
+
+/**
+ * Phase 2's plan, read before the transaction: the primary keys of the rows the write changes
+ * (a `where` naming another unique field is resolved, and then pinned to that key; an
+ * `updateMany`/`deleteMany` is narrowed to the rows read), and of the related rows it reaches
+ * (nested writes, cascading deletes). The transaction locks them and reads their keys then.
+ */
+async function planRows(env: WriteEnv, reader: unknown, req: WriteRequest): Promise<RowsPlan> {
+  const plan: RowsPlan = { req, targets: new Map(), unlocked: [] };
+  const select = req.plan.oldKeys;
+  if (!select) return plan;
+  const { ctx } = env;
+  const { model, operation, args } = req;
+  const pk = ctx.fields[model]?.primaryKey ?? [];
+  if (pk.length === 0) {
+    plan.unlocked = await readOldKeys(reader, model, operation, args, select, ctx);
+    return plan;
+  }
+  const rows = SINGLE_ROW.has(operation)
+    ? await uniqueRow(reader, model, args, pk)
+    : await matchedRows(reader, model, args, pk);
+  addTargets(plan, model, rows, select.fields);
+  const related = select.relations.size > 0 ? relatedRowsSelect(ctx.fields, select) : undefined;
+  if (related && rows.length > 0) {
+    collectTargets(env, plan, select, await readWrittenRows(reader, model, operation, args, related));
+  }
+  return plan;
+}
+
+function addTargets(plan: RowsPlan, model: string, keys: unknown[][], fields: Set<string>): void {
+  const target = plan.targets.get(model) ?? { keys: [], fields: new Set<string>() };
+  target.keys.push(...keys);
+  for (const f of fields) target.fields.add(f);
+  plan.targets.set(model, target);
+}
+
+/** The related rows found under the written ones, by model, with the fields `select` reads there. */
+function collectTargets(env: WriteEnv, plan: RowsPlan, select: OldKeySelect, rows: unknown): void {
+  for (const row of Array.isArray(rows) ? rows : [rows]) {
+    if (row === null || typeof row !== "object") continue;
+    for (const [rel, { model, select: below }] of select.relations) {
+      const pk = env.ctx.fields[model]?.primaryKey ?? [];
+      const value = (row as Record<string, unknown>)[rel];
+      const children = (Array.isArray(value) ? value : [value]).filter(
+        (c): c is Record<string, unknown> => c !== null && typeof c === "object",
+      );
+      if (pk.length > 0)
+        addTargets(
+          plan,
+          model,
+          children.map((c) => pk.map((k) => c[k])),
+          below.fields,
+        );
+      collectTargets(env, plan, below, children);
+    }
+  }
+}
+
+/**
+ * Phases 2–4 as statements, in lock order: rows (by model, then primary key) with their old keys
+ * recorded for deletion (phases 3 and 6 in one statement), the write's upload records, the keys
+ * it copies from other rows.
+ */
+function rowStatements(env: WriteEnv, plan: RowsPlan, uploads: Upload[]): Statement[] {
+  const { ctx, coordination } = env;
+  const statements: Statement[] = [];
+  for (const [model, target] of [...plan.targets].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (target.keys.length === 0) continue;
+    const columns = [...target.fields]
+      .map((field) => ({ field, meta: ctx.fields[model]!.fileFields[field]! }))
+      .filter(({ meta }) => !meta.keepFiles)
+      .map(({ field, meta }) => ({
+        field,
+        storage: ctx.storageName(model, field),
+        owner: `${model}.${field}`,
+        delaySeconds: meta.deleteAfterSeconds,
+      }));
+    const pk = ctx.fields[model]!.primaryKey;
+    for (let i = 0; i < target.keys.length; i += LOCK_CHUNK) {
+      const chunk = target.keys.slice(i, i + LOCK_CHUNK);
+      statements.push(coordination.journal.lockAndRecordRows(coordination.table(model), pk, chunk, columns));
+    }
+  }
+  const unlocked = deletions(ctx, plan.unlocked);
+  if (unlocked.length > 0) statements.push(coordination.journal.recordDeletionsStatement(unlocked));
+  if (uploads.length > 0) {
+    const definite = uploads.filter((u) => !u.conditional).map((u) => u.record);
+    statements.push(coordination.journal.takeUploadsStatement(definite, conditionalRecords(uploads)));
+  }
+  const copied = plan.req.plan.keys;
+  if (copied.length > 0) {
+    const entries = copied.map((k) => ({ storage: ctx.storageName(k.model, k.field), key: k.key }));
+    statements.push(coordination.dialect.lockKeysStatement(entries));
+    for (const storage of new Set(entries.map((e) => e.storage))) {
+      const keys = entries.filter((e) => e.storage === storage).map((e) => e.key);
+      statements.push(coordination.journal.refuseGoneStatement(storage, keys));
+    }
+  }
+  return statements;
+}
+
+/** The ids of due deletion records among the statements' results. */
+function dueIds(results: unknown[]): bigint[] {
+  const ids: bigint[] = [];
+  for (const rows of results) {
+    if (!Array.isArray(rows)) continue;
+    for (const r of rows as { id?: unknown; due?: unknown }[]) {
+      if (r.due === true && r.id !== undefined) ids.push(BigInt(r.id as bigint));
+    }
+  }
+  return ids;
 }
 
 /** Writes that replace or delete the files of exactly one row (selected by a unique `where`). */
 const SINGLE_ROW: ReadonlySet<string> = new Set(["update", "upsert", "delete"]);
 
-/**
- * Phases 2 and 3: locks the written rows by primary key (a `where` naming another unique field
- * is resolved first; an `updateMany`/`deleteMany` is narrowed to the rows locked), then the
- * related rows the write reaches, and reads the keys they hold. A model without a primary key
- * cannot be locked: its old keys are read as they are.
- */
-async function lockAndReadOldKeys(env: WriteEnv, tx: SqlClient, req: WriteRequest, select: OldKeySelect) {
-  const { ctx } = env;
-  const { model, operation, args } = req;
-  const pk = ctx.fields[model]?.primaryKey ?? [];
-  if (pk.length === 0) return readOldKeys(tx, model, operation, args, select, ctx);
-  const single = SINGLE_ROW.has(operation);
-  const rows = single ? await uniqueRow(tx, model, args.where, pk) : await matchedRows(tx, model, args, pk);
-  const plain = select.relations.size === 0;
-  const locked = await lockInChunks(env, tx, model, rows, plain ? [...select.fields] : []);
-  if (plain) return collectKeys(ctx.fields, model, select, single ? (locked[0] ?? null) : locked);
-  // Our rows are locked: no row can join or leave them now (a foreign key needs the parent).
-  const related = relatedRowsSelect(ctx.fields, select);
-  if (related) {
-    const found = collectRelatedRows(ctx.fields, select, await readWrittenRows(tx, model, operation, args, related));
-    const byModel = new Map<string, unknown[][]>();
-    for (const r of found) {
-      const pkOf = ctx.fields[r.model]!.primaryKey;
-      byModel.set(r.model, [...(byModel.get(r.model) ?? []), pkOf.map((k) => r.key[k])]);
-    }
-    for (const [m, keys] of [...byModel].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      await lockInChunks(env, tx, m, keys, []);
-    }
-  }
-  return readOldKeys(tx, model, operation, args, select, ctx);
-}
-
-/** The primary key of the row a unique `where` selects (none if it does not exist). */
-async function uniqueRow(tx: SqlClient, model: string, where: unknown, pk: readonly string[]): Promise<unknown[][]> {
-  const given = (where ?? {}) as Record<string, unknown>;
-  if (pk.every((k) => isScalar(given[k]))) return [pk.map((k) => given[k])];
-  const row = (await delegate(tx, model).findUnique({ where, select: pkSelect(pk) })) as Record<string, unknown> | null;
-  return row ? [pk.map((k) => row[k])] : [];
-}
-
 /** Rows locked per statement. */
 const LOCK_CHUNK = 1000;
 
-async function lockInChunks(env: WriteEnv, tx: SqlClient, model: string, keys: unknown[][], select: string[]) {
-  const { coordination, ctx } = env;
-  const locked: Record<string, unknown>[] = [];
-  for (let i = 0; i < keys.length; i += LOCK_CHUNK) {
-    const chunk = keys.slice(i, i + LOCK_CHUNK);
-    locked.push(
-      ...(await coordination.dialect.lockRows(
-        tx,
-        coordination.table(model),
-        ctx.fields[model]!.primaryKey,
-        chunk,
-        select,
-      )),
-    );
-  }
-  return locked;
-}
-
-/** The rows an `updateMany`/`deleteMany` matches; the write is narrowed to exactly those. */
-async function matchedRows(
-  tx: SqlClient,
+/**
+ * The primary key of the row a unique `where` selects (none if it does not exist). A `where`
+ * without the key is pinned to the row read, so the write cannot reach another row.
+ */
+async function uniqueRow(
+  reader: unknown,
   model: string,
   args: Record<string, unknown>,
   pk: readonly string[],
 ): Promise<unknown[][]> {
-  const rows = (await delegate(tx, model).findMany({ where: args.where, select: pkSelect(pk) })) as Record<
+  const given = (args.where ?? {}) as Record<string, unknown>;
+  if (pk.every((k) => isScalar(given[k]))) return [pk.map((k) => given[k])];
+  const row = (await delegate(reader, model).findUnique({ where: args.where, select: pkSelect(pk) })) as Record<
+    string,
+    unknown
+  > | null;
+  if (!row) return [];
+  args.where = { ...given, ...Object.fromEntries(pk.map((k) => [k, row[k]])) };
+  return [pk.map((k) => row[k])];
+}
+
+/** The rows an `updateMany`/`deleteMany` matches; the write is narrowed to exactly those. */
+async function matchedRows(
+  reader: unknown,
+  model: string,
+  args: Record<string, unknown>,
+  pk: readonly string[],
+): Promise<unknown[][]> {
+  const rows = (await delegate(reader, model).findMany({ where: args.where, select: pkSelect(pk) })) as Record<
     string,
     unknown
   >[];
@@ -287,31 +362,23 @@ async function matchedRows(
   return rows.map((r) => pk.map((k) => r[k]));
 }
 
-/** Phase 4a: the write's upload records go with its row; one a drain took fails the write. */
-async function takeUploads(env: WriteEnv, tx: SqlClient, uploads: Upload[]): Promise<void> {
-  if (uploads.length === 0) return;
-  const { journal } = env.coordination;
-  const definite = uploads.filter((u) => !u.conditional).map((u) => u.record);
-  const taken =
-    (await journal.takeUploads(tx, definite)) + (await journal.holdUploads(tx, conditionalRecords(uploads)));
-  if (taken < uploads.length) {
-    const u = uploads[0]!;
-    throw new PrismaS3FilesError(
-      "FILE_NOT_FOUND",
-      `${u.model}.${u.field}: an upload of this write was removed as abandoned (its journal record passed uploadExpirySeconds) before its row was written; write it again`,
-    );
-  }
-}
-
 /**
- * Phase 4b: keys copied from other rows are locked, so their deletion waits for this write (and
- * then sees its row), and refused if their object was deleted already.
+ * A failed check of ours aborted the transaction: say which. A copied key with a tombstone was
+ * deleted; otherwise an upload's record was gone (a drain took it as abandoned).
  */
-async function lockCopiedKeys(env: WriteEnv, tx: SqlClient, keys: KeyAssignment[]): Promise<void> {
-  if (keys.length === 0) return;
-  const entries = keys.map((k) => ({ storage: env.ctx.storageName(k.model, k.field), key: k.key }));
-  await env.coordination.dialect.lockKeys(tx, entries);
-  await refuseGoneKeys(env, tx, keys);
+async function explain(env: WriteEnv, req: WriteRequest, error: unknown): Promise<unknown> {
+  if (!env.coordination.dialect.isCheckFailure(error)) return error;
+  try {
+    await refuseGoneKeys(env, env.base, req.plan.keys);
+  } catch (gone) {
+    return gone;
+  }
+  const u = req.plan.uploads[0];
+  return new PrismaS3FilesError(
+    "FILE_NOT_FOUND",
+    `${u ? `${u.model}.${u.field}` : req.model}: an upload of this write was removed as abandoned (its journal record passed uploadExpirySeconds) before its row was written; write it again`,
+    { cause: error },
+  );
 }
 
 async function refuseGoneKeys(env: WriteEnv, client: SqlClient, keys: KeyAssignment[]): Promise<void> {
@@ -386,18 +453,6 @@ async function settleRecords(env: WriteEnv, ids: bigint[]): Promise<void> {
 
 function conditionalRecords(uploads: Upload[]): bigint[] {
   return uploads.filter((u) => u.conditional).map((u) => u.record);
-}
-
-/** Runs the operation on our transaction client, unpacking a fluent call's rows as Prisma's `query` does. */
-async function runOn(tx: SqlClient, req: WriteRequest, args: unknown): Promise<unknown> {
-  const method = modelDelegate<Record<string, (a: unknown) => Promise<unknown>>>(tx, req.model)[req.operation];
-  let result = await method!(args);
-  if (req.dataPath) {
-    for (let i = 1; i < req.dataPath.length; i += 2) {
-      result = (result as Record<string, unknown> | null)?.[req.dataPath[i]!] ?? null;
-    }
-  }
-  return result;
 }
 
 function pkSelect(pk: readonly string[]): Record<string, true> {

@@ -45,3 +45,13 @@ export class CountingMemoryStorage extends MemoryStorage {
 export function filesClient(session: S3Session, storages = testStorages(session)) {
   return plainClient().$extends(s3Files(session, { fields: fileFields, storages }));
 }
+
+let dummies = 0;
+/**
+ * A key for a required file column a test does not care about. Unique: once the last row
+ * holding a key is deleted, the key is deleted too, and writing it again is refused.
+ */
+export function dummyKey(): string {
+  dummies++;
+  return `dummy/${process.pid}-${Date.now().toString(36)}-${dummies}`;
+}

@@ -9,7 +9,7 @@ import { createSession, type S3Session, S3Storage, sweepOrphans } from "../../sr
 import { s3Files } from "../../src/prisma/extension.js";
 import { fileFields } from "../generated/files/index.js";
 import { sessionOptionsFor } from "../harness/s3.js";
-import { plainClient } from "./client.js";
+import { dummyKey, plainClient } from "./client.js";
 import { PNG, postUpload } from "./direct-upload-support.js";
 
 const s3 = inject("s3");
@@ -65,7 +65,7 @@ describe("direct uploads under attack", () => {
       return move(...args);
     };
     const user = await client.user
-      .create({ data: { email: email(), avatar: grant.token, badge: "k" } })
+      .create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } })
       .catch((e: unknown) => e);
     await client.$disconnect();
     // Either the attach refuses, or what it attached is the PNG it checked (the content is checked on the moved copy).
@@ -78,7 +78,7 @@ describe("direct uploads under attack", () => {
   it("a grant attaches once, also across processes (re-POST with the same form, attach elsewhere)", async () => {
     const grant = await avatarGrant("replay.png");
     expect((await postUpload(grant, PNG, "image/png")).status).toBeLessThan(300);
-    const first = await prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
+    const first = await prisma.user.create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } });
     expect(first.avatar).not.toBeNull();
     // The same form, again: the policy has not expired, so S3 takes it.
     expect((await postUpload(grant, PNG, "image/png")).status).toBeLessThan(300);
@@ -87,7 +87,7 @@ describe("direct uploads under attack", () => {
     const fresh = (await import("../../src/prisma/extension.js")).s3Files;
     const other = makeClient(fresh, storage);
     const second = await other.user
-      .create({ data: { email: email(), avatar: grant.token, badge: "k" } })
+      .create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } })
       .catch((e: unknown) => e);
     await other.$disconnect();
     expect(second).toMatchObject({ code: "GRANT_USED" }); // the grant's .used marker
@@ -99,7 +99,7 @@ describe("direct uploads under attack", () => {
     const grant = await avatarGrant("bypass.png");
     expect((await postUpload(grant, HTML, "image/png")).status).toBeLessThan(300);
     const user = await prisma.user
-      .create({ data: { email: email(), avatar: grant.key, badge: "k" } })
+      .create({ data: { email: email(), avatar: grant.key, badge: dummyKey() } })
       .catch((e: unknown) => e);
     expect(user).toMatchObject({ code: "GRANT_REQUIRED" });
   });
@@ -107,14 +107,14 @@ describe("direct uploads under attack", () => {
   it("the pending key in any spelling a storage reads as it is refused, on every write path", async () => {
     const grant = await avatarGrant("spelled.png");
     expect((await postUpload(grant, HTML, "image/png")).status).toBeLessThan(300);
-    const existing = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const existing = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
     const post = await prisma.post.create({ data: { title: "t", authorId: existing.id } });
     const spellings = [`./${grant.key}`, `.//${grant.key}`, grant.key.replace("/", "//"), `././/${grant.key}`];
     for (const key of spellings) {
       // The storage reads each spelling as the pending object.
       expect(await storage.exists(key)).toBe(true);
       const writes: [string, () => Promise<unknown>][] = [
-        ["create", () => prisma.user.create({ data: { email: email(), avatar: key, badge: "k" } })],
+        ["create", () => prisma.user.create({ data: { email: email(), avatar: key, badge: dummyKey() } })],
         ["update", () => prisma.user.update({ where: { id: existing.id }, data: { avatar: key } })],
         ["updateMany", () => prisma.user.updateMany({ where: { id: existing.id }, data: { avatar: key } })],
         [
@@ -126,7 +126,7 @@ describe("direct uploads under attack", () => {
               update: { badge: key },
             }),
         ],
-        ["createMany", () => prisma.user.createMany({ data: [{ email: email(), avatar: key, badge: "k" }] })],
+        ["createMany", () => prisma.user.createMany({ data: [{ email: email(), avatar: key, badge: dummyKey() }] })],
         [
           "nested create",
           () =>
@@ -194,7 +194,7 @@ describe("direct uploads under attack", () => {
         );
         const users = await Promise.all(
           grants.map((grant, i) =>
-            (i % 2 ? a : b).user.create({ data: { email: email(), avatar: grant.token, badge: "k" } }),
+            (i % 2 ? a : b).user.create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } }),
           ),
         );
         const keys = users.map((u) => u.avatar!.name);
@@ -211,7 +211,7 @@ describe("direct uploads under attack", () => {
   it("sweepOrphans never deletes an object a row references, pending prefix included", async () => {
     const grant = await avatarGrant("ref.png");
     expect((await postUpload(grant, PNG, "image/png")).status).toBeLessThan(300);
-    const user = await plain.user.create({ data: { email: email(), avatar: grant.key, badge: "k" } });
+    const user = await plain.user.create({ data: { email: email(), avatar: grant.key, badge: dummyKey() } });
     // A session and storage of its own: the SDK learns a clock offset from the skewed clock.
     const sweepSession = createSession(sessionOptionsFor(s3));
     const sweepStorage = new S3Storage({ session: sweepSession, location });

@@ -22,7 +22,7 @@ import { s3Files } from "../../src/prisma/extension.js";
 import { fileFields } from "../generated/files/index.js";
 import { harnessClient, listKeys, sessionOptionsFor } from "../harness/s3.js";
 import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
-import { plainClient } from "./client.js";
+import { dummyKey, plainClient } from "./client.js";
 import { PNG, postUpload } from "./direct-upload-support.js";
 
 const s3 = inject("s3");
@@ -192,7 +192,7 @@ describe("attaching a direct upload", () => {
     const res = await postUpload(grant, PNG, "image/png");
     expect(res.status).toBeLessThan(300);
     expect(await pendingKeys()).toContain(grant.key);
-    const user = await prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
+    const user = await prisma.user.create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } });
     expect(user.avatar!.name).toBe(`avatars/${month}direct.png`);
     expect(Buffer.from(await user.avatar!.read())).toEqual(PNG);
     expect(await pendingKeys()).not.toContain(grant.key);
@@ -207,7 +207,7 @@ describe("attaching a direct upload", () => {
   it("a token for another field, another model, tampered or expired is refused and nothing changes", async () => {
     const grant = await uploadedAvatar("m.png");
     const before = await keys();
-    const author = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const author = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
     const field = await rejection(prisma.user.update({ where: { id: author.id }, data: { badge: grant.token } }));
     expect(field.code).toBe("GRANT_MISMATCH");
     const model = await rejection(
@@ -252,7 +252,7 @@ describe("attaching a direct upload", () => {
       size: html.length,
     });
     await postUpload(grant, html, "image/png");
-    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } }));
+    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } }));
     expect(e).toBeInstanceOf(FileValidationError);
     expect((e as FileValidationError).reason).toBe("type_not_accepted");
     expect(await pendingKeys()).not.toContain(grant.key);
@@ -267,7 +267,7 @@ describe("attaching a direct upload", () => {
     });
     const bigger = Buffer.concat([PNG, randomBytes(1000)]);
     const res = await postUpload(grant, bigger, "image/png");
-    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } }));
+    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } }));
     if (res.status >= 300) {
       // AWS S3 and MinIO enforce content-length-range: 400 EntityTooLarge, nothing stored.
       expect(res.status).toBe(400);
@@ -290,7 +290,7 @@ describe("attaching a direct upload", () => {
     });
     expect(grant.post!.fields["x-amz-checksum-sha256"]).toBe(wrong);
     const res = await postUpload(grant, PNG, "image/png");
-    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } }));
+    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } }));
     // A server that checks the digest (AWS S3) refuses the POST; s3rver stores it and our check catches it.
     if (res.status >= 300) expect(e.code).toBe("GRANT_NOT_UPLOADED");
     else expect((e as FileValidationError).reason).toBe("checksum_mismatch");
@@ -304,7 +304,7 @@ describe("attaching a direct upload", () => {
       checksumSha256: right,
     });
     await postUpload(ok, PNG, "image/png");
-    const user = await prisma.user.create({ data: { email: email(), avatar: ok.token, badge: "k" } });
+    const user = await prisma.user.create({ data: { email: email(), avatar: ok.token, badge: dummyKey() } });
     expect(user.avatar!.name).toBe(`avatars/${month}sum.png`);
   });
 
@@ -314,16 +314,16 @@ describe("attaching a direct upload", () => {
       contentType: "image/png",
       size: PNG.length,
     });
-    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } }));
+    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } }));
     expect(e.code).toBe("GRANT_NOT_UPLOADED");
     await postUpload(grant, PNG, "image/png");
-    const user = await prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
+    const user = await prisma.user.create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } });
     expect(user.avatar!.name).toBe(`avatars/${month}wait.png`);
   });
 
   it("a multipart plan completes a 20 MiB upload; attach through attach(); replace deletes the old file", async () => {
     const bytes = randomBytes(20 * MiB);
-    const author = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const author = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
     const post = await prisma.post.create({ data: { title: "big", authorId: author.id } });
     const grant = await prisma.post.uploadGrant("cover", {
       filename: "big.bin",
@@ -363,7 +363,7 @@ describe("attaching a direct upload", () => {
       const client = makeClient({ storages: { default: byParts, private: byParts, public: byParts } });
       try {
         const bytes = randomBytes(12 * MiB + 1);
-        const author = await client.user.create({ data: { email: email(), badge: "k" } });
+        const author = await client.user.create({ data: { email: email(), badge: dummyKey() } });
         const post = await client.post.create({ data: { title: "parts", authorId: author.id } });
         const grant = await client.post.uploadGrant("cover", {
           filename: "parts.bin",
@@ -411,7 +411,7 @@ describe("attaching a direct upload", () => {
       size: PNG.length,
     });
     await putAs(grant.key, "text/html");
-    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } }));
+    const e = await rejection(prisma.user.create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } }));
     expect(e).toBeInstanceOf(FileValidationError);
     expect(e).toMatchObject({ reason: "content_type_mismatch", declaredType: "image/png", storedType: "text/html" });
     expect(await pendingKeys()).not.toContain(grant.key);
@@ -424,7 +424,7 @@ describe("attaching a direct upload", () => {
       size: PNG.length,
     });
     await putAs(same.key, "IMAGE/PNG");
-    const user = await prisma.user.create({ data: { email: email(), avatar: same.token, badge: "k" } });
+    const user = await prisma.user.create({ data: { email: email(), avatar: same.token, badge: dummyKey() } });
     expect(user.avatar!.name).toBe(`avatars/${month}typed2.png`);
   });
 
@@ -432,7 +432,7 @@ describe("attaching a direct upload", () => {
     const grant = await uploadedAvatar("rb.png");
     await expect(
       prisma.$transaction(async (tx) => {
-        await tx.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
+        await tx.user.create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } });
         throw new Error("roll back");
       }),
     ).rejects.toThrow("roll back");
@@ -451,7 +451,7 @@ describe("after a grant is used", () => {
         expiresIn: 2,
       });
       await postUpload(grant, PNG, "image/png");
-      await client.user.create({ data: { email: email(), avatar: grant.token, badge: "k" } });
+      await client.user.create({ data: { email: email(), avatar: grant.token, badge: dummyKey() } });
       const dir = grant.key.slice(0, grant.key.lastIndexOf("/"));
       await postUpload(grant, PNG, "image/png"); // the form is still valid: S3 takes it again
       const pending = async () => (await pendingKeys()).filter((k) => k.startsWith(dir));

@@ -19,7 +19,7 @@ import { fileFields } from "../generated/files/index.js";
 import { Prisma } from "../generated/prisma/client.js";
 import { listKeys, sessionOptionsFor } from "../harness/s3.js";
 import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
-import { harnessSession, plainClient } from "./client.js";
+import { dummyKey, harnessSession, plainClient } from "./client.js";
 
 const s3 = inject("s3");
 const tag = randomBytes(4).toString("hex");
@@ -104,14 +104,14 @@ describe("uploads where users write data", () => {
 
   it("a taken name gets Django's random suffix; a plain string still means a key", async () => {
     const a = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "same.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "same.png" }), badge: dummyKey() },
     });
     const b = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "same.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "same.png" }), badge: dummyKey() },
     });
     expect(a.avatar!.name).toBe(`avatars/${month}same.png`);
     expect(b.avatar!.name).toMatch(new RegExp(`^avatars/${month}same_[A-Za-z0-9]{7}\\.png$`));
-    const c = await prisma.user.create({ data: { email: email(), avatar: a.avatar!.name, badge: "k" } });
+    const c = await prisma.user.create({ data: { email: email(), avatar: a.avatar!.name, badge: dummyKey() } });
     expect(c.avatar!.name).toBe(a.avatar!.name);
   });
 
@@ -128,12 +128,12 @@ describe("uploads where users write data", () => {
     expect(rows.map((r) => r.badge)).toEqual(["badges/m1.pdf", "badges/m2.pdf"]);
     for (const r of rows) expect(await storages.private.exists(r.badge)).toBe(true);
     const returned = await prisma.user.createManyAndReturn({
-      data: [{ email: `${group}-3@example.com`, badge: "k", avatar: upload(PNG, { filename: "cmr.png" }) }],
+      data: [{ email: `${group}-3@example.com`, badge: dummyKey(), avatar: upload(PNG, { filename: "cmr.png" }) }],
     });
     expect(returned[0]!.avatar!.name).toBe(`avatars/${month}cmr.png`);
     const upserted = await prisma.user.upsert({
       where: { email: `${group}-3@example.com` },
-      create: { email: "never@example.com", badge: "k" },
+      create: { email: "never@example.com", badge: dummyKey() },
       update: { avatar: upload(PNG, { filename: "ups.png" }) },
     });
     expect(upserted.avatar!.name).toBe(`avatars/${month}ups.png`);
@@ -148,9 +148,9 @@ describe("uploads where users write data", () => {
 
   it("an upload value can be written once", async () => {
     const token = upload(PNG, { filename: "once.png" });
-    await prisma.user.create({ data: { email: email(), avatar: token, badge: "k" } });
+    await prisma.user.create({ data: { email: email(), avatar: token, badge: dummyKey() } });
     const error = await prisma.user
-      .create({ data: { email: email(), avatar: token, badge: "k" } })
+      .create({ data: { email: email(), avatar: token, badge: dummyKey() } })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PrismaS3FilesError);
     expect((error as PrismaS3FilesError).code).toBe("UPLOAD_NOT_FOUND");
@@ -163,12 +163,12 @@ describe("validation before anything is written", () => {
     const pending = pendingUploadCount();
     const address = email();
     const plainColumn = await prisma.user
-      .create({ data: { email: address, name: upload(PNG) as unknown as string, avatar: upload(PNG), badge: "k" } })
+      .create({ data: { email: address, name: upload(PNG) as unknown as string, avatar: upload(PNG), badge: dummyKey() } })
       .catch((e: unknown) => e);
     expect(plainColumn).toBeInstanceOf(PrismaS3FilesError);
     expect(plainColumn).toMatchObject({ code: "NOT_A_FILE_FIELD", message: expect.stringContaining("data.name") });
     expect(await plain.user.findUnique({ where: { email: address } })).toBeNull();
-    const user = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const user = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
     const nested = await prisma.user
       .update({ where: { id: user.id }, data: { posts: { create: { title: upload(PNG) as unknown as string } } } })
       .catch((e: unknown) => e);
@@ -196,7 +196,7 @@ describe("validation before anything is written", () => {
     );
     const address = email();
     const error = await prisma.user
-      .create({ data: { email: address, avatar: upload(big, { filename: "huge.png" }), badge: "k" } })
+      .create({ data: { email: address, avatar: upload(big, { filename: "huge.png" }), badge: dummyKey() } })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FileValidationError);
     expect((error as FileValidationError).message).toMatch(/User\.avatar/);
@@ -208,7 +208,7 @@ describe("validation before anything is written", () => {
   it("a known size over maxSize is refused before reading", async () => {
     const tooBig = new File([new Uint8Array(5_000_001)], "big.png", { type: "image/png" });
     await expect(
-      prisma.user.create({ data: { email: email(), avatar: upload(tooBig), badge: "k" } }),
+      prisma.user.create({ data: { email: email(), avatar: upload(tooBig), badge: dummyKey() } }),
     ).rejects.toBeInstanceOf(FileValidationError);
   });
 
@@ -217,7 +217,7 @@ describe("validation before anything is written", () => {
     const address = email();
     const html = new File(["<!DOCTYPE html><script>alert(1)</script>"], "cat.png", { type: "image/png" });
     const error = await prisma.user
-      .create({ data: { email: address, avatar: upload(html), badge: "k" } })
+      .create({ data: { email: address, avatar: upload(html), badge: dummyKey() } })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FileValidationError);
     expect((error as FileValidationError).message).toMatch(/User\.avatar.*text\/html/);
@@ -246,10 +246,10 @@ describe("validation before anything is written", () => {
 describe("consistency", () => {
   it("a database constraint failure after upload: the error comes back unchanged, no object is left", async () => {
     const taken = email();
-    await prisma.user.create({ data: { email: taken, badge: "k" } });
+    await prisma.user.create({ data: { email: taken, badge: dummyKey() } });
     const before = await keys();
     const error = await prisma.user
-      .create({ data: { email: taken, avatar: upload(PNG, { filename: "dup.png" }), badge: "k" } })
+      .create({ data: { email: taken, avatar: upload(PNG, { filename: "dup.png" }), badge: dummyKey() } })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Prisma.PrismaClientKnownRequestError);
     expect((error as Prisma.PrismaClientKnownRequestError).code).toBe("P2002");
@@ -258,7 +258,7 @@ describe("consistency", () => {
 
   it("replace: the old object is deleted after the write; a failed replace keeps the old and removes the new", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "v1.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "v1.png" }), badge: dummyKey() },
     });
     const v1 = user.avatar!.name;
     const replaced = await prisma.user.update({
@@ -269,7 +269,7 @@ describe("consistency", () => {
     expect(await storages.default.exists(replaced.avatar!.name)).toBe(true);
 
     const taken = email();
-    await plain.user.create({ data: { email: taken, badge: "k" } });
+    await plain.user.create({ data: { email: taken, badge: dummyKey() } });
     const before = await keys();
     await expect(
       prisma.user.update({
@@ -283,12 +283,12 @@ describe("consistency", () => {
 
   it("setting the column to null deletes the old object", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "gone.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "gone.png" }), badge: dummyKey() },
     });
     await prisma.user.update({ where: { id: user.id }, data: { avatar: null } });
     expect(await storages.default.exists(user.avatar!.name)).toBe(false);
     const again = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "set.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "set.png" }), badge: dummyKey() },
     });
     await prisma.user.update({ where: { id: again.id }, data: { avatar: { set: null } } });
     expect(await storages.default.exists(again.avatar!.name)).toBe(false);
@@ -296,9 +296,9 @@ describe("consistency", () => {
 
   it("a key another row still references is never deleted", async () => {
     const a = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "shared.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "shared.png" }), badge: dummyKey() },
     });
-    const b = await prisma.user.create({ data: { email: email(), avatar: a.avatar!.name, badge: "k" } });
+    const b = await prisma.user.create({ data: { email: email(), avatar: a.avatar!.name, badge: dummyKey() } });
     await prisma.user.update({ where: { id: a.id }, data: { avatar: null } });
     expect(await storages.default.exists(a.avatar!.name)).toBe(true);
     await prisma.user.delete({ where: { id: b.id } });
@@ -331,7 +331,7 @@ describe("consistency", () => {
       data: {
         email: email(),
         avatar: upload(PNG, { filename: "cascade-avatar.png" }),
-        badge: "k",
+        badge: dummyKey(),
         posts: {
           create: {
             title: "p",
@@ -376,7 +376,7 @@ describe("consistency", () => {
         },
       });
     try {
-      const user = await client.user.create({ data: { email: email(), badge: "k" } });
+      const user = await client.user.create({ data: { email: email(), badge: dummyKey() } });
       const post = await client.post.create({
         data: {
           title: "p",
@@ -418,10 +418,10 @@ describe("consistency", () => {
   it("updateMany replacing files deletes the replaced objects", async () => {
     const group = `um-${tag}`;
     const a = await prisma.user.create({
-      data: { email: `${group}-a@example.com`, avatar: upload(PNG, { filename: "um-a.png" }), badge: "k" },
+      data: { email: `${group}-a@example.com`, avatar: upload(PNG, { filename: "um-a.png" }), badge: dummyKey() },
     });
     const b = await prisma.user.create({
-      data: { email: `${group}-b@example.com`, avatar: upload(PNG, { filename: "um-b.png" }), badge: "k" },
+      data: { email: `${group}-b@example.com`, avatar: upload(PNG, { filename: "um-b.png" }), badge: dummyKey() },
     });
     await prisma.user.updateMany({
       where: { email: { startsWith: group } },
@@ -437,7 +437,7 @@ describe("nested writes", () => {
     const user = await prisma.user.create({
       data: {
         email: email(),
-        badge: "k",
+        badge: dummyKey(),
         posts: { create: [{ title: "with cover", cover: upload(PNG, { filename: "cover.png" }) }] },
       },
       include: { posts: true },
@@ -460,7 +460,7 @@ describe("nested writes", () => {
   });
 
   it("nested createMany, connectOrCreate and upsert take uploads", async () => {
-    const user = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const user = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
     const post = await prisma.post.create({
       data: {
         title: "attachments",
@@ -508,7 +508,7 @@ describe("nested writes", () => {
 describe("transactions", () => {
   it("interactive: a rollback removes the new upload and keeps the old file", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "keep.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "keep.png" }), badge: dummyKey() },
     });
     const old = user.avatar!.name;
     let uploaded = "";
@@ -530,7 +530,7 @@ describe("transactions", () => {
 
   it("interactive: the old file is deleted after the commit, never before", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "before.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "before.png" }), badge: dummyKey() },
     });
     const old = user.avatar!.name;
     let existedInside = false;
@@ -548,7 +548,7 @@ describe("transactions", () => {
       prisma.$transaction(async () => {
         await prisma.$transaction(async (inner) => {
           await inner.user.create({
-            data: { email: address, avatar: upload(PNG, { filename: "inner.png" }), badge: "k" },
+            data: { email: address, avatar: upload(PNG, { filename: "inner.png" }), badge: dummyKey() },
           });
         });
         throw new Error("outer fails");
@@ -560,12 +560,12 @@ describe("transactions", () => {
 
   it("batch: a failing batch removes the uploads of its other writes", async () => {
     const taken = email();
-    await plain.user.create({ data: { email: taken, badge: "k" } });
+    await plain.user.create({ data: { email: taken, badge: dummyKey() } });
     const before = await keys();
     await expect(
       prisma.$transaction([
-        prisma.user.create({ data: { email: email(), avatar: upload(PNG, { filename: "batch-ok.png" }), badge: "k" } }),
-        prisma.user.create({ data: { email: taken, avatar: upload(PNG, { filename: "batch-dup.png" }), badge: "k" } }),
+        prisma.user.create({ data: { email: email(), avatar: upload(PNG, { filename: "batch-ok.png" }), badge: dummyKey() } }),
+        prisma.user.create({ data: { email: taken, avatar: upload(PNG, { filename: "batch-dup.png" }), badge: dummyKey() } }),
       ]),
     ).rejects.toBeInstanceOf(Prisma.PrismaClientKnownRequestError);
     expect(await keys()).toEqual(before);
@@ -575,7 +575,7 @@ describe("transactions", () => {
 describe("failures, grace periods and the sweeper", () => {
   it("the storage failing mid-stream leaves the row unchanged and nothing stored", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "stay.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "stay.png" }), badge: dummyKey() },
     });
     const before = await keys();
     const failure = new Error("client went away");
@@ -603,14 +603,14 @@ describe("failures, grace periods and the sweeper", () => {
     });
     const keeping = plainClient().$extends(s3Files(session, { fields: withRules({ keepFiles: true }), storages }));
     const kept = await keeping.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "kept.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "kept.png" }), badge: dummyKey() },
     });
     await keeping.user.delete({ where: { id: kept.id } });
     expect(await storages.default.exists(kept.avatar!.name)).toBe(true);
 
     const grace = plainClient().$extends(s3Files(session, { fields: withRules({ deleteAfterSeconds: 1 }), storages }));
     const u = await grace.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "grace.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "grace.png" }), badge: dummyKey() },
     });
     const url = await u.avatar!.url();
     await grace.user.update({ where: { id: u.id }, data: { avatar: null } });
@@ -624,7 +624,7 @@ describe("failures, grace periods and the sweeper", () => {
   it("sweepOrphans leaves a key a write in this process is assigning right now", async () => {
     const { sweepOrphans } = await import("../../src/prisma/sweep.js");
     const key = await storages.default.save(`avatars/${month}sweep-pinned.png`, PNG);
-    const b = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const b = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
     let assigned!: () => void;
     const keyAssigned = new Promise<void>((r) => (assigned = r));
     let goOn!: () => void;
@@ -715,7 +715,7 @@ describe("failures, grace periods and the sweeper", () => {
     );
     try {
       const a = await client.user.create({
-        data: { email: email(), avatar: upload(PNG, { filename: "reused.png" }), badge: "k" },
+        data: { email: email(), avatar: upload(PNG, { filename: "reused.png" }), badge: dummyKey() },
       });
       const first = a.avatar!.name;
       const replacing = client.user
@@ -724,7 +724,7 @@ describe("failures, grace periods and the sweeper", () => {
       await objectGone;
       // The name is free again: a new upload takes it while that deletion settles.
       const b = await client.user.create({
-        data: { email: email(), avatar: upload(PNG, { filename: "reused.png" }), badge: "k" },
+        data: { email: email(), avatar: upload(PNG, { filename: "reused.png" }), badge: dummyKey() },
       });
       await replacing;
       expect(b.avatar!.name).toBe(first);
@@ -754,7 +754,7 @@ describe("failures, grace periods and the sweeper", () => {
     const client = plainClient().$extends(s3Files(session, { fields: fileFields, storages: mine }));
     try {
       const creating = client.user.create({
-        data: { email: email(), avatar: upload(PNG, { filename: "slow-answer.png" }), badge: "k" },
+        data: { email: email(), avatar: upload(PNG, { filename: "slow-answer.png" }), badge: dummyKey() },
       });
       const created = creating.then((u) => u);
       await objectStored;
@@ -776,7 +776,7 @@ describe("failures, grace periods and the sweeper", () => {
       data: {
         email: email(),
         avatar: upload(PNG, { filename: "sweep-keep.png" }),
-        badge: "k",
+        badge: dummyKey(),
         posts: {
           create: {
             title: "p",
@@ -820,7 +820,7 @@ describe("failures, grace periods and the sweeper", () => {
 describe("record-bound methods", () => {
   it("FieldFile.save uploads, updates the row and removes the old object; delete empties the column", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "s1.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "s1.png" }), badge: dummyKey() },
     });
     const old = user.avatar!;
     const saved = await old.save(new File([PNG], "s2.png", { type: "image/png" }));
@@ -836,7 +836,7 @@ describe("record-bound methods", () => {
 
   it("FieldFile.save inside a transaction writes through it", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "t1.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "t1.png" }), badge: dummyKey() },
     });
     let inner = "";
     await expect(
@@ -853,14 +853,14 @@ describe("record-bound methods", () => {
 
   it("save() needs the primary key in the select", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "pk.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "pk.png" }), badge: dummyKey() },
     });
     const picked = await prisma.user.findUniqueOrThrow({ where: { id: user.id }, select: { avatar: true } });
     await expect(picked.avatar!.save(PNG, { filename: "x.png" })).rejects.toThrow(/primary key \(id\)/);
   });
 
   it("attach / detach from a where", async () => {
-    const user = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const user = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
     const file = await prisma.user.attach({ id: user.id }, "avatar", PNG, { filename: "att.png" });
     expect(file.name).toBe(`avatars/${month}att.png`);
     expect(await file.exists()).toBe(true);
@@ -879,7 +879,7 @@ describe("record-bound methods", () => {
 describe("the model methods on an interactive transaction's client", () => {
   it("tx.user.attach / detach / uploadGrant exist and follow the transaction's rollback and commit", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "tx-old.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "tx-old.png" }), badge: dummyKey() },
     });
     const old = user.avatar!.name;
     let attached = "";
@@ -917,14 +917,14 @@ describe("uploads in branches the database may not take", () => {
     const address = email();
     const first = await prisma.user.upsert({
       where: { email: address },
-      create: { email: address, badge: "k", avatar: upload(PNG, { filename: "branch-create.png" }) },
+      create: { email: address, badge: dummyKey(), avatar: upload(PNG, { filename: "branch-create.png" }) },
       update: { avatar: upload(PNG, { filename: "branch-update.png" }) },
     });
     expect(first.avatar!.name).toBe(`avatars/${month}branch-create.png`);
     expect(await storages.default.exists(`avatars/${month}branch-update.png`)).toBe(false);
     const second = await prisma.user.upsert({
       where: { email: address },
-      create: { email: address, badge: "k", avatar: upload(PNG, { filename: "branch-create2.png" }) },
+      create: { email: address, badge: dummyKey(), avatar: upload(PNG, { filename: "branch-create2.png" }) },
       update: { avatar: upload(PNG, { filename: "branch-update2.png" }) },
     });
     expect(second.avatar!.name).toBe(`avatars/${month}branch-update2.png`);
@@ -947,11 +947,11 @@ describe("uploads in branches the database may not take", () => {
 
   it("the same inside a batch transaction", async () => {
     const address = email();
-    await prisma.user.create({ data: { email: address, badge: "k" } });
+    await prisma.user.create({ data: { email: address, badge: dummyKey() } });
     await prisma.$transaction([
       prisma.user.upsert({
         where: { email: address },
-        create: { email: address, badge: "k", avatar: upload(PNG, { filename: "batch-create.png" }) },
+        create: { email: address, badge: dummyKey(), avatar: upload(PNG, { filename: "batch-create.png" }) },
         update: { avatar: upload(PNG, { filename: "batch-update.png" }) },
       }),
     ]);
@@ -967,7 +967,7 @@ describe("request bodies as uploads", () => {
     const server = createServer(async (req, res) => {
       try {
         await prisma.user.create({
-          data: { email: email(), badge: "k", avatar: upload(req, { filename: "big.png" }) },
+          data: { email: email(), badge: dummyKey(), avatar: upload(req, { filename: "big.png" }) },
         });
         res.writeHead(201).end("created");
       } catch (error) {
@@ -996,10 +996,10 @@ describe("batch transactions whose sibling fails before its query", () => {
     await expect(
       prisma.$transaction([
         prisma.user.create({
-          data: { email: email(), avatar: upload(PNG, { filename: "sibling-ok.png" }), badge: "k" },
+          data: { email: email(), avatar: upload(PNG, { filename: "sibling-ok.png" }), badge: dummyKey() },
         }),
         prisma.user.create({
-          data: { email: email(), avatar: upload(html, { filename: "sibling-bad.png" }), badge: "k" },
+          data: { email: email(), avatar: upload(html, { filename: "sibling-bad.png" }), badge: dummyKey() },
         }),
       ]),
     ).rejects.toBeInstanceOf(FileValidationError);
@@ -1011,7 +1011,7 @@ describe("batch transactions whose sibling fails before its query", () => {
 describe("row locks", () => {
   it("a transaction may write the same row twice; a failed batch releases its rows", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "rl-0.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "rl-0.png" }), badge: dummyKey() },
     });
     const started = Date.now();
     await prisma.$transaction(async (tx) => {
@@ -1023,7 +1023,7 @@ describe("row locks", () => {
     await expect(
       prisma.$transaction([
         prisma.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "rl-3.png" }) } }),
-        prisma.user.create({ data: { email: email(), badge: "k", avatar: upload(html, { filename: "rl-bad.png" }) } }),
+        prisma.user.create({ data: { email: email(), badge: dummyKey(), avatar: upload(html, { filename: "rl-bad.png" }) } }),
       ]),
     ).rejects.toBeInstanceOf(FileValidationError);
     const after = Date.now();
@@ -1037,7 +1037,7 @@ describe("row locks by primary key", () => {
   it("{ id } and { email } naming one row take one lock: 20 rounds of two concurrent replaces leave no orphan", async () => {
     const address = email();
     const user = await prisma.user.create({
-      data: { email: address, avatar: upload(PNG, { filename: "pk-0.png" }), badge: "k" },
+      data: { email: address, avatar: upload(PNG, { filename: "pk-0.png" }), badge: dummyKey() },
     });
     for (let round = 1; round <= 20; round++) {
       await Promise.all([
@@ -1057,7 +1057,7 @@ describe("row locks by primary key", () => {
 describe("a batch writing one row twice without uploads", () => {
   it("does not wait on itself: its writes' hooks run concurrently and share the row's lock", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "twice-null.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "twice-null.png" }), badge: dummyKey() },
     });
     const started = Date.now();
     await prisma.$transaction([
@@ -1073,7 +1073,7 @@ describe("a batch writing one row twice without uploads", () => {
 describe("updateMany and update of one row at once", () => {
   it("updateMany waits for the row and reads the update's upload as its old key: one object left", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "um-0.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "um-0.png" }), badge: dummyKey() },
     });
     let written!: () => void;
     const singleWritten = new Promise<void>((r) => (written = r));
@@ -1114,7 +1114,7 @@ describe("updateMany matching no row", () => {
 describe("a batch replacing one row's file twice", () => {
   it("keeps the last upload only; the first and the old file are removed after the commit", async () => {
     const user = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "twice-0.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "twice-0.png" }), badge: dummyKey() },
     });
     await prisma.$transaction([
       prisma.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "twice-1.png" }) } }),
@@ -1133,9 +1133,9 @@ describe("a key copied to another row while its last row goes away", () => {
    */
   async function copyWhileOwnerGoes(name: string, outcome: "commit" | "rollback") {
     const a = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: name }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: name }), badge: dummyKey() },
     });
-    const b = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const b = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
     const key = a.avatar!.name;
     let copied!: () => void;
     const copyWritten = new Promise<void>((r) => (copied = r));
@@ -1177,9 +1177,9 @@ describe("a key copied to another row while its last row goes away", () => {
 
   it("a copy arriving after this process deleted the key fails with FILE_NOT_FOUND; a key stored again is taken", async () => {
     const a = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "late-copy.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "late-copy.png" }), badge: dummyKey() },
     });
-    const b = await prisma.user.create({ data: { email: email(), badge: "k" } });
+    const b = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
     const key = a.avatar!.name; // read before A goes, as a concurrent request would have
     await prisma.user.delete({ where: { id: a.id } });
     expect(await storages.default.exists(key)).toBe(false);
@@ -1188,7 +1188,7 @@ describe("a key copied to another row while its last row goes away", () => {
     expect((await plain.user.findUniqueOrThrow({ where: { id: b.id } })).avatar).toBeNull();
     // Stored again under the same name: the copy is fine now.
     const again = await prisma.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "late-copy.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "late-copy.png" }), badge: dummyKey() },
     });
     expect(again.avatar!.name).toBe(key);
     const copied = await prisma.user.update({ where: { id: b.id }, data: { avatar: key } });
@@ -1218,9 +1218,9 @@ describe("a key copied to another row while its last row goes away", () => {
       s3Files(session, { fields: fileFields, storages: { ...storages, default: gated } }),
     );
     const a = await client.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "racing.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "racing.png" }), badge: dummyKey() },
     });
-    const b = await client.user.create({ data: { email: email(), badge: "k" } });
+    const b = await client.user.create({ data: { email: email(), badge: dummyKey() } });
     // Prisma's promises are lazy: then() starts the query.
     const deleting = client.user.delete({ where: { id: a.id } }).then(() => undefined);
     await atDelete;
@@ -1252,10 +1252,10 @@ describe("a key copied to another row while its last row goes away", () => {
     };
     const grace = plainClient().$extends(s3Files(session, { fields, storages }));
     const a = await grace.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "regrace.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "regrace.png" }), badge: dummyKey() },
     });
     await grace.user.update({ where: { id: a.id }, data: { avatar: null } });
-    await grace.user.create({ data: { email: email(), avatar: a.avatar!.name, badge: "k" } });
+    await grace.user.create({ data: { email: email(), avatar: a.avatar!.name, badge: dummyKey() } });
     await new Promise((r) => setTimeout(r, 1200));
     expect(await storages.default.exists(a.avatar!.name)).toBe(true);
     await grace.$disconnect();
@@ -1271,19 +1271,19 @@ describe("client-supplied file names (Django's uploaded-file rules)", () => {
       s3Files(session, { fields: fileFields, storages: { ...storages, default: memory } }),
     );
     const traversal = await client.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: "../../..;/etc/evil.png" }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: "../../..;/etc/evil.png" }), badge: dummyKey() },
     });
     expect(traversal.avatar!.name).toBe(`avatars/${month}evil.png`);
     const windows = await client.user.create({
       data: {
         email: email(),
         avatar: upload(new File([PNG], "C:\\Users\\me\\win.png", { type: "image/png" })),
-        badge: "k",
+        badge: dummyKey(),
       },
     });
     expect(windows.avatar!.name).toBe(`avatars/${month}win.png`);
     const long = await client.user.create({
-      data: { email: email(), avatar: upload(PNG, { filename: `${"l".repeat(1000)}.png` }), badge: "k" },
+      data: { email: email(), avatar: upload(PNG, { filename: `${"l".repeat(1000)}.png` }), badge: dummyKey() },
     });
     const base = long.avatar!.name.slice(`avatars/${month}`.length);
     expect(base).toBe(`${"l".repeat(251)}.png`);
@@ -1316,7 +1316,7 @@ describe("objects a storage could not remove", () => {
       }),
     );
     const error = await client.user
-      .create({ data: { email: email(), avatar: upload(PNG, { filename: "left.png" }), badge: "k" } })
+      .create({ data: { email: email(), avatar: upload(PNG, { filename: "left.png" }), badge: dummyKey() } })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LeftBehindError);
     expect(reported).toEqual([error]);

@@ -8,7 +8,7 @@
  * key (read from a row before the deletion) is refused instead of pointing a row at nothing.
  */
 import type { FileFieldsMetadataShape } from "../metadata-types.js";
-import type { Dialect, JournalField, SqlClient, Table } from "./sql.js";
+import type { Dialect, JournalField, SqlClient, Statement, Table } from "./sql.js";
 
 /** A claimed record, as the drain sees it. */
 export interface JournalRecord {
@@ -25,6 +25,14 @@ export interface JournalEntry {
   key: string;
   /** `Model.field`. */
   owner: string;
+}
+
+/** A file column whose old keys a write records for deletion. */
+export interface JournaledColumn {
+  field: string;
+  storage: string;
+  owner: string;
+  delaySeconds: number;
 }
 
 /** Longest backoff between failed deletions of one record. */
@@ -111,6 +119,85 @@ export class Journal {
     );
     // Rows come back in the order of VALUES.
     return inserted.filter((_, i) => entries[i]!.delaySeconds <= 0).map((r) => BigInt(r.id));
+  }
+
+  /**
+   * Locks rows of `table` by primary key (in key order) and records the deletion of every key
+   * they hold in `columns`: the write that follows in the same transaction replaces or deletes
+   * them (a key it keeps is dropped by the drain, which finds it held). Returns `id` and `due`
+   * (no delay) per record. Without columns, only locks.
+   */
+  lockAndRecordRows(
+    table: Table,
+    primaryKey: readonly string[],
+    keys: readonly unknown[][],
+    columns: readonly JournaledColumn[],
+  ): Statement {
+    const values: unknown[] = [];
+    const p = (v: unknown) => this.#dialect.param(values.push(v));
+    const pk = primaryKey.map((f) => `t.${table.column(f)}`);
+    const where =
+      pk.length === 1
+        ? `${pk[0]} IN (${keys.map((k) => p(k[0])).join(", ")})`
+        : `(${pk.join(", ")}) IN (${keys.map((k) => `(${k.map(p).join(", ")})`).join(", ")})`;
+    if (columns.length === 0) {
+      return { sql: `SELECT 1 FROM ${table.sql} t WHERE ${where} ORDER BY ${pk.join(", ")} FOR UPDATE`, values };
+    }
+    const c = (f: JournalField) => this.#c(f);
+    const rows = columns.map(
+      (col) =>
+        `(${p(col.storage)}::text, t.${table.column(col.field)}, ${p(col.owner)}::text, ${p(col.delaySeconds)}::float8)`,
+    );
+    const now = this.#dialect.now;
+    return {
+      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) SELECT 'delete', v.s, v.k, v.o, ${this.#dialect.nowPlus("v.d")}, ${now} FROM ${table.sql} t CROSS JOIN LATERAL (VALUES ${rows.join(", ")}) AS v(s, k, o, d) WHERE ${where} AND v.k IS NOT NULL FOR UPDATE OF t RETURNING ${c("id")} AS id, ${c("notBefore")} <= ${c("createdAt")} AS due`,
+      values,
+    };
+  }
+
+  /**
+   * Takes a write's upload records in its transaction: `definite` ones go (the row holds their
+   * keys now), `conditional` ones stay locked for the drain to decide after the commit. Fails
+   * the transaction (a {@link Dialect.check}) if any is gone: a drain took it as abandoned.
+   */
+  takeUploadsStatement(definite: readonly bigint[], conditional: readonly bigint[]): Statement {
+    const c = (f: JournalField) => this.#c(f);
+    const values: unknown[] = [];
+    const p = (v: unknown) => this.#dialect.param(values.push(v));
+    const list = (ids: readonly bigint[]) => (ids.length > 0 ? ids.map(p).join(", ") : "NULL");
+    const taken = `DELETE FROM ${this.#table.sql} WHERE ${c("id")} IN (${list(definite)}) AND ${c("kind")} = 'upload' RETURNING 1`;
+    const held = `SELECT 1 FROM ${this.#table.sql} WHERE ${c("id")} IN (${list(conditional)}) AND ${c("kind")} = 'upload' FOR UPDATE`;
+    const expected = p(definite.length + conditional.length);
+    const check = this.#dialect.check(
+      "(SELECT count(*) AS n FROM taken) AS a, (SELECT count(*) AS n FROM held) AS b",
+      `a.n + b.n = ${expected}`,
+      values,
+    );
+    return { sql: `WITH taken AS (${taken}), held AS (${held}) ${check.sql}`, values };
+  }
+
+  /** Fails the transaction (a {@link Dialect.check}) if any of `keys` has a tombstone. */
+  refuseGoneStatement(storage: string, keys: readonly string[]): Statement {
+    const c = (f: JournalField) => this.#c(f);
+    const values: unknown[] = [storage];
+    const p = (v: unknown) => this.#dialect.param(values.push(v));
+    const inner = `SELECT count(*) AS n FROM ${this.#table.sql} WHERE ${c("kind")} = 'gone' AND ${c("storage")} = ${this.#dialect.param(1)} AND ${c("objectKey")} IN (${keys.map(p).join(", ")})`;
+    return this.#dialect.check(`(${inner}) AS g`, "g.n = 0", values);
+  }
+
+  /** Records deletions of keys read outside the transaction (a model without a primary key). */
+  recordDeletionsStatement(entries: readonly (JournalEntry & { delaySeconds: number })[]): Statement {
+    const c = (f: JournalField) => this.#c(f);
+    const values: unknown[] = [];
+    const p = (v: unknown) => this.#dialect.param(values.push(v));
+    const rows = entries.map(
+      (e) =>
+        `('delete', ${p(e.storage)}, ${p(e.key)}, ${p(e.owner)}, ${this.#dialect.nowPlus(p(e.delaySeconds))}, ${this.#dialect.now})`,
+    );
+    return {
+      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ${rows.join(", ")} RETURNING ${c("id")} AS id, ${c("notBefore")} <= ${c("createdAt")} AS due`,
+      values,
+    };
   }
 
   /** Removes records (a failed write's uploads, once their objects are deleted). */

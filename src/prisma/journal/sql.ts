@@ -45,6 +45,12 @@ const JOURNAL_FIELDS = [
 ] as const;
 export type JournalField = (typeof JOURNAL_FIELDS)[number];
 
+/** One SQL statement with its parameters. */
+export interface Statement {
+  sql: string;
+  values: unknown[];
+}
+
 /** The SQL of one database. */
 export interface Dialect {
   readonly provider: string;
@@ -62,6 +68,15 @@ export interface Dialect {
   ): Promise<Record<string, unknown>[]>;
   /** Takes transaction-scoped locks on (storage, key) pairs, in one order for every caller. */
   lockKeys(tx: SqlClient, keys: readonly { storage: string; key: string }[]): Promise<void>;
+  /** {@link Dialect.lockKeys} as a statement. */
+  lockKeysStatement(keys: readonly { storage: string; key: string }[]): Statement;
+  /**
+   * A statement that fails (with {@link Dialect.isCheckFailure}) unless `condition`, an SQL
+   * boolean over the rows of `from`, holds: how a check aborts a batch transaction.
+   */
+  check(from: string, condition: string, values: unknown[]): Statement;
+  /** Whether `error` is the failure of a {@link Dialect.check}. */
+  isCheckFailure(error: unknown): boolean;
   /** `$1`, `$2`, ...: the placeholder of the n-th (1-based) parameter. */
   param(n: number): string;
   /** ` FOR UPDATE SKIP LOCKED` or the database's equivalent. */
@@ -106,13 +121,24 @@ const postgres: Dialect = {
   },
   async lockKeys(tx, keys) {
     if (keys.length === 0) return;
+    const { sql, values } = postgres.lockKeysStatement(keys);
+    await tx.$queryRawUnsafe(sql, ...values);
+  },
+  lockKeysStatement(keys) {
     // Storage names have no ":" (the generator checks them), so "storage:key" is unambiguous.
     const ids = [...new Set(keys.map((k) => `${k.storage}:${k.key}`))].sort();
     // Sorted in a subquery, locked in that order by the aggregate: no two callers deadlock.
-    await tx.$queryRawUnsafe(
-      `SELECT count(pg_advisory_xact_lock(hashtextextended(k, 7315))) AS n FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS s`,
-      ids,
-    );
+    return {
+      sql: `SELECT count(pg_advisory_xact_lock(hashtextextended(k, 7315))) AS n FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS s`,
+      values: [ids],
+    };
+  },
+  check(from, condition, values) {
+    // Division by zero at run time (the CASE is not constant, so the planner cannot fold it).
+    return { sql: `SELECT 1 / (CASE WHEN ${condition} THEN 1 ELSE 0 END) AS ok FROM ${from}`, values };
+  },
+  isCheckFailure(error) {
+    return databaseCode(error) === "22012";
   },
   param: (n) => `$${n}`,
   skipLocked: " FOR UPDATE SKIP LOCKED",
