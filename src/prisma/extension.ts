@@ -123,6 +123,11 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     // extension exists: one applied before ours is visible on `base` now; one applied after is
     // seen by our `$extends` override below, before any query can run on that client.
     const resultPass = { needed: hasComputedFields(base, Object.keys(fields)) };
+    // The journal's due records, drained from this client in the background; $disconnect stops it.
+    const timer = new DrainTimer(
+      (ids) => drain(base as unknown as DrainClient, coordination, ctx, ids ? { ids } : {}),
+      report,
+    );
     const mapResult = (params: HookParams, result: unknown) => {
       if (!ROW_OPERATIONS.has(params.operation)) return result;
       // Prisma's request handler runs its result-extension pass only when the request still
@@ -142,7 +147,13 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       if (plan.uploads.length === 0 && !plan.oldKeys && plan.keys.length === 0) {
         return mapResult(params, await params.query(args));
       }
-      const env = { ctx, coordination, base: base as unknown as DrainClient, uploadExpirySeconds };
+      const env = {
+        ctx,
+        coordination,
+        base: base as unknown as DrainClient,
+        uploadExpirySeconds,
+        later: (id: bigint, seconds: number) => timer.later(id, seconds),
+      };
       const result = await coordinatedWrite(
         env,
         {
@@ -173,8 +184,6 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       },
       model: { $allModels: modelMethods(fields, ctx) },
     });
-    // The journal's due records, drained from this client in the background; $disconnect stops it.
-    const timer = new DrainTimer(() => drain(base as unknown as DrainClient, coordination, ctx), report);
     if (drainIntervalMs > 0) timer.start(drainIntervalMs);
     return (hooked as ExtensibleClient).$extends({
       name: "prisma-s3-files:transactions",

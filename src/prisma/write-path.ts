@@ -43,6 +43,8 @@ export interface WriteEnv {
   base: DrainClient;
   /** After this long an upload's record is due: its row never committed (a crash). */
   uploadExpirySeconds: number;
+  /** Drains a deletion record once due, if this process still runs then (see DrainTimer.later). */
+  later(id: bigint, seconds: number): void;
 }
 
 /** One write operation as the query hook received it. */
@@ -64,8 +66,13 @@ interface Upload extends StoredObject {
 
 interface RowOutcome {
   result: unknown;
-  /** Deletion records due at once (`deleteAfterSeconds: 0`). */
+  deletions: Deletions;
+}
+
+/** Deletion records a write made: due at once (`deleteAfterSeconds: 0`), or after their delay. */
+interface Deletions {
   due: bigint[];
+  later: { id: bigint; seconds: number }[];
 }
 
 /** Runs a write with file columns; returns the operation's raw result. */
@@ -97,13 +104,13 @@ async function inOwnTransaction(env: WriteEnv, req: WriteRequest, uploads: Uploa
         req.query(plan.req.args),
       ] as unknown as Parameters<DrainClient["$transaction"]>[0]);
       const all = results as unknown as unknown[];
-      return { result: all[statements.length], due: dueIds(all.slice(0, statements.length)) };
+      return { result: all[statements.length], deletions: deletionRecords(all.slice(0, statements.length)) };
     });
   } catch (error) {
     await settleFailed(env, uploads);
     throw await explain(env, req, error);
   }
-  await settle(env, outcome.due, conditionalRecords(uploads));
+  await settle(env, outcome.deletions, conditionalRecords(uploads));
   return outcome.result;
 }
 
@@ -121,13 +128,13 @@ async function inCallersTransaction(
     const statements = rowStatements(env, plan, uploads);
     const results: unknown[] = [];
     for (const st of statements) results.push(await tx.$queryRawUnsafe(st.sql, ...st.values));
-    outcome = { result: await req.query(plan.req.args), due: dueIds(results) };
+    outcome = { result: await req.query(plan.req.args), deletions: deletionRecords(results) };
   } catch (error) {
     // The caller may catch this and commit the rest; the records may be gone with the commit.
     scope.afterCommit.push(() => settleFailed(env, uploads, { deleteFirst: true }));
     throw await explain(env, req, error);
   }
-  scope.afterCommit.push(() => settle(env, outcome.due, conditionalRecords(uploads)));
+  scope.afterCommit.push(() => settle(env, outcome.deletions, conditionalRecords(uploads)));
   return outcome.result;
 }
 
@@ -144,10 +151,11 @@ async function inBatch(env: WriteEnv, req: WriteRequest, scope: TransactionScope
   await refuseGoneKeys(env, base, req.plan.keys);
   const result = await req.query(req.args);
   scope.afterCommit.push(async () => {
-    const due = await coordination.journal.recordDeletions(base, deletions(ctx, oldKeys));
+    const { sql, values } = coordination.journal.recordDeletionsStatement(deletions(ctx, oldKeys));
+    const recorded = oldKeys.length > 0 ? [await base.$queryRawUnsafe(sql, ...values)] : [];
     await settle(
       env,
-      due,
+      deletionRecords(recorded),
       uploads.map((u) => u.record),
     );
   });
@@ -304,16 +312,20 @@ function rowStatements(env: WriteEnv, plan: RowsPlan, uploads: Upload[]): Statem
   return statements;
 }
 
-/** The ids of due deletion records among the statements' results. */
-function dueIds(results: unknown[]): bigint[] {
-  const ids: bigint[] = [];
+/** The deletion records among the statements' results: due now, and due later (with their delay). */
+function deletionRecords(results: unknown[]): Deletions {
+  const out: Deletions = { due: [], later: [] };
   for (const rows of results) {
     if (!Array.isArray(rows)) continue;
-    for (const r of rows as { id?: unknown; due?: unknown }[]) {
-      if (r.due === true && r.id !== undefined) ids.push(BigInt(r.id as bigint));
+    for (const r of rows as { id?: unknown; delay?: unknown }[]) {
+      if (r.id === undefined || r.delay === undefined) continue;
+      const id = BigInt(r.id as bigint);
+      const delay = Number(r.delay);
+      if (delay <= 0) out.due.push(id);
+      else out.later.push({ id, seconds: delay });
     }
   }
-  return ids;
+  return out;
 }
 
 /** Writes that replace or delete the files of exactly one row (selected by a unique `where`). */
@@ -422,9 +434,14 @@ function deletions(
   return out;
 }
 
-/** Phase 7 after a commit: deletions due now, and uploads the write may not have used. */
-async function settle(env: WriteEnv, due: bigint[], conditional: bigint[]): Promise<void> {
-  const ids = [...due, ...conditional];
+/**
+ * Phase 6 after a commit: deletions due now, and uploads the write may not have used, go through
+ * the drain at once; deletions due later are drained when due by this process if it still runs
+ * (any process's drain does it otherwise).
+ */
+async function settle(env: WriteEnv, deletions: Deletions, conditional: bigint[]): Promise<void> {
+  for (const { id, seconds } of deletions.later) env.later(id, seconds);
+  const ids = [...deletions.due, ...conditional];
   if (ids.length === 0) return;
   try {
     await drain(env.base, env.coordination, env.ctx, { ids }); // reports each failed deletion itself
@@ -441,14 +458,16 @@ async function settleFailed(env: WriteEnv, uploads: Upload[], options: { deleteF
   if (options.deleteFirst) await deleteObjects(uploads, env.ctx);
   await settle(
     env,
-    [],
+    NO_DELETIONS,
     uploads.map((u) => u.record),
   );
 }
 
+const NO_DELETIONS: Deletions = { due: [], later: [] };
+
 /** After a failed store: the records made so far (storeUploads deleted its objects; the drain makes sure). */
 async function settleRecords(env: WriteEnv, ids: bigint[]): Promise<void> {
-  await settle(env, [], ids);
+  await settle(env, NO_DELETIONS, ids);
 }
 
 function conditionalRecords(uploads: Upload[]): bigint[] {

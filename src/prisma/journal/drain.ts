@@ -177,11 +177,26 @@ export async function retrying<T>(coordination: Coordination, run: () => Promise
 export class DrainTimer {
   #timer: NodeJS.Timeout | undefined;
   #running = false;
+  /** Deletions of this process due later, drained when due (an optimisation: any drain does it). */
+  readonly #later = new Set<NodeJS.Timeout>();
 
   constructor(
-    private readonly run: () => Promise<unknown>,
+    private readonly run: (ids?: readonly bigint[]) => Promise<unknown>,
     private readonly report: (error: unknown) => void,
   ) {}
+
+  /** Drains record `id` in `seconds` (an unref'd timer: a process that exits leaves it to other drains). */
+  later(id: bigint, seconds: number): void {
+    const timer = setTimeout(
+      () => {
+        this.#later.delete(timer);
+        this.run([id]).catch(this.report);
+      },
+      seconds * 1000 + 50,
+    );
+    timer.unref();
+    this.#later.add(timer);
+  }
 
   start(intervalMs: number): void {
     if (this.#timer) return;
@@ -204,5 +219,7 @@ export class DrainTimer {
   stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    for (const timer of this.#later) clearTimeout(timer);
+    this.#later.clear();
   }
 }

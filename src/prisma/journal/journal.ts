@@ -74,58 +74,10 @@ export class Journal {
   }
 
   /**
-   * In the transaction writing their row: removes upload records (the row now holds the keys).
-   * Returns how many were still there: one a drain took (an upload older than the expiry) is gone,
-   * and with it maybe the object.
-   */
-  async takeUploads(tx: SqlClient, ids: readonly bigint[]): Promise<number> {
-    if (ids.length === 0) return 0;
-    const rows = await tx.$queryRawUnsafe<unknown[]>(
-      `DELETE FROM ${this.#table.sql} WHERE ${this.#c("id")} IN (${this.#params(ids.length)}) AND ${this.#c("kind")} = 'upload' RETURNING ${this.#c("id")}`,
-      ...ids,
-    );
-    return rows.length;
-  }
-
-  /**
-   * Like {@link takeUploads} for uploads the write may not use (an upsert's other branch): the
-   * records stay, locked until the commit, and the drain decides after it.
-   */
-  async holdUploads(tx: SqlClient, ids: readonly bigint[]): Promise<number> {
-    if (ids.length === 0) return 0;
-    const rows = await tx.$queryRawUnsafe<unknown[]>(
-      `SELECT ${this.#c("id")} FROM ${this.#table.sql} WHERE ${this.#c("id")} IN (${this.#params(ids.length)}) AND ${this.#c("kind")} = 'upload' FOR UPDATE`,
-      ...ids,
-    );
-    return rows.length;
-  }
-
-  /** Records deletions (in the transaction releasing the keys); returns the ids due now. */
-  async recordDeletions(
-    tx: SqlClient,
-    entries: readonly (JournalEntry & { delaySeconds: number })[],
-  ): Promise<bigint[]> {
-    if (entries.length === 0) return [];
-    const c = (f: JournalField) => this.#c(f);
-    const values: unknown[] = [];
-    const p = (v: unknown) => this.#dialect.param(values.push(v));
-    const rows = entries.map(
-      (e) =>
-        `('delete', ${p(e.storage)}, ${p(e.key)}, ${p(e.owner)}, ${this.#dialect.nowPlus(p(e.delaySeconds))}, ${this.#dialect.now})`,
-    );
-    const inserted = await tx.$queryRawUnsafe<{ id: bigint }[]>(
-      `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ${rows.join(", ")} RETURNING ${c("id")} AS id`,
-      ...values,
-    );
-    // Rows come back in the order of VALUES.
-    return inserted.filter((_, i) => entries[i]!.delaySeconds <= 0).map((r) => BigInt(r.id));
-  }
-
-  /**
    * Locks rows of `table` by primary key (in key order) and records the deletion of every key
    * they hold in `columns`: the write that follows in the same transaction replaces or deletes
-   * them (a key it keeps is dropped by the drain, which finds it held). Returns `id` and `due`
-   * (no delay) per record. Without columns, only locks.
+   * them (a key it keeps is dropped by the drain, which finds it held). Returns `id` and `delay`
+   * (seconds until due) per record. Without columns, only locks.
    */
   lockAndRecordRows(
     table: Table,
@@ -150,7 +102,7 @@ export class Journal {
     );
     const now = this.#dialect.now;
     return {
-      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) SELECT 'delete', v.s, v.k, v.o, ${this.#dialect.nowPlus("v.d")}, ${now} FROM ${table.sql} t CROSS JOIN LATERAL (VALUES ${rows.join(", ")}) AS v(s, k, o, d) WHERE ${where} AND v.k IS NOT NULL FOR UPDATE OF t RETURNING ${c("id")} AS id, ${c("notBefore")} <= ${c("createdAt")} AS due`,
+      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) SELECT 'delete', v.s, v.k, v.o, ${this.#dialect.nowPlus("v.d")}, ${now} FROM ${table.sql} t CROSS JOIN LATERAL (VALUES ${rows.join(", ")}) AS v(s, k, o, d) WHERE ${where} AND v.k IS NOT NULL FOR UPDATE OF t RETURNING ${c("id")} AS id, ${this.#dialect.secondsBetween(c("createdAt"), c("notBefore"))} AS delay`,
       values,
     };
   }
@@ -195,7 +147,7 @@ export class Journal {
         `('delete', ${p(e.storage)}, ${p(e.key)}, ${p(e.owner)}, ${this.#dialect.nowPlus(p(e.delaySeconds))}, ${this.#dialect.now})`,
     );
     return {
-      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ${rows.join(", ")} RETURNING ${c("id")} AS id, ${c("notBefore")} <= ${c("createdAt")} AS due`,
+      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ${rows.join(", ")} RETURNING ${c("id")} AS id, ${this.#dialect.secondsBetween(c("createdAt"), c("notBefore"))} AS delay`,
       values,
     };
   }

@@ -55,17 +55,6 @@ export interface Statement {
 export interface Dialect {
   readonly provider: string;
   table(fields: FileFieldsMetadataShape, model: string): Table;
-  /**
-   * Locks the rows of `table` with these primary keys until the transaction ends, in primary-key
-   * order, and returns `select` of each (by field name).
-   */
-  lockRows(
-    tx: SqlClient,
-    table: Table,
-    primaryKey: readonly string[],
-    keys: readonly unknown[][],
-    select: readonly string[],
-  ): Promise<Record<string, unknown>[]>;
   /** Takes transaction-scoped locks on (storage, key) pairs, in one order for every caller. */
   lockKeys(tx: SqlClient, keys: readonly { storage: string; key: string }[]): Promise<void>;
   /** {@link Dialect.lockKeys} as a statement. */
@@ -85,6 +74,8 @@ export interface Dialect {
   readonly now: string;
   /** The current time plus `seconds` (a parameter). */
   nowPlus(param: string): string;
+  /** Seconds from timestamp `a` to timestamp `b`, as a float. */
+  secondsBetween(a: string, b: string): string;
   /** Whether `error` is a deadlock or serialization failure worth retrying the transaction for. */
   isRetryable(error: unknown): boolean;
 }
@@ -103,21 +94,6 @@ const postgres: Dialect = {
       sql: meta.schema ? `${quote(meta.schema)}.${table}` : table,
       column: (field) => quote(meta.columns?.[field] ?? field),
     };
-  },
-  async lockRows(tx, table, primaryKey, keys, select) {
-    if (keys.length === 0) return [];
-    const values: unknown[] = [];
-    const tuple = (key: unknown[]) => `(${key.map((v) => `$${values.push(v)}`).join(", ")})`;
-    const pk = primaryKey.map((f) => table.column(f));
-    const where =
-      pk.length === 1
-        ? `${pk[0]} IN (${keys.map((k) => `$${values.push(k[0])}`).join(", ")})`
-        : `(${pk.join(", ")}) IN (${keys.map(tuple).join(", ")})`;
-    const columns = [...new Set([...primaryKey, ...select])].map((f) => `${table.column(f)} AS ${quote(f)}`);
-    return tx.$queryRawUnsafe<Record<string, unknown>[]>(
-      `SELECT ${columns.join(", ")} FROM ${table.sql} WHERE ${where} ORDER BY ${pk.join(", ")} FOR UPDATE`,
-      ...values,
-    );
   },
   async lockKeys(tx, keys) {
     if (keys.length === 0) return;
@@ -141,6 +117,7 @@ const postgres: Dialect = {
     return databaseCode(error) === "22012";
   },
   param: (n) => `$${n}`,
+  secondsBetween: (a, b) => `extract(epoch FROM (${b} - ${a}))::float8`,
   skipLocked: " FOR UPDATE SKIP LOCKED",
   // `timestamp(3)` columns hold UTC, as Prisma writes them, whatever the session's TimeZone.
   now: "(now() AT TIME ZONE 'UTC')",
