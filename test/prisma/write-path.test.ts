@@ -622,7 +622,7 @@ describe("failures, grace periods and the sweeper", () => {
     await Promise.all([keeping.$disconnect(), grace.$disconnect()]);
   });
 
-  it("sweepOrphans leaves a key a write in this process is assigning right now", async () => {
+  it("sweepOrphans waits for a write assigning a key right now, and leaves the key", async () => {
     const { sweepOrphans } = await import("../../src/prisma/sweep.js");
     const key = await storages.default.save(`avatars/${month}sweep-pinned.png`, PNG);
     const b = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
@@ -636,11 +636,15 @@ describe("failures, grace periods and the sweeper", () => {
       await swept;
     });
     await keyAssigned;
-    // Outside the transaction: the committed rows do not reference the object yet.
-    const report = await sweepOrphans(plain, session, { fields: fileFields, storages, olderThan: 0 });
-    expect(report.orphans.map((o) => o.key)).not.toContain(key);
+    // Outside the transaction the committed rows do not reference the object yet: the sweep
+    // waits for the write's lock on the key, and then sees the committed row.
+    const sweeping = sweepOrphans(plain, session, { fields: fileFields, storages, olderThan: 0 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await storages.default.exists(key)).toBe(true);
     goOn();
     await transaction;
+    const report = await sweeping;
+    expect(report.orphans.map((o) => o.key)).not.toContain(key);
     expect((await plain.user.findUniqueOrThrow({ where: { id: b.id } })).avatar).toBe(key);
     expect(await storages.default.exists(key)).toBe(true);
   });
