@@ -111,11 +111,7 @@ export function parseDrainArgs(args: string[]): DrainArgs {
  * pay for it).
  */
 async function runtimeDrain(): Promise<DrainFunction> {
-  // TODO(lead, issue #14): `import { drainFiles } from "../prisma/journal/drain.js"` once that module
-  // lands. Until then the specifier is a variable, so the typecheck does not need the module.
-  const specifier = "../prisma/journal/drain.js";
-  const mod = (await import(specifier)) as { drainFiles: DrainFunction };
-  return mod.drainFiles;
+  return (await import("../prisma/journal/drain.js")).drainFiles as DrainFunction;
 }
 
 /**
