@@ -163,7 +163,9 @@ describe("validation before anything is written", () => {
     const pending = pendingUploadCount();
     const address = email();
     const plainColumn = await prisma.user
-      .create({ data: { email: address, name: upload(PNG) as unknown as string, avatar: upload(PNG), badge: dummyKey() } })
+      .create({
+        data: { email: address, name: upload(PNG) as unknown as string, avatar: upload(PNG), badge: dummyKey() },
+      })
       .catch((e: unknown) => e);
     expect(plainColumn).toBeInstanceOf(PrismaS3FilesError);
     expect(plainColumn).toMatchObject({ code: "NOT_A_FILE_FIELD", message: expect.stringContaining("data.name") });
@@ -565,8 +567,12 @@ describe("transactions", () => {
     const before = await keys();
     await expect(
       prisma.$transaction([
-        prisma.user.create({ data: { email: email(), avatar: upload(PNG, { filename: "batch-ok.png" }), badge: dummyKey() } }),
-        prisma.user.create({ data: { email: taken, avatar: upload(PNG, { filename: "batch-dup.png" }), badge: dummyKey() } }),
+        prisma.user.create({
+          data: { email: email(), avatar: upload(PNG, { filename: "batch-ok.png" }), badge: dummyKey() },
+        }),
+        prisma.user.create({
+          data: { email: taken, avatar: upload(PNG, { filename: "batch-dup.png" }), badge: dummyKey() },
+        }),
       ]),
     ).rejects.toBeInstanceOf(Prisma.PrismaClientKnownRequestError);
     expect(await keys()).toEqual(before);
@@ -1028,7 +1034,9 @@ describe("row locks", () => {
     await expect(
       prisma.$transaction([
         prisma.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "rl-3.png" }) } }),
-        prisma.user.create({ data: { email: email(), badge: dummyKey(), avatar: upload(html, { filename: "rl-bad.png" }) } }),
+        prisma.user.create({
+          data: { email: email(), badge: dummyKey(), avatar: upload(html, { filename: "rl-bad.png" }) },
+        }),
       ]),
     ).rejects.toBeInstanceOf(FileValidationError);
     const after = Date.now();
