@@ -27,6 +27,7 @@ export type { DirectUploadOptions, UploadGrantOptions } from "../prisma/direct-u
 export { type S3FilesOptions, s3Files } from "../prisma/extension.js";
 export { FieldFile } from "../prisma/field-file.js";
 export { isGrantToken } from "../prisma/grant-token.js";
+export { type DrainOptions, type DrainReport, drainFiles } from "../prisma/journal/drain.js";
 export { type MultipartSweepReport, type SweepOptions, type SweepReport, sweepOrphans } from "../prisma/sweep.js";
 export type { FilesExtension } from "../prisma/types.js";
 export { type Upload, type UploadOptions, upload } from "../prisma/upload.js";
