@@ -25,7 +25,7 @@ import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
 import { transactionOverride, transactionScope } from "./transactions.js";
 import type { FilesExtension } from "./types.js";
 import { discardUpload, type UploadOptions, upload } from "./upload.js";
-import { coordinatedWrite } from "./write-path.js";
+import { coordinatedWrite, RowQueue } from "./write-path.js";
 import { planWrite, strayUpload, type WritePlan } from "./write-plan.js";
 
 /** Options of {@link s3Files}. */
@@ -110,6 +110,7 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
   const ctx = lifecycleContext(fields, storages, report, resolveDirectUploads(options.directUploads));
   const mappers = compileMappers(fields, ctx.storageOf);
   const coordination = coordinationFor(fields);
+  const rowQueue = new RowQueue();
   const uploadExpirySeconds = options.uploadExpirySeconds ?? 3600;
   const drainIntervalMs = options.drain === false ? 0 : (options.drain?.intervalSeconds ?? 30) * 1000;
 
@@ -153,6 +154,7 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
         base: base as unknown as DrainClient,
         uploadExpirySeconds,
         later: (id: bigint, seconds: number) => timer.later(id, seconds),
+        rowQueue,
       };
       const result = await coordinatedWrite(
         env,

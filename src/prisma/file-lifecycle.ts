@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { LeftBehindError, PrismaS3FilesError } from "../errors.js";
 import { SNIFF_BYTES } from "../files/sniff.js";
 import { defaultFileName, uploadedFileName } from "../files/uploaded-name.js";
@@ -42,6 +43,12 @@ export interface LifecycleContext {
   storageName(model: string, field: string): string;
   /** A storage by the name `@file(storage: ...)` uses. */
   storageNamed(name: string): Storage;
+  /** A column's storage as the journal names it: its namespace (see `Storage.namespace`). */
+  storageId(model: string, field: string): string;
+  /** The configured storage of a journal's storage id, with one of its names; `undefined` if none is. */
+  storageById(id: string): { storage: Storage; name: string } | undefined;
+  /** The journal's ids of every configured storage. */
+  storageIds(): string[];
   /** Reports failures that must not fail the database write (cleanup after a commit). */
   report(error: unknown): void;
   /** Browser direct uploads: grant signing and limits. */
@@ -56,14 +63,34 @@ export function lifecycleContext(
   directUploads: ResolvedDirectUploads = resolveDirectUploads(undefined),
 ): LifecycleContext {
   const storageName = (model: string, field: string) => fields[model]!.fileFields[field]!.storage;
+  const byId = new Map<string, { storage: Storage; name: string }>();
+  for (const [name, storage] of storages) {
+    const id = storageId(storage);
+    if (!byId.has(id)) byId.set(id, { storage, name });
+  }
   return {
     fields,
     storageName,
     storageNamed: (name) => storages.get(name)!,
     storageOf: (m, f) => storages.get(storageName(m, f))!,
+    storageId: (m, f) => storageId(storages.get(storageName(m, f))!),
+    storageById: (id) => byId.get(id),
+    storageIds: () => [...byId.keys()],
     report,
     directUploads,
   };
+}
+
+const instanceIds = new WeakMap<Storage, string>();
+/** A storage's namespace, or an id of its own for a storage that has none. */
+export function storageId(storage: Storage): string {
+  if (typeof storage.namespace === "string") return storage.namespace;
+  let id = instanceIds.get(storage);
+  if (!id) {
+    id = `instance:${randomUUID()}`;
+    instanceIds.set(storage, id);
+  }
+  return id;
 }
 
 /** A model's delegate (`client.user`) on any client; the binding does not import Prisma's types. */

@@ -3,7 +3,7 @@ import { BaseStorage } from "../storage/base-storage.js";
 import type { ObjectInfo, Storage } from "../storage/storage.js";
 import { pendingKeyExpiry, resolveDirectUploads } from "./direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
-import { type LifecycleContext, lifecycleContext, referencedKeys } from "./file-lifecycle.js";
+import { type LifecycleContext, lifecycleContext, referencedKeys, storageId } from "./file-lifecycle.js";
 import { type Coordination, coordinationFor } from "./journal/coordination.js";
 import type { DrainClient } from "./journal/drain.js";
 import type { SqlClient } from "./journal/sql.js";
@@ -262,14 +262,15 @@ async function sweepPending(
 async function removeOrphans(sweep: Sweep, storage: Storage, name: string, candidates: ObjectInfo[]): Promise<number> {
   const { client, coordination, ctx, report } = sweep;
   const keys = candidates.map((o) => o.name);
+  const id = storageId(storage);
   const decide = async (tx: SqlClient, lock: boolean) => {
     if (lock)
       await coordination.dialect.lockKeys(
         tx,
-        keys.map((key) => ({ storage: name, key })),
+        keys.map((key) => ({ storage: id, key })),
       );
     // Records first, rows second (see Journal.liveKeys).
-    const recorded = await coordination.journal.recordedKeys(tx, name, keys);
+    const recorded = await coordination.journal.recordedKeys(tx, id, keys);
     const held = await referencedKeys(tx, name, keys, ctx);
     const orphans = candidates.filter((o) => !recorded.has(o.name) && !held.has(o.name));
     for (const o of orphans) report.orphans.push({ storage: name, key: o.name, size: o.size });

@@ -45,6 +45,31 @@ export interface WriteEnv {
   uploadExpirySeconds: number;
   /** Drains a deletion record once due, if this process still runs then (see DrainTimer.later). */
   later(id: bigint, seconds: number): void;
+  /** Queues this process's writers of one row (an optimisation; see RowQueue). */
+  rowQueue: RowQueue;
+}
+
+/**
+ * This process's writers of one row, one at a time: an optimisation, not a guarantee (the
+ * database's row lock is that). Without it, many concurrent writes of one row each take a pooled
+ * connection to wait on the lock, and starve the pool.
+ */
+export class RowQueue {
+  readonly #tails = new Map<string, Promise<unknown>>();
+
+  async run<T>(ids: readonly string[], fn: () => Promise<T>): Promise<T> {
+    if (ids.length !== 1) return fn(); // several rows: the database orders them
+    const id = ids[0]!;
+    const previous = this.#tails.get(id) ?? Promise.resolve();
+    const mine = previous.then(fn, fn);
+    const tail = mine.catch(() => undefined);
+    this.#tails.set(id, tail);
+    try {
+      return await mine;
+    } finally {
+      if (this.#tails.get(id) === tail) this.#tails.delete(id);
+    }
+  }
 }
 
 /** One write operation as the query hook received it. */
@@ -75,13 +100,28 @@ interface Deletions {
   later: { id: bigint; seconds: number }[];
 }
 
+/** Our batch transactions: waiting for a pooled connection and for row locks may take a while under load. */
+const BATCH = { maxWait: 30_000, timeout: 30_000 };
+
+/** The in-process ids of the rows a plan locks. */
+function rowIds(plan: RowsPlan): string[] {
+  const ids: string[] = [];
+  for (const [model, target] of plan.targets) {
+    for (const key of target.keys)
+      ids.push(`${model}\u0000${JSON.stringify(key, (_k, v) => (typeof v === "bigint" ? `${v}n` : v))}`);
+  }
+  return ids;
+}
+
 /** Runs a write with file columns; returns the operation's raw result. */
 export async function coordinatedWrite(
   env: WriteEnv,
   req: WriteRequest,
   scope: TransactionScope | undefined,
 ): Promise<unknown> {
-  const uploads = await storePhase(env, req, scope);
+  // In the caller's interactive transaction, its connection records the uploads: a connection
+  // of the pool could be taken by other transactions waiting for this one.
+  const uploads = await storePhase(env, req, scope, (scope?.tx as SqlClient | undefined) ?? env.base);
   if (scope?.tx) return inCallersTransaction(env, req, scope, uploads);
   if (scope) return inBatch(env, req, scope, uploads);
   return inOwnTransaction(env, req, uploads);
@@ -99,11 +139,17 @@ async function inOwnTransaction(env: WriteEnv, req: WriteRequest, uploads: Uploa
     outcome = await retrying(env.coordination, async () => {
       const plan = await planRows(env, env.base, { ...req, args: { ...req.args } });
       const statements = rowStatements(env, plan, uploads);
-      const results = await env.base.$transaction([
-        ...statements.map((st) => env.base.$queryRawUnsafe(st.sql, ...st.values)),
-        req.query(plan.req.args),
-      ] as unknown as Parameters<DrainClient["$transaction"]>[0]);
-      const all = results as unknown as unknown[];
+      // Writers of one row in this process queue here rather than each holding a pooled
+      // connection while the database makes them wait (the database lock is what decides).
+      const all = (await env.rowQueue.run(rowIds(plan), () =>
+        env.base.$transaction(
+          [
+            ...statements.map((st) => env.base.$queryRawUnsafe(st.sql, ...st.values)),
+            req.query(plan.req.args),
+          ] as unknown as Parameters<DrainClient["$transaction"]>[0],
+          BATCH,
+        ),
+      )) as unknown as unknown[];
       return { result: all[statements.length], deletions: deletionRecords(all.slice(0, statements.length)) };
     });
   } catch (error) {
@@ -163,13 +209,18 @@ async function inBatch(env: WriteEnv, req: WriteRequest, scope: TransactionScope
 }
 
 /** Phase 1: stores the uploads, each recorded in the journal before its first byte. */
-async function storePhase(env: WriteEnv, req: WriteRequest, scope: TransactionScope | undefined): Promise<Upload[]> {
+async function storePhase(
+  env: WriteEnv,
+  req: WriteRequest,
+  scope: TransactionScope | undefined,
+  recorder: SqlClient,
+): Promise<Upload[]> {
   if (req.plan.uploads.length === 0) return [];
-  const { ctx, coordination, base } = env;
+  const { ctx, coordination } = env;
   const records: { id: bigint; storage: Storage; key: string }[] = [];
   const storing = storeUploads(req.plan.uploads, ctx, async (a, name) => {
-    const entry = { storage: ctx.storageName(a.model, a.field), key: name, owner: `${a.model}.${a.field}` };
-    const id = await coordination.journal.recordUpload(base, entry, env.uploadExpirySeconds);
+    const entry = { storage: ctx.storageId(a.model, a.field), key: name, owner: `${a.model}.${a.field}` };
+    const id = await coordination.journal.recordUpload(recorder, entry, env.uploadExpirySeconds);
     records.push({ id, storage: ctx.storageOf(a.model, a.field), key: name });
   });
   // A batch may fail while this upload runs (its query then never does): the rollback waits,
@@ -199,7 +250,7 @@ async function storePhase(env: WriteEnv, req: WriteRequest, scope: TransactionSc
     record: records.findLast((r) => r.storage === o.storage && r.key === o.key)!.id,
   }));
   const unused = records.filter((r) => !uploads.some((u) => u.record === r.id)).map((r) => r.id);
-  await coordination.journal.forget(base, unused).catch(ctx.report);
+  await coordination.journal.forget(recorder, unused).catch(ctx.report);
   return uploads;
 }
 
@@ -284,7 +335,7 @@ function rowStatements(env: WriteEnv, plan: RowsPlan, uploads: Upload[]): Statem
       .filter(({ meta }) => !meta.keepFiles)
       .map(({ field, meta }) => ({
         field,
-        storage: ctx.storageName(model, field),
+        storage: ctx.storageId(model, field),
         owner: `${model}.${field}`,
         delaySeconds: meta.deleteAfterSeconds,
       }));
@@ -302,7 +353,7 @@ function rowStatements(env: WriteEnv, plan: RowsPlan, uploads: Upload[]): Statem
   }
   const copied = plan.req.plan.keys;
   if (copied.length > 0) {
-    const entries = copied.map((k) => ({ storage: ctx.storageName(k.model, k.field), key: k.key }));
+    const entries = copied.map((k) => ({ storage: ctx.storageId(k.model, k.field), key: k.key }));
     statements.push(coordination.dialect.lockKeysStatement(entries));
     for (const storage of new Set(entries.map((e) => e.storage))) {
       const keys = entries.filter((e) => e.storage === storage).map((e) => e.key);
@@ -396,7 +447,7 @@ async function explain(env: WriteEnv, req: WriteRequest, error: unknown): Promis
 async function refuseGoneKeys(env: WriteEnv, client: SqlClient, keys: KeyAssignment[]): Promise<void> {
   const byStorage = new Map<string, KeyAssignment[]>();
   for (const k of keys) {
-    const name = env.ctx.storageName(k.model, k.field);
+    const name = env.ctx.storageId(k.model, k.field);
     byStorage.set(name, [...(byStorage.get(name) ?? []), k]);
   }
   for (const [storage, group] of byStorage) {
@@ -425,7 +476,7 @@ function deletions(
   for (const k of oldKeys) {
     const meta = ctx.fields[k.model]!.fileFields[k.field]!;
     if (meta.keepFiles) continue;
-    const storage = ctx.storageName(k.model, k.field);
+    const storage = ctx.storageId(k.model, k.field);
     const id = `${storage}:${k.key}`;
     if (seen.has(id)) continue;
     seen.add(id);

@@ -258,6 +258,16 @@ export abstract class BaseStorage implements Storage {
     return this.#instanceScope;
   }
 
+  /**
+   * Where this storage's objects live (a bucket and prefix on an endpoint, a directory; for
+   * memory, this instance): two storages with one namespace hold the same objects. The Prisma
+   * binding's journal names storages by it, so a process configured differently never acts on
+   * another's records.
+   */
+  get namespace(): string {
+    return this.reservationScope();
+  }
+
   // ---------------------------------------------------------------- naming (Django)
 
   /** Django's `get_valid_name`: `get_valid_filename`. */

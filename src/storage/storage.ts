@@ -113,6 +113,11 @@ export interface ListResult {
  * `/`-separated keys; no name ever resolves outside the storage's root.
  */
 export interface Storage {
+  /**
+   * Where the objects live (see `BaseStorage.namespace`): storages with one namespace hold the
+   * same objects. Optional for storages of your own; without it, each instance is its own.
+   */
+  readonly namespace?: string;
   /** Stores `content` under `name` or, if taken, an available variant; returns the name stored. */
   save(name: string, content: FileContent, opts?: SaveOptions): Promise<string>;
   /**

@@ -22,7 +22,7 @@ describe("PostgreSQL from the harness", () => {
       const { rows } = await client.query<{ table_name: string }>(
         "select table_name from information_schema.tables where table_schema = 'public' order by table_name",
       );
-      expect(rows.map((r) => r.table_name)).toEqual(["Attachment", "Post", "User"]);
+      expect(rows.map((r) => r.table_name)).toEqual(["Attachment", "Post", "User", "prisma_s3_files_journal"]);
       const { rows: db } = await client.query<{ name: string }>("select current_database() as name");
       expect(db[0]?.name).toMatch(/^psf_/);
     } finally {

@@ -6,7 +6,6 @@
  * a success, and a crash at any point leaves the records for the next drain.
  */
 import type { S3Session } from "../../session/session.js";
-import type { Storage } from "../../storage/storage.js";
 import { resolveDirectUploads } from "../direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "../extension.js";
 import { type LifecycleContext, lifecycleContext, referencedKeys } from "../file-lifecycle.js";
@@ -97,7 +96,7 @@ async function drainBatch(
   options: { ids?: readonly bigint[]; limit: number },
   report: DrainReport,
 ): Promise<number> {
-  const claimed = await journal.claim(tx, options);
+  const claimed = await journal.claim(tx, { ...options, storages: ctx.storageIds() });
   if (claimed.length === 0) return 0;
   report.claimed += claimed.length;
   // Tombstones past their time: nothing to delete.
@@ -108,18 +107,12 @@ async function drainBatch(
   const byStorage = new Map<string, JournalRecord[]>();
   for (const r of records) byStorage.set(r.storage, [...(byStorage.get(r.storage) ?? []), r]);
   const buried: bigint[] = [];
-  for (const [storageName, group] of byStorage) {
-    const storage = ctx.storageNamed(storageName) as Storage | undefined;
-    if (!storage) {
-      for (const r of group) {
-        await journal.failed(tx, r, `no storage named "${storageName}" is configured`);
-        report.failed.push({ storage: storageName, key: r.key, error: `no storage named "${storageName}"` });
-      }
-      continue;
-    }
+  for (const [storageId, group] of byStorage) {
+    // Claimed only for storages this process has (see Journal.claim).
+    const { storage, name: storageName } = ctx.storageById(storageId)!;
     const keys = [...new Set(group.map((r) => r.key))];
     // Records first, rows second (see Journal.liveKeys).
-    const live = await journal.liveKeys(tx, storageName, keys, claimedIds);
+    const live = await journal.liveKeys(tx, storageId, keys, claimedIds);
     const held = await referencedKeys(tx, storageName, keys, ctx);
     const doomed = keys.filter((k) => !live.has(k) && !held.has(k));
     if (process.env.PSF_DEBUG)

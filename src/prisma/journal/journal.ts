@@ -166,20 +166,26 @@ export class Journal {
    * skipped. With `ids` (a write settling its own records), those records whatever their time,
    * waiting for a drain that holds one: when the write returns, its deletions are done.
    */
-  async claim(tx: SqlClient, options: { ids?: readonly bigint[]; limit: number }): Promise<JournalRecord[]> {
+  async claim(
+    tx: SqlClient,
+    options: { ids?: readonly bigint[]; limit: number; storages: readonly string[] },
+  ): Promise<JournalRecord[]> {
     const c = (f: JournalField) => this.#c(f);
     const ids = options.ids ?? [];
+    // Only records of storages this process has: another configuration's are not ours to act on.
+    const values: unknown[] = [options.limit];
+    const p = (v: unknown) => this.#dialect.param(values.push(v));
+    const own = `${c("storage")} IN (${options.storages.map(p).join(", ") || "NULL"})`;
     const where =
       ids.length > 0
-        ? `${c("id")} IN (${this.#params(ids.length, 1)}) AND ${c("kind")} IN ('upload', 'delete')`
+        ? `${c("id")} IN (${ids.map(p).join(", ")}) AND ${c("kind")} IN ('upload', 'delete')`
         : `${c("notBefore")} <= ${this.#dialect.now}`;
     const lock = ids.length > 0 ? " FOR UPDATE" : this.#dialect.skipLocked;
     const rows = await tx.$queryRawUnsafe<
       { id: bigint; kind: string; storage: string; key: string; attempts: number }[]
     >(
-      `SELECT ${c("id")} AS id, ${c("kind")} AS kind, ${c("storage")} AS storage, ${c("objectKey")} AS key, ${c("attempts")} AS attempts FROM ${this.#table.sql} WHERE ${where} ORDER BY ${c("notBefore")}, ${c("id")} LIMIT $1${lock}`,
-      options.limit,
-      ...ids,
+      `SELECT ${c("id")} AS id, ${c("kind")} AS kind, ${c("storage")} AS storage, ${c("objectKey")} AS key, ${c("attempts")} AS attempts FROM ${this.#table.sql} WHERE ${where} AND ${own} ORDER BY ${c("notBefore")}, ${c("id")} LIMIT $1${lock}`,
+      ...values,
     );
     return rows.map((r) => ({
       id: BigInt(r.id),
