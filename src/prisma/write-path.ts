@@ -225,14 +225,17 @@ async function storePhase(
   });
   // A batch may fail while this upload runs (its query then never does): the rollback waits,
   // then drains every record this write made (a clash's record names another write's object,
-  // which the drain leaves to its row or record).
+  // which the drain leaves to its row or record). Records made in the caller's transaction went
+  // with its rollback: their objects are deleted here (only those this write stored).
+  let uploads: Upload[] = [];
   scope?.uploads.push(storing.catch(() => undefined));
-  scope?.onRollback.push(() =>
-    settleRecords(
+  scope?.onRollback.push(async () => {
+    if (recorder !== env.base) await deleteObjects(uploads, ctx);
+    await settleRecords(
       env,
       records.map((r) => r.id),
-    ),
-  );
+    );
+  });
   let stored: StoredObject[];
   try {
     stored = await storing;
@@ -245,7 +248,7 @@ async function storePhase(
     throw error;
   }
   // Each object's record is the last one made under its name (a clash recorded others first).
-  const uploads = stored.map((o) => ({
+  uploads = stored.map((o) => ({
     ...o,
     record: records.findLast((r) => r.storage === o.storage && r.key === o.key)!.id,
   }));
@@ -497,7 +500,6 @@ async function settle(env: WriteEnv, deletions: Deletions, conditional: bigint[]
   try {
     await drain(env.base, env.coordination, env.ctx, { ids }); // reports each failed deletion itself
   } catch (error) {
-    if (process.env.PSF_DEBUG) console.log("SETTLE ERROR", error);
     env.ctx.report(error); // the records stay: the next drain finishes them
   }
 }
