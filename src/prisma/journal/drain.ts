@@ -115,14 +115,6 @@ async function drainBatch(
     const live = await journal.liveKeys(tx, storageId, keys, claimedIds);
     const held = await referencedKeys(tx, storageName, keys, ctx);
     const doomed = keys.filter((k) => !live.has(k) && !held.has(k));
-    console.log(
-      "DRAIN",
-      options.ids,
-      group.map((r) => [r.id, r.kind, r.key]),
-      [...live],
-      [...held],
-      doomed,
-    );
     const kept = new Set(keys.filter((k) => !doomed.includes(k)));
     const result = doomed.length > 0 ? await storage.deleteMany(doomed) : { deleted: [], failed: [] };
     const errors = new Map(result.failed.map((f) => [f.name, describe(f.error)]));
