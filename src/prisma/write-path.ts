@@ -135,23 +135,32 @@ export async function coordinatedWrite(
  */
 async function inOwnTransaction(env: WriteEnv, req: WriteRequest, uploads: Upload[]): Promise<unknown> {
   let outcome: RowOutcome;
+  // A `where` pinned to the row it resolved to finds no row if that row was replaced meanwhile:
+  // planned again, it names the new one.
+  let pinned = false;
+  const replanned = (error: unknown) => pinned && (error as { code?: unknown })?.code === "P2025";
   try {
-    outcome = await retrying(env.coordination, async () => {
-      const plan = await planRows(env, env.base, { ...req, args: { ...req.args } });
-      const statements = rowStatements(env, plan, uploads);
-      // Writers of one row in this process queue here rather than each holding a pooled
-      // connection while the database makes them wait (the database lock is what decides).
-      const all = (await env.rowQueue.run(rowIds(plan), () =>
-        env.base.$transaction(
-          [
-            ...statements.map((st) => env.base.$queryRawUnsafe(st.sql, ...st.values)),
-            req.query(plan.req.args),
-          ] as unknown as Parameters<DrainClient["$transaction"]>[0],
-          BATCH,
-        ),
-      )) as unknown as unknown[];
-      return { result: all[statements.length], deletions: deletionRecords(all.slice(0, statements.length)) };
-    });
+    outcome = await retrying(
+      env.coordination,
+      async () => {
+        const plan = await planRows(env, env.base, { ...req, args: { ...req.args } });
+        pinned = plan.pinned;
+        const statements = rowStatements(env, plan, uploads);
+        // Writers of one row in this process queue here rather than each holding a pooled
+        // connection while the database makes them wait (the database lock is what decides).
+        const all = (await env.rowQueue.run(rowIds(plan), () =>
+          env.base.$transaction(
+            [
+              ...statements.map((st) => env.base.$queryRawUnsafe(st.sql, ...st.values)),
+              req.query(plan.req.args),
+            ] as unknown as Parameters<DrainClient["$transaction"]>[0],
+            BATCH,
+          ),
+        )) as unknown as unknown[];
+        return { result: all[statements.length], deletions: deletionRecords(env, all.slice(0, statements.length)) };
+      },
+      replanned,
+    );
   } catch (error) {
     await settleFailed(env, uploads);
     throw await explain(env, req, error);
@@ -174,7 +183,7 @@ async function inCallersTransaction(
     const statements = rowStatements(env, plan, uploads);
     const results: unknown[] = [];
     for (const st of statements) results.push(await tx.$queryRawUnsafe(st.sql, ...st.values));
-    outcome = { result: await req.query(plan.req.args), deletions: deletionRecords(results) };
+    outcome = { result: await req.query(plan.req.args), deletions: deletionRecords(env, results) };
   } catch (error) {
     // The caller may catch this and commit the rest; the records may be gone with the commit.
     scope.afterCommit.push(() => settleFailed(env, uploads, { deleteFirst: true }));
@@ -201,7 +210,7 @@ async function inBatch(env: WriteEnv, req: WriteRequest, scope: TransactionScope
     const recorded = oldKeys.length > 0 ? [await base.$queryRawUnsafe(sql, ...values)] : [];
     await settle(
       env,
-      deletionRecords(recorded),
+      deletionRecords(env, recorded),
       uploads.map((u) => u.record),
     );
   });
@@ -264,6 +273,8 @@ interface RowsPlan {
   targets: Map<string, { keys: unknown[][]; fields: Set<string> }>;
   /** Old keys of rows that cannot be locked (a model without a primary key), read now. */
   unlocked: { model: string; field: string; key: string }[];
+  /** The write's `where` was pinned to a primary key it did not name. */
+  pinned: boolean;
 }
 
 /**
@@ -273,7 +284,7 @@ interface RowsPlan {
  * (nested writes, cascading deletes). The transaction locks them and reads their keys then.
  */
 async function planRows(env: WriteEnv, reader: unknown, req: WriteRequest): Promise<RowsPlan> {
-  const plan: RowsPlan = { req, targets: new Map(), unlocked: [] };
+  const plan: RowsPlan = { req, targets: new Map(), unlocked: [], pinned: false };
   const select = req.plan.oldKeys;
   if (!select) return plan;
   const { ctx } = env;
@@ -283,8 +294,9 @@ async function planRows(env: WriteEnv, reader: unknown, req: WriteRequest): Prom
     plan.unlocked = await readOldKeys(reader, model, operation, args, select, ctx);
     return plan;
   }
+  plan.pinned = SINGLE_ROW.has(operation) && !pk.every((k) => isScalar((args.where as Record<string, unknown>)?.[k]));
   const rows = SINGLE_ROW.has(operation)
-    ? await uniqueRow(reader, model, args, pk)
+    ? await uniqueRow(reader, model, operation, args, pk)
     : await matchedRows(reader, model, args, pk);
   addTargets(plan, model, rows, select.fields);
   const related = select.relations.size > 0 ? relatedRowsSelect(ctx.fields, select) : undefined;
@@ -366,15 +378,16 @@ function rowStatements(env: WriteEnv, plan: RowsPlan, uploads: Upload[]): Statem
   return statements;
 }
 
-/** The deletion records among the statements' results: due now, and due later (with their delay). */
-function deletionRecords(results: unknown[]): Deletions {
+/** The deletion records among the statements' results: due now, and due later (their column's delay). */
+function deletionRecords(env: WriteEnv, results: unknown[]): Deletions {
   const out: Deletions = { due: [], later: [] };
   for (const rows of results) {
     if (!Array.isArray(rows)) continue;
-    for (const r of rows as { id?: unknown; delay?: unknown }[]) {
-      if (r.id === undefined || r.delay === undefined) continue;
+    for (const r of rows as { id?: unknown; owner?: unknown }[]) {
+      if (r.id === undefined || typeof r.owner !== "string") continue;
       const id = BigInt(r.id as bigint);
-      const delay = Number(r.delay);
+      const [model, field] = r.owner.split(".") as [string, string];
+      const delay = env.ctx.fields[model]?.fileFields[field]?.deleteAfterSeconds ?? 0;
       if (delay <= 0) out.due.push(id);
       else out.later.push({ id, seconds: delay });
     }
@@ -390,11 +403,13 @@ const LOCK_CHUNK = 1000;
 
 /**
  * The primary key of the row a unique `where` selects (none if it does not exist). A `where`
- * without the key is pinned to the row read, so the write cannot reach another row.
+ * without the key is pinned to the row read, so the write cannot reach a row it did not lock
+ * (one deleted and created again meanwhile): it then fails with P2025, and is planned again.
  */
 async function uniqueRow(
   reader: unknown,
   model: string,
+  operation: string,
   args: Record<string, unknown>,
   pk: readonly string[],
 ): Promise<unknown[][]> {
@@ -404,7 +419,11 @@ async function uniqueRow(
     string,
     unknown
   > | null;
-  if (!row) return [];
+  if (!row) {
+    // No row to lock: the write must not reach one created meanwhile (an upsert creates then).
+    if (operation !== "upsert") args.where = { ...given, AND: [{ OR: [] }] };
+    return [];
+  }
   args.where = { ...given, ...Object.fromEntries(pk.map((k) => [k, row[k]])) };
   return [pk.map((k) => row[k])];
 }

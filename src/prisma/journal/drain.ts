@@ -143,12 +143,17 @@ function describe(error: unknown): string {
 }
 
 /** Runs a transaction again after a deadlock or serialization failure, a bounded number of times. */
-export async function retrying<T>(coordination: Coordination, run: () => Promise<T>, attempts = 4): Promise<T> {
+export async function retrying<T>(
+  coordination: Coordination,
+  run: () => Promise<T>,
+  alsoRetry: (error: unknown) => boolean = () => false,
+  attempts = 4,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await run();
     } catch (error) {
-      if (attempt >= attempts || !coordination.dialect.isRetryable(error)) throw error;
+      if (attempt >= attempts || !(coordination.dialect.isRetryable(error) || alsoRetry(error))) throw error;
       await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** attempt * Math.random()));
     }
   }

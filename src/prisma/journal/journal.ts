@@ -76,8 +76,8 @@ export class Journal {
   /**
    * Locks rows of `table` by primary key (in key order) and records the deletion of every key
    * they hold in `columns`: the write that follows in the same transaction replaces or deletes
-   * them (a key it keeps is dropped by the drain, which finds it held). Returns `id` and `delay`
-   * (seconds until due) per record. Without columns, only locks.
+   * them (a key it keeps is dropped by the drain, which finds it held). Returns `id` and `owner`
+   * per record. Without columns, only locks.
    */
   lockAndRecordRows(
     table: Table,
@@ -102,7 +102,7 @@ export class Journal {
     );
     const now = this.#dialect.now;
     return {
-      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) SELECT 'delete', v.s, v.k, v.o, ${this.#dialect.nowPlus("v.d")}, ${now} FROM ${table.sql} t CROSS JOIN LATERAL (VALUES ${rows.join(", ")}) AS v(s, k, o, d) WHERE ${where} AND v.k IS NOT NULL FOR UPDATE OF t RETURNING ${c("id")} AS id, ${this.#dialect.secondsBetween(c("createdAt"), c("notBefore"))} AS delay`,
+      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) SELECT 'delete', v.s, v.k, v.o, ${this.#dialect.nowPlus("v.d")}, ${now} FROM ${table.sql} t CROSS JOIN LATERAL (VALUES ${rows.join(", ")}) AS v(s, k, o, d) WHERE ${where} AND v.k IS NOT NULL FOR UPDATE OF t RETURNING ${c("id")} AS id, ${c("owner")} AS owner`,
       values,
     };
   }
@@ -147,7 +147,7 @@ export class Journal {
         `('delete', ${p(e.storage)}, ${p(e.key)}, ${p(e.owner)}, ${this.#dialect.nowPlus(p(e.delaySeconds))}, ${this.#dialect.now})`,
     );
     return {
-      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ${rows.join(", ")} RETURNING ${c("id")} AS id, ${this.#dialect.secondsBetween(c("createdAt"), c("notBefore"))} AS delay`,
+      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ${rows.join(", ")} RETURNING ${c("id")} AS id, ${c("owner")} AS owner`,
       values,
     };
   }

@@ -74,8 +74,6 @@ export interface Dialect {
   readonly now: string;
   /** The current time plus `seconds` (a parameter). */
   nowPlus(param: string): string;
-  /** Seconds from timestamp `a` to timestamp `b`, as a float. */
-  secondsBetween(a: string, b: string): string;
   /** Whether `error` is a deadlock or serialization failure worth retrying the transaction for. */
   isRetryable(error: unknown): boolean;
 }
@@ -117,11 +115,11 @@ const postgres: Dialect = {
     return databaseCode(error) === "22012";
   },
   param: (n) => `$${n}`,
-  secondsBetween: (a, b) => `extract(epoch FROM (${b} - ${a}))::float8`,
   skipLocked: " FOR UPDATE SKIP LOCKED",
-  // `timestamp(3)` columns hold UTC, as Prisma writes them, whatever the session's TimeZone.
-  now: "(now() AT TIME ZONE 'UTC')",
-  nowPlus: (param) => `((now() AT TIME ZONE 'UTC') + make_interval(secs => ${param}))`,
+  // `timestamp(3)` columns hold UTC, as Prisma writes them, whatever the session's TimeZone. The
+  // clock, not the transaction's start (now()): a write that waited for a lock keeps its grace.
+  now: "(clock_timestamp() AT TIME ZONE 'UTC')",
+  nowPlus: (param) => `((clock_timestamp() AT TIME ZONE 'UTC') + make_interval(secs => ${param}))`,
   isRetryable(error) {
     const code = (error as { code?: unknown })?.code;
     if (code === "P2034") return true;
