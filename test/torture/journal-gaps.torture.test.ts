@@ -8,9 +8,13 @@
  *    the same email is created meanwhile (a "recreate" in another process), the lock finds no row,
  *    no old key is read, and the write then runs with its original `where` on the new row: the new
  *    row's file is replaced (or deleted) without a deletion record — an orphan only a sweep finds.
- *    In the 4-worker model this left about 1 orphan per 400–1,000 operations (seed 1393596554),
- *    with and without crashes. A `delete` (User has relations: its old keys are read again with
- *    the original `where` after the locks) is not affected; it is here as the control.
+ *    In the 4-worker model this left 1–3 orphans per 400–1,000 operations (seeds 1393596554,
+ *    952970086, 899965765), with and without crashes: each a key a freshly recreated row took
+ *    and released 4–900 ms later. A `delete` (User has relations: its old keys are read again
+ *    with the original `where` after the locks) passes this interleaving, and is here as the
+ *    control; it still has a narrower window — the new row committing between that re-read and
+ *    the DELETE (the model saw a row's avatar and badge released together that way) — which
+ *    only narrowing the write to the locked primary key closes.
  * 2. `deleteAfterSeconds` counts from the transaction's start (`now()`), not its commit: a write
  *    that waited on a row lock gets a shorter grace period (3 s of waiting: 2 s of grace out of 5).
  */

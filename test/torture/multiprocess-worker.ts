@@ -21,6 +21,8 @@ const config = JSON.parse(process.env.MP_CONFIG ?? "{}") as MpConfig;
 const mode = process.env.MP_MODE ?? "model";
 const worker = process.env.MP_WORKER ?? "w";
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 function out(line: Record<string, unknown>) {
   process.stdout.write(`${JSON.stringify(line)}\n`);
 }
@@ -61,6 +63,8 @@ async function model() {
   const users = Array.from({ length: Number(process.env.MP_USERS ?? "20") }, (_, i) => `u${i}${domain}`);
   const concurrency = Number(process.env.MP_CONCURRENCY ?? "2");
   const drainChance = Number(process.env.MP_DRAIN_CHANCE ?? "0.03");
+  /** A copy writes the key it read up to this many ms later (an app reads in one request, writes in the next). */
+  const copyDelayMs = Number(process.env.MP_COPY_DELAY_MS ?? "0");
   stdin.on("line", (line) => {
     if (line.trim() === "stop") stopping = true;
   });
@@ -88,6 +92,7 @@ async function model() {
     copy: async (email: string) => {
       const other = await files.user.findUnique({ where: { email: rng.pick(users) }, select: { avatar: true } });
       if (!other?.avatar) return "skipped";
+      if (copyDelayMs > 0) await sleep(rng.int(copyDelayMs));
       await files.user.update({ where: { email }, data: { avatar: other.avatar.name }, select: { id: true } });
       return undefined;
     },
@@ -142,7 +147,6 @@ async function model() {
 
 // --------------------------------------------------------------------------------------- rpc
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 type Command = { id: number; cmd: string } & Record<string, unknown>;
 

@@ -202,8 +202,9 @@ async function runModel(label: string, ops: number, crashes: number) {
         MP_SEED: String((SEED + stats.spawned * 7919) >>> 0),
         MP_DOMAIN: domain,
         MP_USERS: String(USERS),
-        MP_CONCURRENCY: "2",
+        MP_CONCURRENCY: "3",
         MP_DRAIN_CHANCE: "0.03",
+        MP_COPY_DELAY_MS: "300",
       },
       onEvent,
     );
