@@ -136,9 +136,9 @@ async function model() {
       out({ e: "op-start", kind, email, ts: started });
       try {
         const result = await ops[kind](email);
-        out({ e: "op", kind, ok: true, skipped: result === "skipped", ms: Date.now() - started });
+        out({ e: "op", kind, email, ok: true, skipped: result === "skipped", ms: Date.now() - started });
       } catch (error) {
-        out({ e: "op", kind, ok: false, code: errorCode(error), ms: Date.now() - started });
+        out({ e: "op", kind, email, ok: false, code: errorCode(error), ms: Date.now() - started });
       }
     }
   };
@@ -146,7 +146,6 @@ async function model() {
 }
 
 // --------------------------------------------------------------------------------------- rpc
-
 
 type Command = { id: number; cmd: string } & Record<string, unknown>;
 

@@ -150,6 +150,7 @@ async function runModel(label: string, ops: number, crashes: number) {
   /** Who stored each key, and when each worker was killed (to explain an orphan). */
   const storedBy = new Map<string, { by: string; ts: number }>();
   const killedAt = new Map<string, { ts: number; how: string }>();
+  const opLog: { by: string; kind: string; email: string; end: number; ms: number; outcome: string }[] = [];
   const onEvent = (worker: Worker, event: WorkerEvent) => {
     log.record(worker.label, event);
     if (event.e === "stored") {
@@ -157,7 +158,16 @@ async function runModel(label: string, ops: number, crashes: number) {
       storedBy.set(`${store}:${key}`, { by: worker.label, ts });
     }
     if (event.e === "op") {
-      const e = event as unknown as { kind: string; ok: boolean; code?: string };
+      const e = event as unknown as { kind: string; ok: boolean; code?: string; email?: string; ms?: number };
+      if (e.email)
+        opLog.push({
+          by: worker.label,
+          kind: e.kind,
+          email: e.email,
+          end: Date.now(),
+          ms: e.ms ?? 0,
+          outcome: e.ok ? "ok" : (e.code ?? "?"),
+        });
       stats.ops++;
       stats.byKind[e.kind] = (stats.byKind[e.kind] ?? 0) + 1;
       if (!e.ok) {
@@ -269,13 +279,23 @@ async function runModel(label: string, ops: number, crashes: number) {
       "SELECT email, row_id, old_key, at FROM mp_audit WHERE new_key = $1 OR old_key = $1 ORDER BY at, id",
       [o.key],
     );
+    const email = history.rows[0]?.email;
+    const around = history.rows.at(-1)?.at.getTime() ?? 0;
+    if (email) {
+      const ops = opLog.filter((x) => x.email === email && Math.abs(x.end - around) < 2000);
+      console.log(
+        `  ops on ${email} near ${new Date(around).toISOString()}: ${ops.map((x) => `${x.by} ${x.kind} ${new Date(x.end - x.ms).toISOString().slice(17)}..${new Date(x.end).toISOString().slice(17)} ${x.outcome}`).join(" | ")}`,
+      );
+    }
     const held = history.rows.map(
       (h) => `${h.old_key === o.key ? "released" : "taken"} by row ${h.row_id} at ${h.at.toISOString()}`,
     );
     console.log(
       `[torture:multiprocess] ${label}: left for the sweep: ${o.storage}:${o.key} stored by ${s?.by ?? "?"} at ${s?.ts ?? "?"}` +
         (k ? `, that worker killed ${k.ts - s!.ts} ms later (${k.how})` : ", that worker was not killed") +
-        `; rows: ${held.join(", ") || "never held"}`,
+        `; rows: ${held.join(", ") || "never held"}` +
+        `; deletions sent: ${JSON.stringify(log.deletions.filter((d) => d.key === o.key && d.store === o.storage).map((d) => ({ by: d.by, at: new Date(d.start).toISOString() })))}` +
+        `; journal: ${JSON.stringify((await db.pg.query('SELECT id, kind, "notBefore", "createdAt" FROM prisma_s3_files_journal WHERE "objectKey" = $1', [o.key])).rows)}`,
     );
   }
   return { stats, checker, audit, end, summary };
