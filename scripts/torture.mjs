@@ -15,6 +15,9 @@ const sizes = {
   TORTURE_OUTAGE_OPS: "50000", // operations across the credential outages
   TORTURE_RACE_SAVES: "500", // concurrent saves of one name
   TORTURE_RACE_REPLACES: "200", // concurrent replaces of one record's file
+  TORTURE_MP_OPS: "20000", // multi-process write path, crash mode (test/torture/multiprocess.torture.test.ts)
+  TORTURE_MP_CRASHES: "100", // kill -9s among them
+  TORTURE_MP_PLAIN_OPS: "5000", // multi-process write path without crashes
 };
 const env = { ...sizes, ...process.env };
 
