@@ -254,7 +254,7 @@ export default {
       const record = await plain.fileJournal.create({
         data: {
           kind: "delete",
-          storage: "default",
+          storage: storage.namespace,
           objectKey: key,
           owner: "User.avatar",
           notBefore: new Date(Date.now() - 1000),

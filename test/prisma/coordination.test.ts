@@ -94,7 +94,12 @@ describe("the file journal", () => {
       const before = Date.now();
       await client.user.update({ where: { id: user.id }, data: { avatar: null } });
       const [record] = await records(user.avatar!.name);
-      expect(record).toMatchObject({ kind: "delete", storage: "default", owner: "User.avatar", attempts: 0 });
+      expect(record).toMatchObject({
+        kind: "delete",
+        storage: storages.default.namespace,
+        owner: "User.avatar",
+        attempts: 0,
+      });
       const due = record!.notBefore.getTime() - before;
       expect(due).toBeGreaterThan(55_000);
       expect(due).toBeLessThan(65_000);
@@ -122,7 +127,13 @@ describe("the drain", () => {
     const past = new Date(Date.now() - 1000);
     for (const key of [orphan, held]) {
       await plain.fileJournal.create({
-        data: { kind: "upload", storage: "default", objectKey: key, owner: "User.avatar", notBefore: past },
+        data: {
+          kind: "upload",
+          storage: storages.default.namespace,
+          objectKey: key,
+          owner: "User.avatar",
+          notBefore: past,
+        },
       });
     }
     const report = await drainFiles(plain, session, options());
@@ -136,7 +147,13 @@ describe("the drain", () => {
   it("runs in the background from each client (drain.intervalSeconds), not from a client with drain: false", async () => {
     const a = await storages.default.save(`avatars/bg-${tag}.png`, PNG);
     await plain.fileJournal.create({
-      data: { kind: "delete", storage: "default", objectKey: a, owner: "User.avatar", notBefore: new Date() },
+      data: {
+        kind: "delete",
+        storage: storages.default.namespace,
+        objectKey: a,
+        owner: "User.avatar",
+        notBefore: new Date(),
+      },
     });
     const off = plainClient().$extends(s3Files(session, { ...options(), drain: false }));
     await off.user.count();
@@ -157,7 +174,12 @@ describe("the drain", () => {
       Array.from({ length: 300 }, (_, i) => storages.default.save(`avatars/pair-${tag}-${i}.png`, PNG)),
     );
     await plain.fileJournal.createMany({
-      data: names.map((objectKey) => ({ kind: "delete", storage: "default", objectKey, owner: "User.avatar" })),
+      data: names.map((objectKey) => ({
+        kind: "delete",
+        storage: storages.default.namespace,
+        objectKey,
+        owner: "User.avatar",
+      })),
     });
     const counting = new S3Storage({ session, location });
     let deleteRequests = 0;
@@ -186,7 +208,7 @@ describe("the sweep and the journal", () => {
     await plain.fileJournal.create({
       data: {
         kind: "upload",
-        storage: "default",
+        storage: storages.default.namespace,
         objectKey: inFlight,
         owner: "User.avatar",
         notBefore: new Date(Date.now() + 3_600_000),

@@ -96,13 +96,15 @@ export class Journal {
       return { sql: `SELECT 1 FROM ${table.sql} t WHERE ${where} ORDER BY ${pk.join(", ")} FOR UPDATE`, values };
     }
     const c = (f: JournalField) => this.#c(f);
+    // Locked in a subquery: the outer query's clock is read once the lock is ours (a grace period
+    // counts from then, not from before a wait for the lock).
+    const locked = `SELECT ${columns.map((col, i) => `t.${table.column(col.field)} AS c${i}`).join(", ")} FROM ${table.sql} t WHERE ${where} ORDER BY ${pk.join(", ")} FOR UPDATE`;
     const rows = columns.map(
-      (col) =>
-        `(${p(col.storage)}::text, t.${table.column(col.field)}, ${p(col.owner)}::text, ${p(col.delaySeconds)}::float8)`,
+      (col, i) => `(${p(col.storage)}::text, r.c${i}, ${p(col.owner)}::text, ${p(col.delaySeconds)}::float8)`,
     );
     const now = this.#dialect.now;
     return {
-      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) SELECT 'delete', v.s, v.k, v.o, ${this.#dialect.nowPlus("v.d")}, ${now} FROM ${table.sql} t CROSS JOIN LATERAL (VALUES ${rows.join(", ")}) AS v(s, k, o, d) WHERE ${where} AND v.k IS NOT NULL FOR UPDATE OF t RETURNING ${c("id")} AS id, ${c("owner")} AS owner`,
+      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) SELECT 'delete', v.s, v.k, v.o, ${this.#dialect.nowPlus("v.d")}, ${now} FROM (${locked}) AS r CROSS JOIN LATERAL (VALUES ${rows.join(", ")}) AS v(s, k, o, d) WHERE v.k IS NOT NULL RETURNING ${c("id")} AS id, ${c("owner")} AS owner`,
       values,
     };
   }
