@@ -275,6 +275,13 @@ async function removeOrphans(sweep: Sweep, storage: Storage, name: string, candi
     const orphans = candidates.filter((o) => !recorded.has(o.name) && !held.has(o.name));
     for (const o of orphans) report.orphans.push({ storage: name, key: o.name, size: o.size });
     if (report.dryRun || orphans.length === 0) return orphans.length;
+    // Copies of these keys are refused from our commit on, whatever the request's outcome.
+    await coordination.journal.buryKeys(
+      tx,
+      id,
+      orphans.map((o) => o.name),
+      coordination.tombstoneSeconds,
+    );
     let result: Awaited<ReturnType<Storage["deleteMany"]>>;
     try {
       result = await storage.deleteMany(orphans.map((o) => o.name));

@@ -6,6 +6,7 @@
  * a success, and a crash at any point leaves the records for the next drain.
  */
 import type { S3Session } from "../../session/session.js";
+import type { Storage } from "../../storage/storage.js";
 import { resolveDirectUploads } from "../direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "../extension.js";
 import { type LifecycleContext, lifecycleContext, referencedKeys } from "../file-lifecycle.js";
@@ -40,7 +41,7 @@ export interface DrainClient extends SqlClient {
 }
 
 const DEFAULT_BATCH = 500;
-/** A batch holds its transaction while its DeleteObjects request runs: give it room. */
+/** A batch's deciding transaction may wait for key locks that writers hold. */
 const BATCH_TRANSACTION = { timeout: 60_000, maxWait: 10_000 };
 
 /**
@@ -75,12 +76,7 @@ export async function drain(
     const ids = options.ids?.slice(offset, offset + batchSize);
     if (ids && ids.length === 0) break;
     const limit = Math.min(batchSize, remaining);
-    const claimed = await retrying(coordination, () =>
-      client.$transaction(
-        (tx) => drainBatch(tx, coordination, ctx, { ...(ids ? { ids } : {}), limit }, report),
-        BATCH_TRANSACTION,
-      ),
-    );
+    const claimed = await drainBatch(client, coordination, ctx, { ...(ids ? { ids } : {}), limit }, report);
     remaining -= claimed;
     offset += batchSize;
     if (!ids && claimed < limit) break;
@@ -88,17 +84,71 @@ export async function drain(
   return report;
 }
 
-/** One batch in one transaction; returns how many records it claimed. */
+/** Records a batch decided to delete, by storage: deleted after the deciding transaction. */
+interface Doomed {
+  storage: Storage;
+  name: string;
+  keys: string[];
+  records: JournalRecord[];
+}
+
+/**
+ * One batch: decided in one transaction (claimed, keys locked, rows and records checked; records
+ * whose key is held again dropped; the rest marked `deleting`, which refuses copies of the keys
+ * from the commit on), then deleted, then buried as tombstones. A crash after the decision leaves
+ * `deleting` records that a later drain takes again (after {@link DECISION_LEASE_SECONDS}).
+ * Returns how many records it claimed.
+ */
 async function drainBatch(
-  tx: SqlClient,
-  { journal, dialect, tombstoneSeconds }: Coordination,
+  client: DrainClient,
+  coordination: Coordination,
   ctx: LifecycleContext,
   options: { ids?: readonly bigint[]; limit: number },
   report: DrainReport,
 ): Promise<number> {
+  const { journal } = coordination;
+  const decided = await retrying(coordination, () =>
+    client.$transaction((tx) => decideBatch(tx, coordination, ctx, options), BATCH_TRANSACTION),
+  );
+  report.claimed += decided.claimed;
+  report.dropped += decided.dropped;
+  for (const d of decided.doomed) {
+    let result: { deleted: string[]; failed: { name: string; error: unknown }[] };
+    try {
+      result = await d.storage.deleteMany(d.keys);
+    } catch (error) {
+      result = { deleted: [], failed: d.keys.map((name) => ({ name, error })) };
+    }
+    report.deleted += result.deleted.length;
+    const errors = new Map(result.failed.map((f) => [f.name, describe(f.error)]));
+    for (const f of result.failed) ctx.report(f.error);
+    await journal.bury(
+      client,
+      d.records.filter((r) => !errors.has(r.key)).map((r) => r.id),
+      coordination.tombstoneSeconds,
+    );
+    for (const r of d.records) {
+      const error = errors.get(r.key);
+      if (error === undefined) continue;
+      await journal.failed(client, r, error);
+      report.failed.push({ storage: d.name, key: r.key, error });
+    }
+  }
+  return decided.claimed;
+}
+
+/** How long a decided deletion waits for its drain before another drain takes it again. */
+const DECISION_LEASE_SECONDS = 300;
+
+async function decideBatch(
+  tx: SqlClient,
+  { journal, dialect }: Coordination,
+  ctx: LifecycleContext,
+  options: { ids?: readonly bigint[]; limit: number },
+): Promise<{ claimed: number; dropped: number; doomed: Doomed[] }> {
   const claimed = await journal.claim(tx, { ...options, storages: ctx.storageIds() });
-  if (claimed.length === 0) return 0;
-  report.claimed += claimed.length;
+  const outcome = { claimed: claimed.length, dropped: 0, doomed: [] as Doomed[] };
+  if (claimed.length === 0) return outcome;
   // Tombstones past their time: nothing to delete.
   const done: bigint[] = claimed.filter((r) => r.kind === "gone").map((r) => r.id);
   const records = claimed.filter((r) => r.kind !== "gone");
@@ -106,36 +156,29 @@ async function drainBatch(
   const claimedIds = records.map((r) => r.id);
   const byStorage = new Map<string, JournalRecord[]>();
   for (const r of records) byStorage.set(r.storage, [...(byStorage.get(r.storage) ?? []), r]);
-  const buried: bigint[] = [];
+  const deciding: bigint[] = [];
   for (const [storageId, group] of byStorage) {
     // Claimed only for storages this process has (see Journal.claim).
-    const { storage, name: storageName } = ctx.storageById(storageId)!;
+    const { storage, name } = ctx.storageById(storageId)!;
     const keys = [...new Set(group.map((r) => r.key))];
     // Records first, rows second (see Journal.liveKeys).
     const live = await journal.liveKeys(tx, storageId, keys, claimedIds);
-    const held = await referencedKeys(tx, storageName, keys, ctx);
-    const doomed = keys.filter((k) => !live.has(k) && !held.has(k));
-    const kept = new Set(keys.filter((k) => !doomed.includes(k)));
-    const result = doomed.length > 0 ? await storage.deleteMany(doomed) : { deleted: [], failed: [] };
-    const errors = new Map(result.failed.map((f) => [f.name, describe(f.error)]));
-    report.deleted += result.deleted.length;
+    const held = await referencedKeys(tx, name, keys, ctx);
+    const doomed = new Set(keys.filter((k) => !live.has(k) && !held.has(k)));
     for (const r of group) {
-      const error = errors.get(r.key);
-      if (error === undefined) {
-        if (kept.has(r.key)) {
-          done.push(r.id);
-          report.dropped++;
-        } else buried.push(r.id);
-        continue;
+      if (doomed.has(r.key)) deciding.push(r.id);
+      else {
+        done.push(r.id);
+        outcome.dropped++;
       }
-      await journal.failed(tx, r, error);
-      report.failed.push({ storage: storageName, key: r.key, error });
     }
-    for (const f of result.failed) ctx.report(f.error);
+    if (doomed.size > 0) {
+      outcome.doomed.push({ storage, name, keys: [...doomed], records: group.filter((r) => doomed.has(r.key)) });
+    }
   }
   await journal.forget(tx, done);
-  await journal.bury(tx, buried, tombstoneSeconds);
-  return claimed.length;
+  await journal.decide(tx, deciding, DECISION_LEASE_SECONDS);
+  return outcome;
 }
 
 function describe(error: unknown): string {

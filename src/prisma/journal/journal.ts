@@ -13,7 +13,7 @@ import type { Dialect, JournalField, SqlClient, Statement, Table } from "./sql.j
 /** A claimed record, as the drain sees it. */
 export interface JournalRecord {
   id: bigint;
-  kind: "upload" | "delete" | "gone";
+  kind: "upload" | "delete" | "deleting" | "gone";
   storage: string;
   key: string;
   attempts: number;
@@ -135,7 +135,7 @@ export class Journal {
     const c = (f: JournalField) => this.#c(f);
     const values: unknown[] = [storage];
     const p = (v: unknown) => this.#dialect.param(values.push(v));
-    const inner = `SELECT count(*) AS n FROM ${this.#table.sql} WHERE ${c("kind")} = 'gone' AND ${c("storage")} = ${this.#dialect.param(1)} AND ${c("objectKey")} IN (${keys.map(p).join(", ")})`;
+    const inner = `SELECT count(*) AS n FROM ${this.#table.sql} WHERE ${c("kind")} IN ('gone', 'deleting') AND ${c("storage")} = ${this.#dialect.param(1)} AND ${c("objectKey")} IN (${keys.map(p).join(", ")})`;
     return this.#dialect.check(`(${inner}) AS g`, "g.n = 0", values);
   }
 
@@ -191,7 +191,7 @@ export class Journal {
     );
     return rows.map((r) => ({
       id: BigInt(r.id),
-      kind: r.kind === "upload" || r.kind === "gone" ? r.kind : "delete",
+      kind: r.kind === "upload" || r.kind === "gone" || r.kind === "deleting" ? r.kind : "delete",
       storage: r.storage,
       key: r.key,
       attempts: Number(r.attempts),
@@ -225,12 +225,12 @@ export class Journal {
 
   /** Keys among `keys` (of one storage) with an upload or deletion record: the sweep leaves them to the drain. */
   async recordedKeys(client: SqlClient, storage: string, keys: readonly string[]): Promise<Set<string>> {
-    return this.#keysOfKind(client, storage, keys, "IN ('upload', 'delete')");
+    return this.#keysOfKind(client, storage, keys, "IN ('upload', 'delete', 'deleting')");
   }
 
-  /** Keys among `keys` (of one storage) the drain deleted lately (tombstones). */
+  /** Keys among `keys` (of one storage) the drain deleted lately, or may have (tombstones, failed deletions). */
   async goneKeys(client: SqlClient, storage: string, keys: readonly string[]): Promise<Set<string>> {
-    return this.#keysOfKind(client, storage, keys, "= 'gone'");
+    return this.#keysOfKind(client, storage, keys, "IN ('gone', 'deleting')");
   }
 
   async #keysOfKind(client: SqlClient, storage: string, keys: readonly string[], kind: string): Promise<Set<string>> {
@@ -244,6 +244,33 @@ export class Journal {
     return new Set(rows.map((r) => r.key));
   }
 
+  /**
+   * The drain decided to delete these records' objects: `deleting` (copies of the keys are
+   * refused from the commit on), due again after `leaseSeconds` in case the drain dies.
+   */
+  async decide(tx: SqlClient, ids: readonly bigint[], leaseSeconds: number): Promise<void> {
+    if (ids.length === 0) return;
+    const c = (f: JournalField) => this.#c(f);
+    await tx.$executeRawUnsafe(
+      `UPDATE ${this.#table.sql} SET ${c("kind")} = 'deleting', ${c("notBefore")} = ${this.#dialect.nowPlus("$1")} WHERE ${c("id")} IN (${this.#params(ids.length, 1)})`,
+      leaseSeconds,
+      ...ids,
+    );
+  }
+
+  /** Tombstones for keys the sweep deletes (written before the request: it may delete even if it fails). */
+  async buryKeys(tx: SqlClient, storage: string, keys: readonly string[], seconds: number): Promise<void> {
+    if (keys.length === 0) return;
+    const c = (f: JournalField) => this.#c(f);
+    const values: unknown[] = [storage, seconds];
+    const p = (v: unknown) => this.#dialect.param(values.push(v));
+    const rows = keys.map((k) => `('gone', $1, ${p(k)}, ${this.#dialect.nowPlus("$2")}, ${this.#dialect.now})`);
+    await tx.$executeRawUnsafe(
+      `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ${rows.join(", ")}`,
+      ...values,
+    );
+  }
+
   /** The drain deleted these records' objects: each record stays as a tombstone for `seconds`. */
   async bury(tx: SqlClient, ids: readonly bigint[], seconds: number): Promise<void> {
     if (ids.length === 0) return;
@@ -255,12 +282,16 @@ export class Journal {
     );
   }
 
-  /** A deletion failed: try again later (exponential backoff), keeping the error. */
+  /**
+   * A deletion failed: try again later (exponential backoff), keeping the error. The record is
+   * `deleting` from now on: the request may have deleted the object all the same, so copies of
+   * the key are refused as for a tombstone (a retry checks the rows and records again first).
+   */
   async failed(tx: SqlClient, record: JournalRecord, error: string): Promise<void> {
     const c = (f: JournalField) => this.#c(f);
     const delay = Math.min(MAX_BACKOFF_SECONDS, 10 * 2 ** Math.min(record.attempts, 12));
     await tx.$executeRawUnsafe(
-      `UPDATE ${this.#table.sql} SET ${c("attempts")} = ${c("attempts")} + 1, ${c("lastError")} = $1, ${c("notBefore")} = ${this.#dialect.nowPlus("$2")} WHERE ${c("id")} = $3`,
+      `UPDATE ${this.#table.sql} SET ${c("kind")} = 'deleting', ${c("attempts")} = ${c("attempts")} + 1, ${c("lastError")} = $1, ${c("notBefore")} = ${this.#dialect.nowPlus("$2")} WHERE ${c("id")} = $3`,
       error.slice(0, 1000),
       delay,
       record.id,
