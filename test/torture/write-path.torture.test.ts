@@ -323,7 +323,9 @@ async function sweepAndCheck(i: number): Promise<void> {
     const left = [...after[store]].filter((k) => !refs[store].has(k));
     const journaled = new Set(
       (
-        await plain.fileJournal.findMany({ where: { objectKey: { in: left }, kind: { in: ["upload", "delete"] } } })
+        await plain.fileJournal.findMany({
+          where: { objectKey: { in: left }, kind: { in: ["upload", "delete", "deleting"] } },
+        })
       ).map((r) => r.objectKey),
     );
     const unrecorded = left.filter((k) => !journaled.has(k));
@@ -1127,7 +1129,7 @@ describe("write path under randomized faults", () => {
         const refsBefore = refsOf(state);
         // The retries the journal holds, made due now (as time would), then a drain and a sweep.
         await plain.fileJournal.updateMany({
-          where: { kind: { in: ["upload", "delete"] } },
+          where: { kind: { in: ["upload", "delete", "deleting"] } },
           data: { notBefore: new Date(Date.now() - 1000) },
         });
         const drained = await drainFiles(plain, s3conn.session, { fields: fileFields, storages });
