@@ -421,7 +421,8 @@ async function uniqueRow(
   > | null;
   if (!row) {
     // No row to lock: the write must not reach one created meanwhile (an upsert creates then).
-    if (operation !== "upsert") args.where = { ...given, AND: [{ OR: [] }] };
+    // (`OR: []` is not "nothing" to Prisma in every position; `in: []` is.)
+    if (operation !== "upsert") args.where = { ...given, AND: [{ [pk[0]!]: { in: [] } }] };
     return [];
   }
   args.where = { ...given, ...Object.fromEntries(pk.map((k) => [k, row[k]])) };

@@ -251,6 +251,40 @@ describe("the write inside our transaction", () => {
     }
   });
 
+  it("a row created after the write looked for it (by email) is locked and its replaced file recorded, not orphaned", async () => {
+    const mail = email();
+    const old = await storages.private.save(`badges/appeared-${tag}.pdf`, Buffer.from("%PDF-1.7\n"));
+    // Applied after s3Files, this hook runs when s3Files hands the write to Prisma: after it
+    // looked the row up (none yet), before its transaction. The row appears in between.
+    let created = false;
+    const client = plainClient()
+      .$extends(s3Files(session, { ...options(), drain: false }))
+      .$extends({
+        query: {
+          user: {
+            async update({ args, query }) {
+              if (!created) {
+                created = true;
+                await plain.user.create({ data: { email: mail, badge: old } });
+              }
+              return query(args);
+            },
+          },
+        },
+      });
+    try {
+      const updated = await client.user.update({
+        where: { email: mail },
+        data: { badge: upload(Buffer.from("%PDF-1.7\n%new"), { filename: "new.pdf" }) },
+      });
+      expect(updated.badge.name).not.toBe(old);
+      // The old badge was the row's: recorded for deletion and deleted, not left for a sweep.
+      expect(await storages.private.exists(old)).toBe(false);
+    } finally {
+      await client.$disconnect();
+    }
+  });
+
   it("an upload a drain took as abandoned (older than uploadExpirySeconds) fails the write with FILE_NOT_FOUND; nothing is left", async () => {
     // The drain runs between the upload and the row's transaction, as a slow upload would let it.
     class Draining extends MemoryStorage {
