@@ -147,6 +147,39 @@ export async function closeConfig(
   }
 }
 
+/**
+ * A command's life with its config module: find it (`--config` or the default names), load it,
+ * run `body`, and close what it opened (client, session) whatever happened. Returns the exit
+ * code: `body`'s, 2 when no config is found, 1 when loading or `body` fails (one message, no
+ * stack: a stack or a cause may carry a URL with credentials).
+ */
+export async function withConfig(
+  command: string,
+  given: string | undefined,
+  io: CommandIO,
+  body: (config: CommandConfig) => Promise<number>,
+): Promise<number> {
+  let configPath: string;
+  try {
+    configPath = findConfig(given, io.cwd);
+  } catch (error) {
+    io.stderr.write(`prisma-s3-files ${command}: ${(error as Error).message}\n`);
+    return 2;
+  }
+  let config: Partial<CommandConfig> | undefined;
+  try {
+    const loaded = await loadConfig(configPath, (opened) => {
+      config = opened; // close what a half-valid config opened
+    });
+    return await body(loaded);
+  } catch (error) {
+    io.stderr.write(`prisma-s3-files ${command}: ${describeError(error)}\n`);
+    return 1;
+  } finally {
+    await closeConfig(config, io, command);
+  }
+}
+
 /** Storage names in the order `sweepOrphans` walks them (first use in the metadata). */
 export function storagesOf(fields: FileFieldsMetadataShape): string[] {
   const names = new Set<string>();

@@ -7,14 +7,11 @@ import { parseArgs } from "node:util";
 import {
   type CommandConfig,
   type CommandIO,
-  closeConfig,
   DEFAULT_CONFIG_FILES,
-  describeError,
-  findConfig,
-  loadConfig,
   processIO,
   redactUrls,
   UsageError,
+  withConfig,
 } from "./config.js";
 
 /** What `drainFiles` reports (the root entry's `DrainReport`). */
@@ -137,36 +134,17 @@ export async function drainCommand(
     io.stdout.write(DRAIN_USAGE);
     return 0;
   }
-  let configPath: string;
-  try {
-    configPath = findConfig(options.config, io.cwd);
-  } catch (error) {
-    io.stderr.write(`prisma-s3-files drain: ${(error as Error).message}\n`);
-    return 2;
-  }
-
-  let config: Partial<CommandConfig> | undefined;
-  let code: number;
-  try {
-    config = await loadConfig(configPath, (loaded) => {
-      config = loaded; // close what a half-valid config opened
-    });
+  return withConfig("drain", options.config, io, async (config) => {
     const drainFiles = await drain();
     const report = await drainFiles(config.client, config.session, {
-      fields: config.fields as CommandConfig["fields"],
+      fields: config.fields,
       ...(config.storages === undefined ? {} : { storages: config.storages }),
       ...(options.limit === undefined ? {} : { limit: options.limit }),
     });
     io.stdout.write(`${formatDrainSummary(report)}\n`);
     if (report.failed.length > 0) io.stderr.write(formatDrainFailures(report));
-    code = report.failed.length > 0 ? 1 : 0;
-  } catch (error) {
-    io.stderr.write(`prisma-s3-files drain: ${describeError(error)}\n`);
-    code = 1;
-  } finally {
-    await closeConfig(config, io, "drain");
-  }
-  return code;
+    return report.failed.length > 0 ? 1 : 0;
+  });
 }
 
 /** `drain: 12 claimed, 9 deleted, 2 dropped, 1 failed` (one line, for cron's mail and logs). */

@@ -9,15 +9,14 @@ import { type SweepReport, sweepOrphans } from "../prisma/sweep.js";
 import {
   type CommandConfig,
   type CommandIO,
-  closeConfig,
   DEFAULT_CONFIG_FILES,
   describeError,
   findConfig,
-  loadConfig,
   processIO,
   redactUrls,
   storagesOf,
   UsageError,
+  withConfig,
 } from "./config.js";
 
 export { type CommandIO, DEFAULT_CONFIG_FILES, describeError, findConfig, redactUrls };
@@ -157,28 +156,7 @@ export async function sweepCommand(args: string[], io: CommandIO = processIO()):
     );
     return 2;
   }
-  let configPath: string;
-  try {
-    configPath = findConfig(options.config, io.cwd);
-  } catch (error) {
-    io.stderr.write(`prisma-s3-files sweep: ${(error as Error).message}\n`);
-    return 2;
-  }
-
-  let config: Partial<SweepConfig> | undefined;
-  let code: number;
-  try {
-    config = await loadConfig(configPath, (loaded) => {
-      config = loaded; // close what a half-valid config opened
-    });
-    code = await run(config as SweepConfig, options, confirm, io);
-  } catch (error) {
-    io.stderr.write(`prisma-s3-files sweep: ${describeError(error)}\n`);
-    code = 1;
-  } finally {
-    await closeConfig(config, io, "sweep");
-  }
-  return code;
+  return withConfig("sweep", options.config, io, (config) => run(config as SweepConfig, options, confirm, io));
 }
 
 async function run(config: SweepConfig, options: SweepArgs, confirm: boolean, io: CommandIO): Promise<number> {
