@@ -279,8 +279,9 @@ export async function referencedKeys(
   const found = new Set<string>();
   for (const [model, meta] of Object.entries(ctx.fields)) {
     for (const field of Object.keys(meta.fileFields)) {
-      // By storage, not name: one storage may be configured under several names.
-      if (ctx.storageOf(model, field) !== ctx.storageNamed(storageName)) continue;
+      // By where the objects live, not by name or instance: one bucket and prefix may be
+      // configured under several names, or as several instances (the journal's namespaces).
+      if (storageId(ctx.storageOf(model, field)) !== storageId(ctx.storageNamed(storageName))) continue;
       for (let i = 0; i < keys.length; i += 1000) {
         const chunk = keys.slice(i, i + 1000);
         const rows = await delegate(client, model).findMany({

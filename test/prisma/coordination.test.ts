@@ -199,6 +199,27 @@ describe("the drain", () => {
     const tombstones = await plain.fileJournal.count({ where: { objectKey: { in: names }, kind: "gone" } });
     expect(tombstones).toBe(300);
   });
+  it("a key held through another storage instance over the same bucket and prefix is kept", async () => {
+    // `public` configured as a second S3Storage over default's location: one namespace.
+    const twin = new S3Storage({ session, location });
+    const client = plainClient().$extends(
+      s3Files(session, { fields: fileFields, storages: { ...storages, public: twin }, drain: false }),
+    );
+    try {
+      const user = await client.user.create({
+        data: { email: email(), badge: dummyKey(), avatar: upload(PNG, { filename: `twin-${tag}.png` }) },
+      });
+      const post = await client.post.create({ data: { title: "t", authorId: user.id } });
+      await client.attachment.create({
+        data: { postId: post.id, original: dummyKey(), preview: user.avatar!.name },
+      });
+      await client.user.update({ where: { id: user.id }, data: { avatar: null } });
+      // The attachment's preview still holds the key: the drain must see it through `public`.
+      expect(await storages.default.exists(user.avatar!.name)).toBe(true);
+    } finally {
+      await client.$disconnect();
+    }
+  });
 });
 
 describe("the sweep and the journal", () => {
