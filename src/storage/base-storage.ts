@@ -357,7 +357,9 @@ export abstract class BaseStorage implements Storage {
     let sourceError: unknown;
 
     try {
-      let target = await this.#claimName(name, maxLength, held);
+      // Where the backend's write refuses a taken name (and moves on through nextName), the
+      // requested name is tried as it is: no existence check before the first write.
+      let target = await this.#claimName(name, maxLength, held, exclusive && this.clashesOnWrite());
       await options.beforeWrite?.(target);
       const nextName = async (): Promise<string> => {
         if (!exclusive) throw new StorageError("nextName() is only for exclusive writes", { fileName: target });
@@ -477,12 +479,32 @@ export abstract class BaseStorage implements Storage {
     return stored;
   }
 
-  /** Picks an available name and reserves it for this save; validated like Django does. */
-  async #claimName(name: string, maxLength: number | undefined, held: string[]): Promise<string> {
+  /**
+   * Whether {@link BaseStorage.writeObject} refuses a name that is taken when it writes (an
+   * exclusive write the server enforces) and then asks `nextName` for another: `save()` then
+   * tries the requested name without asking the backend whether it exists first. Default `false`.
+   */
+  protected clashesOnWrite(): boolean {
+    return false;
+  }
+
+  /**
+   * Picks an available name and reserves it for this save; validated like Django does.
+   * `optimistic`: names being written by this process count as taken, the backend is not asked
+   * (its write refuses a taken one; see {@link BaseStorage.clashesOnWrite}).
+   */
+  async #claimName(name: string, maxLength: number | undefined, held: string[], optimistic = false): Promise<string> {
     const state = this.#scope();
     for (let i = 0; i < MAX_NAME_CLAIMS; i++) {
       const finishedBefore = state.finished;
-      const candidate = await this.getAvailableName(name, maxLength);
+      const candidate = optimistic
+        ? await getAvailableName(name, {
+            exists: async (c) => this.#isReserved(c),
+            overwrite: this.fileOverwrite,
+            ...(maxLength === undefined ? {} : { maxLength }),
+            ...this.nameByteLimits(),
+          })
+        : await this.getAvailableName(name, maxLength);
       this.validateName(candidate);
       // Overwriting: concurrent writers of one name are fine, the last one wins.
       if (this.fileOverwrite) return candidate;
@@ -492,7 +514,7 @@ export abstract class BaseStorage implements Storage {
       held.push(candidate);
       // A write that finished while we were checking may have taken the name after our
       // exists() said it was free; with our reservation in place, a second look is final.
-      if (state.finished !== finishedBefore && (await this.exists(candidate))) {
+      if (!optimistic && state.finished !== finishedBefore && (await this.exists(candidate))) {
         state.reserved.delete(candidate);
         held.pop();
         continue;

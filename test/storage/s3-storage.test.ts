@@ -237,6 +237,24 @@ describe("S3Storage against a recording proxy", () => {
     }
   });
 
+  it("once PutObject is known to refuse a taken key, a save is one PutObject (no HeadObject first); a taken name still gets Django's suffix", async () => {
+    const location = `optimistic/${randomBytes(4).toString("hex")}`;
+    const fresh = createSession({ ...sessionOptionsFor(s3), endpoint: proxy.endpoint });
+    try {
+      const storage = new S3Storage({ session: fresh, location });
+      await storage.save("warm.txt", Buffer.from("w")); // learns what PutObject does
+      const mark = proxy.log.length;
+      expect(await storage.save("a.txt", Buffer.from("a"))).toBe("a.txt");
+      expect(since(mark).map((r) => r.method)).toEqual(["PUT"]);
+      const second = await storage.save("a.txt", Buffer.from("b"));
+      expect(second).toMatch(/^a_[A-Za-z0-9]{7}\.txt$/);
+      expect(Buffer.from(await storage.read("a.txt")).toString()).toBe("a");
+      expect(Buffer.from(await storage.read(second)).toString()).toBe("b");
+    } finally {
+      await fresh.destroy();
+    }
+  });
+
   it("without conditional writes: a save replaced by another writer before its check is written again elsewhere", async () => {
     const location = `cond-verify/${randomBytes(4).toString("hex")}`;
     const storage = new S3Storage({ session: proxied, location, conditionalWrites: false });
