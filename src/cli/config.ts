@@ -148,6 +148,33 @@ export async function closeConfig(
 }
 
 /**
+ * Parses a command's arguments, answering the two cases that end it at once: a usage error
+ * (the message, the usage line and `hint` on stderr; exit code 2) and `--help` (the usage on
+ * stdout; 0). Returns the options otherwise, else that exit code.
+ */
+export function parseCommandArgs<T extends { help: boolean }>(
+  args: string[],
+  parse: (args: string[]) => T,
+  command: { name: string; usage: string; hint: string },
+  io: { stdout: { write(chunk: string): unknown }; stderr: { write(chunk: string): unknown } },
+): T | number {
+  let options: T;
+  try {
+    options = parse(args);
+  } catch (error) {
+    io.stderr.write(
+      `prisma-s3-files ${command.name}: ${(error as Error).message}\n${command.usage.split("\n")[0]}\n${command.hint}\n`,
+    );
+    return 2;
+  }
+  if (options.help) {
+    io.stdout.write(command.usage);
+    return 0;
+  }
+  return options;
+}
+
+/**
  * A command's life with its config module: find it (`--config` or the default names), load it,
  * run `body`, and close what it opened (client, session) whatever happened. Returns the exit
  * code: `body`'s, 2 when no config is found, 1 when loading or `body` fails (one message, no

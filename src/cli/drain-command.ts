@@ -8,6 +8,7 @@ import {
   type CommandConfig,
   type CommandIO,
   DEFAULT_CONFIG_FILES,
+  parseCommandArgs,
   processIO,
   redactUrls,
   UsageError,
@@ -121,19 +122,8 @@ export async function drainCommand(
   io: CommandIO = processIO(),
   drain: () => Promise<DrainFunction> = runtimeDrain,
 ): Promise<number> {
-  let options: DrainArgs;
-  try {
-    options = parseDrainArgs(args);
-  } catch (error) {
-    io.stderr.write(
-      `prisma-s3-files drain: ${(error as Error).message}\n${DRAIN_USAGE.split("\n")[0]}\n${HELP_HINT}\n`,
-    );
-    return 2;
-  }
-  if (options.help) {
-    io.stdout.write(DRAIN_USAGE);
-    return 0;
-  }
+  const options = parseCommandArgs(args, parseDrainArgs, { name: "drain", usage: DRAIN_USAGE, hint: HELP_HINT }, io);
+  if (typeof options === "number") return options;
   return withConfig("drain", options.config, io, async (config) => {
     const drainFiles = await drain();
     const report = await drainFiles(config.client, config.session, {

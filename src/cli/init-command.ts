@@ -12,6 +12,7 @@ import {
   JOURNAL_TABLE,
   journalModelSource,
 } from "../prisma/generator/journal-model.js";
+import { parseCommandArgs } from "./config.js";
 
 /** The streams and directory the command works with; `process`'s by default. */
 export interface InitIO {
@@ -201,19 +202,9 @@ export async function initCommand(
   args: string[],
   io: InitIO = { stdout: process.stdout, stderr: process.stderr, cwd: process.cwd() },
 ): Promise<number> {
-  let options: InitArgs;
-  try {
-    options = parseInitArgs(args);
-  } catch (error) {
-    io.stderr.write(
-      `prisma-s3-files init: ${(error as Error).message}\n${INIT_USAGE.split("\n")[0]}\nRun \`prisma-s3-files init --help\` for the options.\n`,
-    );
-    return 2;
-  }
-  if (options.help) {
-    io.stdout.write(INIT_USAGE);
-    return 0;
-  }
+  const hint = "Run `prisma-s3-files init --help` for the options.";
+  const options = parseCommandArgs(args, parseInitArgs, { name: "init", usage: INIT_USAGE, hint }, io);
+  if (typeof options === "number") return options;
   let result: InitResult;
   try {
     result = addJournalModel(findSchema(options.schema, io.cwd));

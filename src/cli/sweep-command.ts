@@ -12,6 +12,7 @@ import {
   DEFAULT_CONFIG_FILES,
   describeError,
   findConfig,
+  parseCommandArgs,
   processIO,
   redactUrls,
   storagesOf,
@@ -135,19 +136,8 @@ export function parseAge(text: string, option = "--older-than"): number {
  * credentials).
  */
 export async function sweepCommand(args: string[], io: CommandIO = processIO()): Promise<number> {
-  let options: SweepArgs;
-  try {
-    options = parseSweepArgs(args);
-  } catch (error) {
-    io.stderr.write(
-      `prisma-s3-files sweep: ${(error as Error).message}\n${SWEEP_USAGE.split("\n")[0]}\n${HELP_HINT}\n`,
-    );
-    return 2;
-  }
-  if (options.help) {
-    io.stdout.write(SWEEP_USAGE);
-    return 0;
-  }
+  const options = parseCommandArgs(args, parseSweepArgs, { name: "sweep", usage: SWEEP_USAGE, hint: HELP_HINT }, io);
+  if (typeof options === "number") return options;
   const confirm = !options.dryRun && !options.yes;
   if (confirm && !io.stdin.isTTY) {
     io.stderr.write(

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -177,11 +177,8 @@ describe("the config module and the drain (a stand-in for drainFiles)", () => {
   });
 });
 
-// End to end: the bin, the runtime's drainFiles, PostgreSQL and S3. Runs once the runtime's
-// journal (src/prisma/journal/drain.ts) exists.
-const HAVE_DRAIN = existsSync(join(ROOT, "src", "prisma", "journal", "drain.ts"));
-
-describe.skipIf(!HAVE_DRAIN)("drain against PostgreSQL and S3", () => {
+// End to end: the bin, the runtime's drainFiles, PostgreSQL and S3.
+describe("drain against PostgreSQL and S3", () => {
   const s3 = inject("s3");
   const tag = randomBytes(4).toString("hex");
   const location = `cli-drain-${tag}`;
