@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -16,6 +15,7 @@ import {
   parseDrainArgs,
 } from "../../src/cli/drain-command.js";
 import { S3Storage } from "../../src/index.js";
+import { type CommandResult, runCommand } from "../harness/run-command.js";
 import { listKeys } from "../harness/s3.js";
 import { harnessSession, plainClient } from "../prisma/client.js";
 
@@ -184,28 +184,11 @@ describe("drain against PostgreSQL and S3", () => {
   const location = `cli-drain-${tag}`;
   const e2eConfig = join(dir, "e2e.config.ts");
 
-  function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolvePromise, reject) => {
-      const child = spawn(process.execPath, ["--import", "tsx", BIN, "drain", "--config", e2eConfig, ...args], {
-        cwd: ROOT,
-        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
-        stdio: ["pipe", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (c: Buffer) => {
-        stdout += c.toString();
-      });
-      child.stderr.on("data", (c: Buffer) => {
-        stderr += c.toString();
-      });
-      child.stdin.end();
-      const timer = setTimeout(() => child.kill(), 50_000);
-      child.on("error", reject);
-      child.on("close", (code) => {
-        clearTimeout(timer);
-        resolvePromise({ code, stdout, stderr });
-      });
+  function cli(...args: string[]): Promise<CommandResult> {
+    return runCommand(process.execPath, ["--import", "tsx", BIN, "drain", "--config", e2eConfig, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
+      timeoutMs: 50_000,
     });
   }
 

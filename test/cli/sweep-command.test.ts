@@ -25,6 +25,7 @@ import { s3Files } from "../../src/prisma/extension.js";
 import type { SweepReport } from "../../src/prisma/sweep.js";
 import { upload } from "../../src/prisma/upload.js";
 import { fileFields } from "../generated/files/index.js";
+import { type CommandResult, runCommand } from "../harness/run-command.js";
 import { harnessClient, listKeys } from "../harness/s3.js";
 import { harnessSession, plainClient } from "../prisma/client.js";
 
@@ -327,28 +328,11 @@ describe("sweep against PostgreSQL and S3", () => {
   }
 
   /** Runs the bin as users do (through tsx here: the package is not built), stdin not a terminal. */
-  function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolvePromise, reject) => {
-      const child = spawn(process.execPath, ["--import", "tsx", BIN, "sweep", "--config", configPath, ...args], {
-        cwd: ROOT,
-        env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
-        stdio: ["pipe", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (c: Buffer) => {
-        stdout += c.toString();
-      });
-      child.stderr.on("data", (c: Buffer) => {
-        stderr += c.toString();
-      });
-      child.stdin.end();
-      const timer = setTimeout(() => child.kill(), 50_000);
-      child.on("error", reject);
-      child.on("close", (code) => {
-        clearTimeout(timer);
-        resolvePromise({ code, stdout, stderr });
-      });
+  function cli(...args: string[]): Promise<CommandResult> {
+    return runCommand(process.execPath, ["--import", "tsx", BIN, "sweep", "--config", configPath, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" },
+      timeoutMs: 50_000,
     });
   }
 

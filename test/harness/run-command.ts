@@ -7,11 +7,14 @@ export interface CommandResult {
   stderr: string;
 }
 
-/** Runs a command to its end with stdin closed; never rejects on a non-zero exit (tests assert the code). */
+/**
+ * Runs a command to its end with stdin closed (not a terminal); never rejects on a non-zero exit
+ * (tests assert the code). `timeoutMs`: killed then (its result says so by its code).
+ */
 export function runCommand(
   command: string,
   args: string[],
-  options: { cwd: string; env?: NodeJS.ProcessEnv },
+  options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
@@ -27,7 +30,11 @@ export function runCommand(
     child.stderr.on("data", (d: Buffer) => {
       stderr += d.toString();
     });
+    const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => child.kill(), options.timeoutMs);
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
   });
 }

@@ -106,33 +106,45 @@ export async function emptyAndDeleteBucket(t: S3Target, bucket: string): Promise
 /** Every key under `prefix/`, relative to it: what the bucket really holds, not what a storage's listdir shows. */
 export async function listKeys(t: S3Target, prefix: string): Promise<string[]> {
   const client = harnessClient(t);
-  const keys: string[] = [];
-  let token: string | undefined;
   try {
-    do {
-      const page = await client.send(
-        new ListObjectsV2Command({ Bucket: t.bucket, Prefix: `${prefix}/`, ContinuationToken: token }),
-      );
-      for (const o of page.Contents ?? []) keys.push((o.Key as string).slice(prefix.length + 1));
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    return (await listUnder(client, t.bucket, prefix)).sort();
   } finally {
     client.destroy();
   }
-  return keys.sort();
+}
+
+/** {@link listKeys} on a client of the caller's (for checks repeated many times), in listing order. */
+export async function listUnder(client: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/`, ContinuationToken: token }),
+    );
+    for (const o of page.Contents ?? []) keys.push((o.Key as string).slice(prefix.length + 1));
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
 }
 
 /** Whether the bucket holds `key` (a HeadObject with the harness's own keys). */
 export async function keyExists(t: S3Target, key: string, bucket = t.bucket): Promise<boolean> {
   const client = harnessClient(t);
   try {
+    return await headExists(client, bucket, key);
+  } finally {
+    client.destroy();
+  }
+}
+
+/** {@link keyExists} on a client of the caller's (for checks repeated many times). */
+export async function headExists(client: S3Client, bucket: string, key: string): Promise<boolean> {
+  try {
     await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
     return true;
   } catch (error) {
     if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
     throw error;
-  } finally {
-    client.destroy();
   }
 }
 

@@ -8,9 +8,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { HeadObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
 import { migrationFiles } from "../harness/postgres.js";
+import { headExists, listUnder } from "../harness/s3.js";
 import type { MpConfig, StorageEvent } from "./multiprocess-env.js";
 import { privateLocation } from "./multiprocess-env.js";
 
@@ -317,29 +318,6 @@ export function objectKey(config: MpConfig, store: string, key: string): string 
   return `${store === "private" ? privateLocation(config.location) : config.location}/${key}`;
 }
 
-export async function exists(client: S3Client, bucket: string, key: string): Promise<boolean> {
-  try {
-    await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-    return true;
-  } catch (error) {
-    if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return false;
-    throw error;
-  }
-}
-
-export async function listUnder(client: S3Client, bucket: string, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let token: string | undefined;
-  do {
-    const page = await client.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}/`, ContinuationToken: token }),
-    );
-    for (const o of page.Contents ?? []) keys.push((o.Key as string).slice(prefix.length + 1));
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
-}
-
 /**
  * Checks, again and again until stopped, that every key a committed row holds has its object: a
  * HEAD per key; a missing one counts only if a row still holds the key after the HEAD answered
@@ -355,7 +333,7 @@ export function danglingChecker(db: MpDatabase, s3: S3Client, config: MpConfig, 
     await Promise.all(
       (["default", "private"] as const).flatMap((store) =>
         [...keys[store].keys()].map(async (key) => {
-          if (!(await exists(s3, config.bucket, objectKey(config, store, key)))) missing.push({ store, key });
+          if (!(await headExists(s3, config.bucket, objectKey(config, store, key)))) missing.push({ store, key });
         }),
       ),
     );
@@ -363,7 +341,7 @@ export function danglingChecker(db: MpDatabase, s3: S3Client, config: MpConfig, 
       const after = await heldKeys(db, domain);
       for (const m of missing) {
         const email = after[m.store].get(m.key);
-        if (email !== undefined && !(await exists(s3, config.bucket, objectKey(config, m.store, m.key)))) {
+        if (email !== undefined && !(await headExists(s3, config.bucket, objectKey(config, m.store, m.key)))) {
           dangling.push({ ...m, email, at: new Date().toISOString() });
         }
       }

@@ -27,14 +27,13 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { sweepOrphans, upload } from "../../src/index.js";
 import { drainFiles } from "../../src/prisma/journal/drain.js";
-import { createBucket, emptyAndDeleteBucket, harnessClient, uniqueBucketName } from "../harness/s3.js";
+import { createBucket, emptyAndDeleteBucket, harnessClient, headExists, uniqueBucketName } from "../harness/s3.js";
 import { type MpConfig, pdfBytes, pngBytes, processEnv } from "./multiprocess-env.js";
 import {
   createMpDatabase,
   DeletionLog,
   danglingChecker,
   danglingFromAudit,
-  exists,
   heldKeys,
   journalKinds,
   type MpDatabase,
@@ -384,7 +383,7 @@ describe("copy race", () => {
         else throw copy.reason;
         const held = (await db.pg.query<{ avatar: string }>(`SELECT avatar FROM "User" WHERE email = $1`, [y])).rows[0]!
           .avatar;
-        if (!(await exists(lister, bucket, objectKey(config, "default", held))))
+        if (!(await headExists(lister, bucket, objectKey(config, "default", held))))
           outcomes.lost.push({ round, key: held });
       }
     } finally {
@@ -474,7 +473,7 @@ describe("deleteAfterSeconds through a crash", () => {
       expect(deletion!.by).toBe("drainer");
       expect(deletion!.start - committed).toBeGreaterThanOrEqual(GRACE * 1000);
       expect(after).toBe(404);
-      expect(await exists(lister, bucket, objectKey(config, "default", replaced))).toBe(true);
+      expect(await headExists(lister, bucket, objectKey(config, "default", replaced))).toBe(true);
     } finally {
       await Promise.all([sweeper.stop(), drainer.stop(), writer.stop()]);
       await env.files.$disconnect();
@@ -527,7 +526,7 @@ describe("sweep during concurrent creates", () => {
         const dangling: string[] = [];
         for (const store of ["default", "private"] as const) {
           for (const key of keys[store].keys()) {
-            if (!(await exists(lister, bucket, objectKey(config, store, key)))) dangling.push(`${store}:${key}`);
+            if (!(await headExists(lister, bucket, objectKey(config, store, key)))) dangling.push(`${store}:${key}`);
           }
         }
         results.push({
