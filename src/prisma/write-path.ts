@@ -23,6 +23,7 @@ import {
   delegate,
   deleteObjects,
   type LifecycleContext,
+  type OldKey,
   readOldKeys,
   readWrittenRows,
   type StoredObject,
@@ -272,7 +273,7 @@ interface RowsPlan {
   req: WriteRequest;
   targets: Map<string, { keys: unknown[][]; fields: Set<string> }>;
   /** Old keys of rows that cannot be locked (a model without a primary key), read now. */
-  unlocked: { model: string; field: string; key: string }[];
+  unlocked: OldKey[];
   /** The write's `where` was pinned to a primary key it did not name. */
   pinned: boolean;
 }
@@ -490,10 +491,7 @@ async function refuseGoneKeys(env: WriteEnv, client: SqlClient, keys: KeyAssignm
 }
 
 /** Phase 6's records: the old keys of columns that do not keep their files. */
-function deletions(
-  ctx: LifecycleContext,
-  oldKeys: { model: string; field: string; key: string }[],
-): (JournalEntry & { delaySeconds: number })[] {
+function deletions(ctx: LifecycleContext, oldKeys: OldKey[]): (JournalEntry & { delaySeconds: number })[] {
   const seen = new Set<string>();
   const out: (JournalEntry & { delaySeconds: number })[] = [];
   for (const k of oldKeys) {

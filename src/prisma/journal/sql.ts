@@ -153,5 +153,3 @@ export function findJournal(fields: FileFieldsMetadataShape): { model: string; d
   }
   return undefined;
 }
-
-export { JOURNAL_FIELDS };
