@@ -32,7 +32,7 @@ import {
 import type { Coordination } from "./journal/coordination.js";
 import { type DrainClient, drain, retrying } from "./journal/drain.js";
 import type { JournalEntry } from "./journal/journal.js";
-import { raw, type SqlClient, type Statement } from "./journal/sql.js";
+import { raw, type SqlClient, type Statement, transactionOptions } from "./journal/sql.js";
 import type { TransactionScope } from "./transactions.js";
 import { type KeyAssignment, type OldKeySelect, relatedRowsSelect, type WritePlan } from "./write-plan.js";
 
@@ -156,7 +156,7 @@ async function inOwnTransaction(env: WriteEnv, req: WriteRequest, uploads: Uploa
               req.query(plan.req.args),
               ...after.map((st) => raw(env.base, st)),
             ] as unknown as Parameters<DrainClient["$transaction"]>[0],
-            BATCH,
+            transactionOptions(env.coordination.dialect, BATCH),
           ),
         )) as unknown as unknown[];
         return { result: all[before.length], deletions: deletionRecords(env, all.slice(0, before.length)) };
