@@ -24,10 +24,9 @@ import { MemoryStorage, type S3Session, S3Storage, strftime } from "../../src/in
 import { s3Files } from "../../src/prisma/extension.js";
 import type { SweepReport } from "../../src/prisma/sweep.js";
 import { upload } from "../../src/prisma/upload.js";
-import { fileFields } from "../generated/files/index.js";
 import { type CommandResult, runCommand } from "../harness/run-command.js";
 import { harnessClient, listKeys } from "../harness/s3.js";
-import { harnessSession, plainClient } from "../prisma/client.js";
+import { fileFields, harnessSession, plainClient } from "../prisma/client.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const BIN = "src/bin/prisma-s3-files.ts";

@@ -19,6 +19,11 @@ export const fileFields = generated.fileFields;
 /** The generated `s3Files` bound to the provider's metadata. */
 export const generatedS3Files = generated.s3Files;
 
+/** `name` quoted as an SQL identifier on the provider (PostgreSQL and SQLite "x", MySQL `x`), for raw queries. */
+export function sqlId(name: string): string {
+  return provider === "mysql" ? `\`${name.replaceAll("`", "``")}\`` : `"${name.replaceAll('"', '""')}"`;
+}
+
 /** A plain client of the provider's generated client on the run's database (typed as PostgreSQL's). */
 export function plainClient(): PrismaClient {
   return clientFor(generated, provider, inject("databaseUrl"));

@@ -4,8 +4,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrismaS3FilesError, type S3Session } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
 import { FieldFile } from "../../src/prisma/field-file.js";
-import { fileFields } from "../generated/files/index.js";
-import { type CountingMemoryStorage, filesClient, harnessSession, plainClient, testStorages } from "./client.js";
+import { Prisma } from "../generated/prisma/client.js";
+import {
+  type CountingMemoryStorage,
+  fileFields,
+  filesClient,
+  generatedS3Files,
+  harnessSession,
+  plainClient,
+  sqlId,
+  testStorages,
+} from "./client.js";
 
 let session: S3Session;
 let storages: ReturnType<typeof testStorages>;
@@ -197,7 +206,9 @@ describe("transactions and raw queries", () => {
   });
 
   it("raw queries stay raw", async () => {
-    const rows = await prisma.$queryRaw<{ avatar: string }[]>`SELECT avatar FROM "User" WHERE id = ${userId}`;
+    const rows = await prisma.$queryRaw<
+      { avatar: string }[]
+    >`SELECT avatar FROM ${Prisma.raw(sqlId("User"))} WHERE id = ${userId}`;
     expect(rows[0]!.avatar).toBe(`avatars/${tag}/me.png`);
   });
 });
@@ -328,7 +339,7 @@ describe("Prisma's per-row result pass", () => {
 
 describe("the generated module", () => {
   it("exports s3Files pre-bound to the schema: s3Files(session) alone works with the default storage", async () => {
-    const { s3Files: bound } = await import("../generated/files/index.js");
+    const bound = generatedS3Files;
     const client = plainClient().$extends(bound(session, { storages }));
     const user = await client.user.findUniqueOrThrow({ where: { id: userId } });
     expectFile(user.avatar, `avatars/${tag}/me.png`);

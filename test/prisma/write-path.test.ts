@@ -15,11 +15,10 @@ import {
 import { s3Files } from "../../src/prisma/extension.js";
 import { FieldFile } from "../../src/prisma/field-file.js";
 import { pendingUploadCount, upload } from "../../src/prisma/upload.js";
-import { fileFields } from "../generated/files/index.js";
 import { Prisma } from "../generated/prisma/client.js";
 import { listKeys, sessionOptionsFor } from "../harness/s3.js";
 import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
-import { dummyKey, harnessSession, plainClient } from "./client.js";
+import { dummyKey, fileFields, harnessSession, plainClient } from "./client.js";
 
 const s3 = inject("s3");
 const tag = randomBytes(4).toString("hex");

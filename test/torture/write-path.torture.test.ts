@@ -58,11 +58,10 @@ import {
 } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
 import { pendingUploadCount } from "../../src/prisma/upload.js";
-import { fileFields } from "../generated/files/index.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import { createBucket, emptyAndDeleteBucket, harnessClient, uniqueBucketName } from "../harness/s3.js";
 import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
-import { plainClient } from "../prisma/client.js";
+import { fileFields, plainClient } from "../prisma/client.js";
 import { type LossyProxy, startLossyProxy } from "./lossy-proxy.js";
 import { envInt, MiB, pdf, png, proxiedSession, Rng, tortureSeed } from "./support.js";
 
