@@ -263,12 +263,9 @@ async function removeOrphans(sweep: Sweep, storage: Storage, name: string, candi
   const { client, coordination, ctx, report } = sweep;
   const keys = candidates.map((o) => o.name);
   const id = storageId(storage);
+  const locks = keys.map((key) => ({ storage: id, key }));
   const decide = async (tx: SqlClient, lock: boolean) => {
-    if (lock)
-      await coordination.dialect.lockKeys(
-        tx,
-        keys.map((key) => ({ storage: id, key })),
-      );
+    if (lock) await coordination.journal.runIn(tx, coordination.journal.lockKeys(locks));
     // Records first, rows second (see Journal.liveKeys).
     const recorded = await coordination.journal.recordedKeys(tx, id, keys);
     const held = await referencedKeys(tx, name, keys, ctx);
@@ -297,7 +294,14 @@ async function removeOrphans(sweep: Sweep, storage: Storage, name: string, candi
   };
   try {
     if (report.dryRun) return await decide(client, false);
-    return await client.$transaction((tx) => decide(tx, true), { timeout: 120_000, maxWait: 10_000 });
+    return await client.$transaction(
+      async (tx) => {
+        const found = await decide(tx, true);
+        await coordination.journal.runIn(tx, coordination.journal.unlockKeys(locks));
+        return found;
+      },
+      { timeout: 120_000, maxWait: 10_000 },
+    );
   } catch (error) {
     for (const key of keys) report.failed.push({ storage: name, key, error: describeFailure(error) });
     return 0;

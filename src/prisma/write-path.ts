@@ -32,7 +32,7 @@ import {
 import type { Coordination } from "./journal/coordination.js";
 import { type DrainClient, drain, retrying } from "./journal/drain.js";
 import type { JournalEntry } from "./journal/journal.js";
-import type { SqlClient, Statement } from "./journal/sql.js";
+import { raw, type SqlClient, type Statement } from "./journal/sql.js";
 import type { TransactionScope } from "./transactions.js";
 import { type KeyAssignment, type OldKeySelect, relatedRowsSelect, type WritePlan } from "./write-plan.js";
 
@@ -146,19 +146,20 @@ async function inOwnTransaction(env: WriteEnv, req: WriteRequest, uploads: Uploa
       async () => {
         const plan = await planRows(env, env.base, { ...req, args: { ...req.args } });
         pinned = plan.pinned;
-        const statements = rowStatements(env, plan, uploads);
+        const { before, after } = rowStatements(env, plan, uploads);
         // Writers of one row in this process queue here rather than each holding a pooled
         // connection while the database makes them wait (the database lock is what decides).
         const all = (await env.rowQueue.run(rowIds(plan), () =>
           env.base.$transaction(
             [
-              ...statements.map((st) => env.base.$queryRawUnsafe(st.sql, ...st.values)),
+              ...before.map((st) => raw(env.base, st)),
               req.query(plan.req.args),
+              ...after.map((st) => raw(env.base, st)),
             ] as unknown as Parameters<DrainClient["$transaction"]>[0],
             BATCH,
           ),
         )) as unknown as unknown[];
-        return { result: all[statements.length], deletions: deletionRecords(env, all.slice(0, statements.length)) };
+        return { result: all[before.length], deletions: deletionRecords(env, all.slice(0, before.length)) };
       },
       replanned,
     );
@@ -181,10 +182,10 @@ async function inCallersTransaction(
   let outcome: RowOutcome;
   try {
     const plan = await planRows(env, tx, req);
-    const statements = rowStatements(env, plan, uploads);
-    const results: unknown[] = [];
-    for (const st of statements) results.push(await tx.$queryRawUnsafe(st.sql, ...st.values));
+    const { before, after } = rowStatements(env, plan, uploads);
+    const results = await env.coordination.journal.runIn(tx, before);
     outcome = { result: await req.query(plan.req.args), deletions: deletionRecords(env, results) };
+    await env.coordination.journal.runIn(tx, after);
   } catch (error) {
     // The caller may catch this and commit the rest; the records may be gone with the commit.
     scope.afterCommit.push(() => settleFailed(env, uploads, { deleteFirst: true }));
@@ -207,8 +208,7 @@ async function inBatch(env: WriteEnv, req: WriteRequest, scope: TransactionScope
   await refuseGoneKeys(env, base, req.plan.keys);
   const result = await req.query(req.args);
   scope.afterCommit.push(async () => {
-    const { sql, values } = coordination.journal.recordDeletionsStatement(deletions(ctx, oldKeys));
-    const recorded = oldKeys.length > 0 ? [await base.$queryRawUnsafe(sql, ...values)] : [];
+    const recorded = [await coordination.journal.recordDeletionsNow(base, deletions(ctx, oldKeys))];
     await settle(
       env,
       deletionRecords(env, recorded),
@@ -339,11 +339,12 @@ function collectTargets(env: WriteEnv, plan: RowsPlan, select: OldKeySelect, row
 /**
  * Phases 2–4 as statements, in lock order: rows (by model, then primary key) with their old keys
  * recorded for deletion (phases 3 and 6 in one statement), the write's upload records, the keys
- * it copies from other rows.
+ * it copies from other rows. `after` runs after the write (releasing what a database keeps as rows).
  */
-function rowStatements(env: WriteEnv, plan: RowsPlan, uploads: Upload[]): Statement[] {
+function rowStatements(env: WriteEnv, plan: RowsPlan, uploads: Upload[]): { before: Statement[]; after: Statement[] } {
   const { ctx, coordination } = env;
   const statements: Statement[] = [];
+  const after: Statement[] = [];
   for (const [model, target] of [...plan.targets].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (target.keys.length === 0) continue;
     const columns = [...target.fields]
@@ -358,25 +359,26 @@ function rowStatements(env: WriteEnv, plan: RowsPlan, uploads: Upload[]): Statem
     const pk = ctx.fields[model]!.primaryKey;
     for (let i = 0; i < target.keys.length; i += LOCK_CHUNK) {
       const chunk = target.keys.slice(i, i + LOCK_CHUNK);
-      statements.push(coordination.journal.lockAndRecordRows(coordination.table(model), pk, chunk, columns));
+      statements.push(...coordination.journal.lockAndRecordRows(coordination.table(model), pk, chunk, columns));
     }
   }
   const unlocked = deletions(ctx, plan.unlocked);
-  if (unlocked.length > 0) statements.push(coordination.journal.recordDeletionsStatement(unlocked));
+  if (unlocked.length > 0) statements.push(coordination.journal.recordDeletions(unlocked));
   if (uploads.length > 0) {
     const definite = uploads.filter((u) => !u.conditional).map((u) => u.record);
-    statements.push(coordination.journal.takeUploadsStatement(definite, conditionalRecords(uploads)));
+    statements.push(...coordination.journal.takeUploads(definite, conditionalRecords(uploads)));
   }
   const copied = plan.req.plan.keys;
   if (copied.length > 0) {
     const entries = copied.map((k) => ({ storage: ctx.storageId(k.model, k.field), key: k.key }));
-    statements.push(coordination.dialect.lockKeysStatement(entries));
+    statements.push(...coordination.journal.lockKeys(entries));
     for (const storage of new Set(entries.map((e) => e.storage))) {
       const keys = entries.filter((e) => e.storage === storage).map((e) => e.key);
-      statements.push(coordination.journal.refuseGoneStatement(storage, keys));
+      statements.push(coordination.journal.refuseGone(storage, keys));
     }
+    after.push(...coordination.journal.unlockKeys(entries));
   }
-  return statements;
+  return { before: statements, after };
 }
 
 /** The deletion records among the statements' results: due now, and due later (their column's delay). */

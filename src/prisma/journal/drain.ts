@@ -142,7 +142,7 @@ const DECISION_LEASE_SECONDS = 300;
 
 async function decideBatch(
   tx: SqlClient,
-  { journal, dialect }: Coordination,
+  { journal }: Coordination,
   ctx: LifecycleContext,
   options: { ids?: readonly bigint[]; limit: number },
 ): Promise<{ claimed: number; dropped: number; doomed: Doomed[] }> {
@@ -152,7 +152,7 @@ async function decideBatch(
   // Tombstones past their time: nothing to delete.
   const done: bigint[] = claimed.filter((r) => r.kind === "gone").map((r) => r.id);
   const records = claimed.filter((r) => r.kind !== "gone");
-  await dialect.lockKeys(tx, records);
+  await journal.runIn(tx, journal.lockKeys(records));
   const claimedIds = records.map((r) => r.id);
   const byStorage = new Map<string, JournalRecord[]>();
   for (const r of records) byStorage.set(r.storage, [...(byStorage.get(r.storage) ?? []), r]);
@@ -178,6 +178,7 @@ async function decideBatch(
   }
   await journal.forget(tx, done);
   await journal.decide(tx, deciding, DECISION_LEASE_SECONDS);
+  await journal.runIn(tx, journal.unlockKeys(records));
   return outcome;
 }
 

@@ -8,7 +8,16 @@
  * key (read from a row before the deletion) is refused instead of pointing a row at nothing.
  */
 import type { FileFieldsMetadataShape } from "../metadata-types.js";
-import type { Dialect, JournalField, SqlClient, Statement, Table } from "./sql.js";
+import {
+  type Dialect,
+  type JournalField,
+  type KeyLock,
+  Params,
+  raw,
+  type SqlClient,
+  type Statement,
+  type Table,
+} from "./sql.js";
 
 /** A claimed record, as the drain sees it. */
 export interface JournalRecord {
@@ -38,23 +47,53 @@ export interface JournaledColumn {
 /** Longest backoff between failed deletions of one record. */
 const MAX_BACKOFF_SECONDS = 3600;
 
-/** The journal's statements on one database. */
+/**
+ * The journal's statements on one database. PostgreSQL gets one statement per phase
+ * (data-modifying CTEs, `LATERAL`); MySQL and SQLite, which have neither, a few.
+ */
 export class Journal {
-  readonly #table: Table;
+  readonly table: Table;
   readonly #dialect: Dialect;
 
   constructor(fields: FileFieldsMetadataShape, model: string, dialect: Dialect) {
-    this.#table = dialect.table(fields, model);
+    this.table = dialect.table(fields, model);
     this.#dialect = dialect;
   }
 
   #c(field: JournalField): string {
-    return this.#table.column(field);
+    return this.table.column(field);
   }
 
-  /** `$1, $2, ...` for `count` parameters after the first `offset`. */
-  #params(count: number, offset = 0): string {
-    return Array.from({ length: count }, (_, i) => this.#dialect.param(offset + i + 1)).join(", ");
+  #params(): Params {
+    return new Params(this.#dialect);
+  }
+
+  get #pg(): boolean {
+    return this.#dialect.kind === "postgresql";
+  }
+
+  /**
+   * Runs statements outside a transaction of ours. Where every query shares one connection
+   * (SQLite), in a transaction of their own: outside one they would run inside whichever
+   * interactive transaction is open, and go with its rollback.
+   */
+  async #run(client: SqlClient, statements: readonly Statement[]): Promise<unknown[]> {
+    const batch = (client as { $transaction?: (queries: unknown[]) => Promise<unknown[]> }).$transaction;
+    if (this.#dialect.sharedConnection && typeof batch === "function") {
+      return batch.call(
+        client,
+        statements.map((st) => raw(client, st)),
+      );
+    }
+    const results: unknown[] = [];
+    for (const st of statements) results.push(await raw(client, st));
+    return results;
+  }
+
+  /** `INSERT INTO journal (kind, storage, objectKey, owner, notBefore, createdAt)`. */
+  get #insertInto(): string {
+    const c = (f: JournalField) => this.#c(f);
+    return `INSERT INTO ${this.table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")})`;
   }
 
   /**
@@ -63,50 +102,74 @@ export class Journal {
    */
   async recordUpload(client: SqlClient, entry: JournalEntry, expirySeconds: number): Promise<bigint> {
     const c = (f: JournalField) => this.#c(f);
-    const rows = await client.$queryRawUnsafe<{ id: bigint }[]>(
-      `WITH cleared AS (DELETE FROM ${this.#table.sql} WHERE ${c("kind")} = 'gone' AND ${c("storage")} = $1 AND ${c("objectKey")} = $2) INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ('upload', $1, $2, $3, ${this.#dialect.nowPlus("$4")}, ${this.#dialect.now}) RETURNING ${c("id")} AS id`,
-      entry.storage,
-      entry.key,
-      entry.owner,
-      expirySeconds,
-    );
+    const d = this.#dialect;
+    const insert = (q: Params) =>
+      `${this.#insertInto} VALUES ('upload', ${q.p(entry.storage)}, ${q.p(entry.key)}, ${q.p(entry.owner)}, ${d.nowPlus(q.p(expirySeconds))}, ${d.now}) RETURNING ${c("id")} AS id`;
+    const clear = (q: Params) =>
+      `DELETE FROM ${this.table.sql} WHERE ${c("kind")} = 'gone' AND ${c("storage")} = ${q.p(entry.storage)} AND ${c("objectKey")} = ${q.p(entry.key)}`;
+    let statements: Statement[];
+    if (this.#pg) {
+      const q = this.#params();
+      statements = [q.statement(`WITH cleared AS (${clear(q)}) ${insert(q)}`)];
+    } else {
+      const a = this.#params();
+      const b = this.#params();
+      statements = [a.statement(clear(a), "execute"), b.statement(insert(b))];
+    }
+    const results = await this.#run(client, statements);
+    const rows = results.at(-1) as { id: bigint }[];
     return BigInt(rows[0]!.id);
   }
 
   /**
    * Locks rows of `table` by primary key (in key order) and records the deletion of every key
    * they hold in `columns`: the write that follows in the same transaction replaces or deletes
-   * them (a key it keeps is dropped by the drain, which finds it held). Returns `id` and `owner`
-   * per record. Without columns, only locks.
+   * them (a key it keeps is dropped by the drain, which finds it held). The statements' rows are
+   * `id` and `owner` per record. Without columns, only locks.
    */
   lockAndRecordRows(
     table: Table,
     primaryKey: readonly string[],
     keys: readonly unknown[][],
     columns: readonly JournaledColumn[],
-  ): Statement {
-    const values: unknown[] = [];
-    const p = (v: unknown) => this.#dialect.param(values.push(v));
+  ): Statement[] {
+    const d = this.#dialect;
     const pk = primaryKey.map((f) => `t.${table.column(f)}`);
-    const where =
+    const where = (q: Params) =>
       pk.length === 1
-        ? `${pk[0]} IN (${keys.map((k) => p(k[0])).join(", ")})`
-        : `(${pk.join(", ")}) IN (${keys.map((k) => `(${k.map(p).join(", ")})`).join(", ")})`;
-    if (columns.length === 0) {
-      return { sql: `SELECT 1 FROM ${table.sql} t WHERE ${where} ORDER BY ${pk.join(", ")} FOR UPDATE`, values };
-    }
+        ? `${pk[0]} IN (${keys.map((k) => q.p(k[0])).join(", ")})`
+        : `(${pk.join(", ")}) IN (${keys.map((k) => `(${k.map((v) => q.p(v)).join(", ")})`).join(", ")})`;
     const c = (f: JournalField) => this.#c(f);
-    // Locked in a subquery: the outer query's clock is read once the lock is ours (a grace period
-    // counts from then, not from before a wait for the lock).
-    const locked = `SELECT ${columns.map((col, i) => `t.${table.column(col.field)} AS c${i}`).join(", ")} FROM ${table.sql} t WHERE ${where} ORDER BY ${pk.join(", ")} FOR UPDATE`;
-    const rows = columns.map(
-      (col, i) => `(${p(col.storage)}::text, r.c${i}, ${p(col.owner)}::text, ${p(col.delaySeconds)}::float8)`,
-    );
-    const now = this.#dialect.now;
-    return {
-      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) SELECT 'delete', v.s, v.k, v.o, ${this.#dialect.nowPlus("v.d")}, ${now} FROM (${locked}) AS r CROSS JOIN LATERAL (VALUES ${rows.join(", ")}) AS v(s, k, o, d) WHERE v.k IS NOT NULL RETURNING ${c("id")} AS id, ${c("owner")} AS owner`,
-      values,
-    };
+    const returning = ` RETURNING ${c("id")} AS id, ${c("owner")} AS owner`;
+    if (columns.length === 0) {
+      const q = this.#params();
+      const lock = d.writeLock(this.table);
+      return [
+        lock ?? q.statement(`SELECT 1 FROM ${table.sql} t WHERE ${where(q)} ORDER BY ${pk.join(", ")}${d.forUpdate}`),
+      ];
+    }
+    // Locked in a subquery: the clock is read once the lock is ours (a grace period counts from
+    // then, not from before a wait for the lock).
+    const locked = (q: Params) =>
+      `SELECT ${columns.map((col, i) => `t.${table.column(col.field)} AS c${i}`).join(", ")} FROM ${table.sql} t WHERE ${where(q)} ORDER BY ${pk.join(", ")}${d.forUpdate}`;
+    const q = this.#params();
+    if (this.#pg) {
+      const lockedSql = locked(q);
+      const rows = columns.map(
+        (col, i) => `(${q.p(col.storage)}::text, r.c${i}, ${q.p(col.owner)}::text, ${q.p(col.delaySeconds)}::float8)`,
+      );
+      return [
+        q.statement(
+          `${this.#insertInto} SELECT 'delete', v.s, v.k, v.o, ${d.nowPlus("v.d")}, ${d.now} FROM (${lockedSql}) AS r CROSS JOIN LATERAL (VALUES ${rows.join(", ")}) AS v(s, k, o, d) WHERE v.k IS NOT NULL${returning}`,
+        ),
+      ];
+    }
+    // No LATERAL: a branch per column, each reading (and on MySQL locking) the same rows.
+    const branches = columns.map((col, i) => {
+      const from = locked(q);
+      return `SELECT 'delete', ${q.p(col.storage)}, r.c${i}, ${q.p(col.owner)}, ${d.nowPlus(q.p(col.delaySeconds))}, ${d.now} FROM (${from}) AS r WHERE r.c${i} IS NOT NULL`;
+    });
+    return [q.statement(`${this.#insertInto} ${branches.join(" UNION ALL ")}${returning}`)];
   }
 
   /**
@@ -114,53 +177,92 @@ export class Journal {
    * keys now), `conditional` ones stay locked for the drain to decide after the commit. Fails
    * the transaction (a {@link Dialect.check}) if any is gone: a drain took it as abandoned.
    */
-  takeUploadsStatement(definite: readonly bigint[], conditional: readonly bigint[]): Statement {
+  takeUploads(definite: readonly bigint[], conditional: readonly bigint[]): Statement[] {
     const c = (f: JournalField) => this.#c(f);
-    const values: unknown[] = [];
-    const p = (v: unknown) => this.#dialect.param(values.push(v));
-    const list = (ids: readonly bigint[]) => (ids.length > 0 ? ids.map(p).join(", ") : "NULL");
-    const taken = `DELETE FROM ${this.#table.sql} WHERE ${c("id")} IN (${list(definite)}) AND ${c("kind")} = 'upload' RETURNING 1`;
-    const held = `SELECT 1 FROM ${this.#table.sql} WHERE ${c("id")} IN (${list(conditional)}) AND ${c("kind")} = 'upload' FOR UPDATE`;
-    const expected = p(definite.length + conditional.length);
-    const check = this.#dialect.check(
-      "(SELECT count(*) AS n FROM taken) AS a, (SELECT count(*) AS n FROM held) AS b",
-      `a.n + b.n = ${expected}`,
-      values,
-    );
-    return { sql: `WITH taken AS (${taken}), held AS (${held}) ${check.sql}`, values };
+    const d = this.#dialect;
+    const expected = definite.length + conditional.length;
+    if (this.#pg) {
+      const q = this.#params();
+      const taken = `DELETE FROM ${this.table.sql} WHERE ${c("id")} IN (${q.list(definite)}) AND ${c("kind")} = 'upload' RETURNING 1`;
+      const held = `SELECT 1 FROM ${this.table.sql} WHERE ${c("id")} IN (${q.list(conditional)}) AND ${c("kind")} = 'upload' FOR UPDATE`;
+      const check = d.check(
+        this.table,
+        "(SELECT count(*) AS n FROM taken) AS a, (SELECT count(*) AS n FROM held) AS b",
+        `a.n + b.n = ${q.p(expected)}`,
+        q.values,
+      );
+      return [{ sql: `WITH taken AS (${taken}), held AS (${held}) ${check.sql}`, values: q.values }];
+    }
+    // All of them locked and counted first, then the definite ones deleted.
+    const q = this.#params();
+    const mine = `SELECT ${c("id")} FROM ${this.table.sql} WHERE ${c("id")} IN (${q.list([...definite, ...conditional])}) AND ${c("kind")} = 'upload'${d.forUpdate}`;
+    const statements = [
+      d.check(this.table, `(SELECT count(*) AS n FROM (${mine}) AS x) AS a`, `a.n = ${q.p(expected)}`, q.values),
+    ];
+    if (definite.length > 0) {
+      const r = this.#params();
+      statements.push(
+        r.statement(
+          `DELETE FROM ${this.table.sql} WHERE ${c("id")} IN (${r.list(definite)}) AND ${c("kind")} = 'upload'`,
+          "execute",
+        ),
+      );
+    }
+    return statements;
   }
 
   /** Fails the transaction (a {@link Dialect.check}) if any of `keys` has a tombstone. */
-  refuseGoneStatement(storage: string, keys: readonly string[]): Statement {
+  refuseGone(storage: string, keys: readonly string[]): Statement {
     const c = (f: JournalField) => this.#c(f);
-    const values: unknown[] = [storage];
-    const p = (v: unknown) => this.#dialect.param(values.push(v));
-    const inner = `SELECT count(*) AS n FROM ${this.#table.sql} WHERE ${c("kind")} IN ('gone', 'deleting') AND ${c("storage")} = ${this.#dialect.param(1)} AND ${c("objectKey")} IN (${keys.map(p).join(", ")})`;
-    return this.#dialect.check(`(${inner}) AS g`, "g.n = 0", values);
+    const q = this.#params();
+    const inner = `SELECT count(*) AS n FROM (SELECT ${c("id")} FROM ${this.table.sql} WHERE ${c("kind")} IN ('gone', 'deleting') AND ${c("storage")} = ${q.p(storage)} AND ${c("objectKey")} IN (${q.list(keys)})${this.#dialect.readLatest}) AS x`;
+    return this.#dialect.check(this.table, `(${inner}) AS g`, "g.n = 0", q.values);
+  }
+
+  /** Takes transaction-scoped locks on (storage, key) pairs (see {@link Dialect.lockKeys}). */
+  lockKeys(keys: readonly KeyLock[]): Statement[] {
+    return this.#dialect.lockKeys(this.table, keys);
+  }
+
+  /** What a transaction runs once done with its key locks (see {@link Dialect.unlockKeys}). */
+  unlockKeys(keys: readonly KeyLock[]): Statement[] {
+    return this.#dialect.unlockKeys(this.table, keys);
+  }
+
+  /** Runs `statements` one by one in the transaction `tx`. */
+  async runIn(tx: SqlClient, statements: readonly Statement[]): Promise<unknown[]> {
+    const results: unknown[] = [];
+    for (const st of statements) results.push(await raw(tx, st));
+    return results;
   }
 
   /** Records deletions of keys read outside the transaction (a model without a primary key). */
-  recordDeletionsStatement(entries: readonly (JournalEntry & { delaySeconds: number })[]): Statement {
+  recordDeletions(entries: readonly (JournalEntry & { delaySeconds: number })[]): Statement {
     const c = (f: JournalField) => this.#c(f);
-    const values: unknown[] = [];
-    const p = (v: unknown) => this.#dialect.param(values.push(v));
+    const d = this.#dialect;
+    const q = this.#params();
     const rows = entries.map(
       (e) =>
-        `('delete', ${p(e.storage)}, ${p(e.key)}, ${p(e.owner)}, ${this.#dialect.nowPlus(p(e.delaySeconds))}, ${this.#dialect.now})`,
+        `('delete', ${q.p(e.storage)}, ${q.p(e.key)}, ${q.p(e.owner)}, ${d.nowPlus(q.p(e.delaySeconds))}, ${d.now})`,
     );
-    return {
-      sql: `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("owner")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ${rows.join(", ")} RETURNING ${c("id")} AS id, ${c("owner")} AS owner`,
-      values,
-    };
+    return q.statement(
+      `${this.#insertInto} VALUES ${rows.join(", ")} RETURNING ${c("id")} AS id, ${c("owner")} AS owner`,
+    );
+  }
+
+  /** Runs a {@link Journal.recordDeletions} statement outside a transaction; its rows. */
+  async recordDeletionsNow(client: SqlClient, entries: readonly (JournalEntry & { delaySeconds: number })[]) {
+    if (entries.length === 0) return [];
+    return (await this.#run(client, [this.recordDeletions(entries)]))[0];
   }
 
   /** Removes records (a failed write's uploads, once their objects are deleted). */
   async forget(client: SqlClient, ids: readonly bigint[]): Promise<void> {
     if (ids.length === 0) return;
-    await client.$executeRawUnsafe(
-      `DELETE FROM ${this.#table.sql} WHERE ${this.#c("id")} IN (${this.#params(ids.length)})`,
-      ...ids,
-    );
+    const q = this.#params();
+    await this.#run(client, [
+      q.statement(`DELETE FROM ${this.table.sql} WHERE ${this.#c("id")} IN (${q.list(ids)})`, "execute"),
+    ]);
   }
 
   /**
@@ -173,21 +275,25 @@ export class Journal {
     options: { ids?: readonly bigint[]; limit: number; storages: readonly string[] },
   ): Promise<JournalRecord[]> {
     const c = (f: JournalField) => this.#c(f);
+    const d = this.#dialect;
     const ids = options.ids ?? [];
-    // Only records of storages this process has: another configuration's are not ours to act on.
-    const values: unknown[] = [options.limit];
-    const p = (v: unknown) => this.#dialect.param(values.push(v));
-    const own = `${c("storage")} IN (${options.storages.map(p).join(", ") || "NULL"})`;
+    // SQLite: the write lock first, so the claim reads what no other drain is deciding.
+    const lock = d.writeLock(this.table);
+    if (lock) await raw(tx, lock);
+    const q = this.#params();
     const where =
       ids.length > 0
-        ? `${c("id")} IN (${ids.map(p).join(", ")}) AND ${c("kind")} IN ('upload', 'delete')`
-        : `${c("notBefore")} <= ${this.#dialect.now}`;
-    const lock = ids.length > 0 ? " FOR UPDATE" : this.#dialect.skipLocked;
+        ? `${c("id")} IN (${q.list(ids)}) AND ${c("kind")} IN ('upload', 'delete')`
+        : `${c("notBefore")} <= ${d.now} AND ${c("kind")} <> 'lock'`;
+    // Only records of storages this process has: another configuration's are not ours to act on.
+    const own = `${c("storage")} IN (${q.list(options.storages)})`;
+    const locking = ids.length > 0 ? d.forUpdate : d.skipLocked;
+    const limit = Math.max(1, Math.floor(options.limit));
     const rows = await tx.$queryRawUnsafe<
       { id: bigint; kind: string; storage: string; key: string; attempts: number }[]
     >(
-      `SELECT ${c("id")} AS id, ${c("kind")} AS kind, ${c("storage")} AS storage, ${c("objectKey")} AS key, ${c("attempts")} AS attempts FROM ${this.#table.sql} WHERE ${where} AND ${own} ORDER BY ${c("notBefore")}, ${c("id")} LIMIT $1${lock}`,
-      ...values,
+      `SELECT ${c("id")} AS id, ${c("kind")} AS kind, ${c("storage")} AS storage, ${c("objectKey")} AS ${d.quote("key")}, ${c("attempts")} AS attempts FROM ${this.table.sql} WHERE ${where} AND ${own} ORDER BY ${c("notBefore")}, ${c("id")} LIMIT ${limit}${locking}`,
+      ...q.values,
     );
     return rows.map((r) => ({
       id: BigInt(r.id),
@@ -212,15 +318,14 @@ export class Journal {
   ): Promise<Set<string>> {
     if (keys.length === 0) return new Set();
     const c = (f: JournalField) => this.#c(f);
-    const notClaimed =
-      claimed.length > 0 ? ` AND ${c("id")} NOT IN (${this.#params(claimed.length, keys.length + 1)})` : "";
-    const rows = await tx.$queryRawUnsafe<{ key: string }[]>(
-      `SELECT DISTINCT ${c("objectKey")} AS key FROM ${this.#table.sql} WHERE ${c("storage")} = $1 AND ${c("objectKey")} IN (${this.#params(keys.length, 1)})${notClaimed} AND (${c("kind")} = 'upload' OR (${c("kind")} = 'delete' AND ${c("notBefore")} > ${this.#dialect.now}))`,
-      storage,
-      ...keys,
-      ...claimed,
+    const q = this.#params();
+    const base = `${c("storage")} = ${q.p(storage)} AND ${c("objectKey")} IN (${q.list(keys)})`;
+    const notClaimed = claimed.length > 0 ? ` AND ${c("id")} NOT IN (${q.list(claimed)})` : "";
+    const rows = await tx.$queryRawUnsafe<{ k: string }[]>(
+      `SELECT DISTINCT ${c("objectKey")} AS k FROM ${this.table.sql} WHERE ${base}${notClaimed} AND (${c("kind")} = 'upload' OR (${c("kind")} = 'delete' AND ${c("notBefore")} > ${this.#dialect.now}))${this.#dialect.readLatest}`,
+      ...q.values,
     );
-    return new Set(rows.map((r) => r.key));
+    return new Set(rows.map((r) => r.k));
   }
 
   /** Keys among `keys` (of one storage) with an upload or deletion record: the sweep leaves them to the drain. */
@@ -236,12 +341,12 @@ export class Journal {
   async #keysOfKind(client: SqlClient, storage: string, keys: readonly string[], kind: string): Promise<Set<string>> {
     if (keys.length === 0) return new Set();
     const c = (f: JournalField) => this.#c(f);
-    const rows = await client.$queryRawUnsafe<{ key: string }[]>(
-      `SELECT DISTINCT ${c("objectKey")} AS key FROM ${this.#table.sql} WHERE ${c("storage")} = $1 AND ${c("objectKey")} IN (${this.#params(keys.length, 1)}) AND ${c("kind")} ${kind}`,
-      storage,
-      ...keys,
+    const q = this.#params();
+    const rows = await client.$queryRawUnsafe<{ k: string }[]>(
+      `SELECT DISTINCT ${c("objectKey")} AS k FROM ${this.table.sql} WHERE ${c("storage")} = ${q.p(storage)} AND ${c("objectKey")} IN (${q.list(keys)}) AND ${c("kind")} ${kind}`,
+      ...q.values,
     );
-    return new Set(rows.map((r) => r.key));
+    return new Set(rows.map((r) => r.k));
   }
 
   /**
@@ -251,10 +356,10 @@ export class Journal {
   async decide(tx: SqlClient, ids: readonly bigint[], leaseSeconds: number): Promise<void> {
     if (ids.length === 0) return;
     const c = (f: JournalField) => this.#c(f);
+    const q = this.#params();
     await tx.$executeRawUnsafe(
-      `UPDATE ${this.#table.sql} SET ${c("kind")} = 'deleting', ${c("notBefore")} = ${this.#dialect.nowPlus("$1")} WHERE ${c("id")} IN (${this.#params(ids.length, 1)})`,
-      leaseSeconds,
-      ...ids,
+      `UPDATE ${this.table.sql} SET ${c("kind")} = 'deleting', ${c("notBefore")} = ${this.#dialect.nowPlus(q.p(leaseSeconds))} WHERE ${c("id")} IN (${q.list(ids)})`,
+      ...q.values,
     );
   }
 
@@ -262,24 +367,22 @@ export class Journal {
   async buryKeys(tx: SqlClient, storage: string, keys: readonly string[], seconds: number): Promise<void> {
     if (keys.length === 0) return;
     const c = (f: JournalField) => this.#c(f);
-    const values: unknown[] = [storage, seconds];
-    const p = (v: unknown) => this.#dialect.param(values.push(v));
-    const rows = keys.map((k) => `('gone', $1, ${p(k)}, ${this.#dialect.nowPlus("$2")}, ${this.#dialect.now})`);
+    const d = this.#dialect;
+    const q = this.#params();
+    const rows = keys.map((k) => `('gone', ${q.p(storage)}, ${q.p(k)}, ${d.nowPlus(q.p(seconds))}, ${d.now})`);
     await tx.$executeRawUnsafe(
-      `INSERT INTO ${this.#table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ${rows.join(", ")}`,
-      ...values,
+      `INSERT INTO ${this.table.sql} (${c("kind")}, ${c("storage")}, ${c("objectKey")}, ${c("notBefore")}, ${c("createdAt")}) VALUES ${rows.join(", ")}`,
+      ...q.values,
     );
   }
 
   /** The drain deleted these records' objects: each record stays as a tombstone for `seconds`. */
-  async bury(tx: SqlClient, ids: readonly bigint[], seconds: number): Promise<void> {
+  async bury(client: SqlClient, ids: readonly bigint[], seconds: number): Promise<void> {
     if (ids.length === 0) return;
     const c = (f: JournalField) => this.#c(f);
-    await tx.$executeRawUnsafe(
-      `UPDATE ${this.#table.sql} SET ${c("kind")} = 'gone', ${c("attempts")} = 0, ${c("lastError")} = NULL, ${c("notBefore")} = ${this.#dialect.nowPlus("$1")} WHERE ${c("id")} IN (${this.#params(ids.length, 1)})`,
-      seconds,
-      ...ids,
-    );
+    const q = this.#params();
+    const sql = `UPDATE ${this.table.sql} SET ${c("kind")} = 'gone', ${c("attempts")} = 0, ${c("lastError")} = NULL, ${c("notBefore")} = ${this.#dialect.nowPlus(q.p(seconds))} WHERE ${c("id")} IN (${q.list(ids)})`;
+    await this.#run(client, [q.statement(sql, "execute")]);
   }
 
   /**
@@ -287,14 +390,11 @@ export class Journal {
    * `deleting` from now on: the request may have deleted the object all the same, so copies of
    * the key are refused as for a tombstone (a retry checks the rows and records again first).
    */
-  async failed(tx: SqlClient, record: JournalRecord, error: string): Promise<void> {
+  async failed(client: SqlClient, record: JournalRecord, error: string): Promise<void> {
     const c = (f: JournalField) => this.#c(f);
     const delay = Math.min(MAX_BACKOFF_SECONDS, 10 * 2 ** Math.min(record.attempts, 12));
-    await tx.$executeRawUnsafe(
-      `UPDATE ${this.#table.sql} SET ${c("kind")} = 'deleting', ${c("attempts")} = ${c("attempts")} + 1, ${c("lastError")} = $1, ${c("notBefore")} = ${this.#dialect.nowPlus("$2")} WHERE ${c("id")} = $3`,
-      error.slice(0, 1000),
-      delay,
-      record.id,
-    );
+    const q = this.#params();
+    const sql = `UPDATE ${this.table.sql} SET ${c("kind")} = 'deleting', ${c("attempts")} = ${c("attempts")} + 1, ${c("lastError")} = ${q.p(error.slice(0, 1000))}, ${c("notBefore")} = ${this.#dialect.nowPlus(q.p(delay))} WHERE ${c("id")} = ${q.p(record.id)}`;
+    await this.#run(client, [q.statement(sql, "execute")]);
   }
 }
