@@ -23,6 +23,14 @@ export interface Generated {
   s3Files: typeof PgFiles.s3Files;
 }
 
+/**
+ * Where `provider`'s generated modules are, from the repository's root: `<dir>/prisma/client.ts`
+ * and `<dir>/files/index.ts` (for code written out by tests, as the CLI's config files).
+ */
+export function generatedDir(provider: Provider): string {
+  return provider === "postgresql" ? "test/generated" : `test/generated/${provider}`;
+}
+
 /** Loads `provider`'s generated client and metadata. */
 export async function loadGenerated(provider: Provider): Promise<Generated> {
   const [client, files] = await (provider === "mysql"

@@ -106,7 +106,7 @@ it.skipIf(!rowLocks).each(["update", "delete"] as const)(
 );
 
 it.skipIf(!rowLocks)("deleteAfterSeconds counts from the commit, also after a wait for the row lock", async () => {
-  const files = plainClient().$extends(s3Files(session, { fields: fieldsFor(5), storages, drain: false }));
+  const files = plainClient().$extends(s3Files(session, { fields: fieldsFor(fileFields, 5), storages, drain: false }));
   const email = `grace-${Date.now()}@journal-gaps.test`;
   const user = await files.user.create({
     data: {
