@@ -165,10 +165,11 @@ export class Journal {
       ];
     }
     // No LATERAL: a branch per column, each reading (and on MySQL locking) the same rows.
-    const branches = columns.map((col, i) => {
-      const from = locked(q);
-      return `SELECT 'delete', ${q.p(col.storage)}, r.c${i}, ${q.p(col.owner)}, ${d.nowPlus(q.p(col.delaySeconds))}, ${d.now} FROM (${from}) AS r WHERE r.c${i} IS NOT NULL`;
-    });
+    // (`?` placeholders: parameters are taken in the order the text names them.)
+    const branches = columns.map(
+      (col, i) =>
+        `SELECT 'delete', ${q.p(col.storage)}, r.c${i}, ${q.p(col.owner)}, ${d.nowPlus(q.p(col.delaySeconds))}, ${d.now} FROM (${locked(q)}) AS r WHERE r.c${i} IS NOT NULL`,
+    );
     return [q.statement(`${this.#insertInto} ${branches.join(" UNION ALL ")}${returning}`)];
   }
 
@@ -197,7 +198,8 @@ export class Journal {
     const q = this.#params();
     const mine = `SELECT ${c("id")} FROM ${this.table.sql} WHERE ${c("id")} IN (${q.list([...definite, ...conditional])}) AND ${c("kind")} = 'upload'${d.forUpdate}`;
     const statements = [
-      d.check(this.table, `(SELECT count(*) AS n FROM (${mine}) AS x) AS a`, `a.n = ${q.p(expected)}`, q.values),
+      // The count inline: a check's condition may come before its FROM in the text.
+      d.check(this.table, `(SELECT count(*) AS n FROM (${mine}) AS x) AS a`, `a.n = ${expected}`, q.values),
     ];
     if (definite.length > 0) {
       const r = this.#params();

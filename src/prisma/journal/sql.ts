@@ -112,7 +112,8 @@ export interface Dialect {
   nowPlus(seconds: string): string;
   /**
    * A statement that fails (with {@link Dialect.isCheckFailure}) unless `condition`, an SQL
-   * boolean over the rows of `from`, holds: how a check aborts a batch transaction. `journal` is
+   * boolean over the rows of `from` without parameters (it may come first in the text), holds:
+   * how a check aborts a batch transaction. `journal` is
    * the journal table (SQLite's check is a write into it, which also takes the write lock).
    */
   check(journal: Table, from: string, condition: string, values: unknown[]): Statement;
