@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -17,7 +16,8 @@ import {
 import { S3Storage } from "../../src/index.js";
 import { type CommandResult, runCommand } from "../harness/run-command.js";
 import { listKeys } from "../harness/s3.js";
-import { harnessSession, plainClient } from "../prisma/client.js";
+import { harnessSession, plainClient, provider } from "../prisma/client.js";
+import { generatedDir } from "../prisma/providers.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const BIN = "src/bin/prisma-s3-files.ts";
@@ -177,8 +177,8 @@ describe("the config module and the drain (a stand-in for drainFiles)", () => {
   });
 });
 
-// End to end: the bin, the runtime's drainFiles, PostgreSQL and S3.
-describe("drain against PostgreSQL and S3", () => {
+// End to end: the bin, the runtime's drainFiles, the project's database and S3.
+describe(`drain against ${provider} and S3`, () => {
   const s3 = inject("s3");
   const tag = randomBytes(4).toString("hex");
   const location = `cli-drain-${tag}`;
@@ -194,13 +194,13 @@ describe("drain against PostgreSQL and S3", () => {
 
   beforeAll(() => {
     const url = (path: string) => pathToFileURL(join(ROOT, path)).href;
-    const adapter = pathToFileURL(createRequire(import.meta.url).resolve("@prisma/adapter-pg")).href;
+    const generated = generatedDir(provider);
     writeFileSync(
       e2eConfig,
-      `import { PrismaPg } from ${JSON.stringify(adapter)};
-import { createSession, MemoryStorage, S3Storage } from ${JSON.stringify(url("src/index.ts"))};
-import { fileFields } from ${JSON.stringify(url("test/generated/files/index.ts"))};
-import { PrismaClient } from ${JSON.stringify(url("test/generated/prisma/client.ts"))};
+      `import { createSession, MemoryStorage, S3Storage } from ${JSON.stringify(url("src/index.ts"))};
+import { fileFields } from ${JSON.stringify(url(`${generated}/files/index.ts`))};
+import { PrismaClient } from ${JSON.stringify(url(`${generated}/prisma/client.ts`))};
+import { adapterFor } from ${JSON.stringify(url("test/prisma/providers.ts"))};
 
 const s3 = ${JSON.stringify(s3)};
 const session = createSession({
@@ -212,7 +212,7 @@ const session = createSession({
   checksums: "when_required",
 });
 export default {
-  client: new PrismaClient({ adapter: new PrismaPg({ connectionString: ${JSON.stringify(inject("databaseUrl"))} }) }),
+  client: new PrismaClient({ adapter: adapterFor(${JSON.stringify(provider)}, ${JSON.stringify(inject("databaseUrl"))}) }),
   fields: fileFields,
   session,
   storages: {

@@ -1,7 +1,6 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
@@ -24,10 +23,10 @@ import { MemoryStorage, type S3Session, S3Storage, strftime } from "../../src/in
 import { s3Files } from "../../src/prisma/extension.js";
 import type { SweepReport } from "../../src/prisma/sweep.js";
 import { upload } from "../../src/prisma/upload.js";
-import { fileFields } from "../generated/files/index.js";
 import { type CommandResult, runCommand } from "../harness/run-command.js";
 import { harnessClient, listKeys } from "../harness/s3.js";
-import { harnessSession, plainClient } from "../prisma/client.js";
+import { fileFields, harnessSession, plainClient, provider } from "../prisma/client.js";
+import { generatedDir } from "../prisma/providers.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const BIN = "src/bin/prisma-s3-files.ts";
@@ -289,7 +288,7 @@ describe("formatting", () => {
   });
 });
 
-describe("sweep against PostgreSQL and S3", () => {
+describe(`sweep against ${provider} and S3`, () => {
   const s3 = inject("s3");
   const tag = randomBytes(4).toString("hex");
   const location = `cli-sweep-${tag}`;
@@ -354,14 +353,14 @@ describe("sweep against PostgreSQL and S3", () => {
     session = harnessSession();
     prisma = makeClient();
     const url = (path: string) => pathToFileURL(join(ROOT, path)).href;
-    const adapter = pathToFileURL(createRequire(import.meta.url).resolve("@prisma/adapter-pg")).href;
+    const generated = generatedDir(provider);
     // The config as users write it, with an async factory; absolute URLs since it lives outside the repository.
     writeFileSync(
       configPath,
-      `import { PrismaPg } from ${JSON.stringify(adapter)};
-import { createSession, MemoryStorage, S3Storage } from ${JSON.stringify(url("src/index.ts"))};
-import { fileFields } from ${JSON.stringify(url("test/generated/files/index.ts"))};
-import { PrismaClient } from ${JSON.stringify(url("test/generated/prisma/client.ts"))};
+      `import { createSession, MemoryStorage, S3Storage } from ${JSON.stringify(url("src/index.ts"))};
+import { fileFields } from ${JSON.stringify(url(`${generated}/files/index.ts`))};
+import { PrismaClient } from ${JSON.stringify(url(`${generated}/prisma/client.ts`))};
+import { adapterFor } from ${JSON.stringify(url("test/prisma/providers.ts"))};
 
 const s3 = ${JSON.stringify(s3)};
 
@@ -374,7 +373,7 @@ export default async () => {
     credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
     checksums: "when_required",
   });
-  const client = new PrismaClient({ adapter: new PrismaPg({ connectionString: ${JSON.stringify(inject("databaseUrl"))} }) });
+  const client = new PrismaClient({ adapter: adapterFor(${JSON.stringify(provider)}, ${JSON.stringify(inject("databaseUrl"))}) });
   return {
     client,
     fields: fileFields,

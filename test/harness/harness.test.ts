@@ -3,45 +3,10 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { fromContainerMetadata, fromInstanceMetadata } from "@aws-sdk/credential-providers";
-import { PrismaPg } from "@prisma/adapter-pg";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { PrismaClient } from "../generated/prisma/client.js";
 import { cephAvailable, startCephRgw } from "./ceph-rgw.js";
 import { MetadataFixture } from "./metadata-fixture.js";
-import { migrationFiles } from "./postgres.js";
 import { harnessClient } from "./s3.js";
-
-describe("PostgreSQL from the harness", () => {
-  it("is a fresh database with the committed migrations applied", async () => {
-    const url = inject("databaseUrl");
-    expect(migrationFiles().length).toBeGreaterThan(0);
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      const { rows } = await client.query<{ table_name: string }>(
-        "select table_name from information_schema.tables where table_schema = 'public' order by table_name",
-      );
-      expect(rows.map((r) => r.table_name)).toEqual(["Attachment", "Post", "User", "prisma_s3_files_journal"]);
-      const { rows: db } = await client.query<{ name: string }>("select current_database() as name");
-      expect(db[0]?.name).toMatch(/^psf_/);
-    } finally {
-      await client.end();
-    }
-  });
-
-  it("is reachable through the generated Prisma client and a driver adapter", async () => {
-    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: inject("databaseUrl") }) });
-    try {
-      const user = await prisma.user.create({ data: { email: `h-${Date.now()}@x.test`, badge: "badges/a.pdf" } });
-      const found = await prisma.user.findUniqueOrThrow({ where: { id: user.id } });
-      expect(found.badge).toBe("badges/a.pdf");
-      expect(found.avatar).toBeNull();
-    } finally {
-      await prisma.$disconnect();
-    }
-  });
-});
 
 describe("S3 server from the harness", () => {
   it("stores and returns an object in this run's bucket", async () => {

@@ -1,14 +1,32 @@
-import { PrismaPg } from "@prisma/adapter-pg";
 import { inject } from "vitest";
 import { createSession, MemoryStorage, type S3Session, S3Storage } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
-import { fileFields } from "../generated/files/index.js";
-import { PrismaClient } from "../generated/prisma/client.js";
+import type { PrismaClient } from "../generated/prisma/client.js";
 import { sessionOptionsFor } from "../harness/s3.js";
+import { clientFor, loadGenerated } from "./providers.js";
 
-/** A plain client on the run's database. */
+/** The project's database provider (vitest.config.ts): `postgresql`, `mysql` or `sqlite`. */
+export const provider = inject("provider");
+
+const generated = await loadGenerated(provider);
+
+/**
+ * The provider's file-field metadata (they differ: the journal's provider; on MySQL a file
+ * column holds 191 characters). Typed as PostgreSQL's.
+ */
+export const fileFields = generated.fileFields;
+
+/** The generated `s3Files` bound to the provider's metadata. */
+export const generatedS3Files = generated.s3Files;
+
+/** `name` quoted as an SQL identifier on the provider (PostgreSQL and SQLite "x", MySQL `x`), for raw queries. */
+export function sqlId(name: string): string {
+  return provider === "mysql" ? `\`${name.replaceAll("`", "``")}\`` : `"${name.replaceAll('"', '""')}"`;
+}
+
+/** A plain client of the provider's generated client on the run's database (typed as PostgreSQL's). */
 export function plainClient(): PrismaClient {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: inject("databaseUrl") }) });
+  return clientFor(generated, provider, inject("databaseUrl"));
 }
 
 /** A session on the harness's S3 server. */

@@ -11,9 +11,8 @@ import { drainFiles } from "../../src/prisma/journal/drain.js";
 import { sweepOrphans } from "../../src/prisma/sweep.js";
 import { upload } from "../../src/prisma/upload.js";
 import type { WriteObjectRequest } from "../../src/storage/base-storage.js";
-import { fileFields } from "../generated/files/index.js";
 import { listKeys } from "../harness/s3.js";
-import { dummyKey, harnessSession, plainClient } from "./client.js";
+import { dummyKey, fileFields, harnessSession, plainClient } from "./client.js";
 
 const s3 = inject("s3");
 const tag = randomBytes(4).toString("hex");

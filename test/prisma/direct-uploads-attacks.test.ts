@@ -7,9 +7,8 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { createSession, type S3Session, S3Storage, sweepOrphans } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
-import { fileFields } from "../generated/files/index.js";
 import { sessionOptionsFor } from "../harness/s3.js";
-import { dummyKey, plainClient } from "./client.js";
+import { dummyKey, fileFields, plainClient } from "./client.js";
 import { PNG, postUpload } from "./direct-upload-support.js";
 
 const s3 = inject("s3");

@@ -19,10 +19,9 @@ import {
   type UploadGrant,
 } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
-import { fileFields } from "../generated/files/index.js";
 import { harnessClient, listKeys, sessionOptionsFor } from "../harness/s3.js";
 import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
-import { dummyKey, plainClient } from "./client.js";
+import { dummyKey, fileFields, plainClient } from "./client.js";
 import { PNG, postUpload } from "./direct-upload-support.js";
 
 const s3 = inject("s3");

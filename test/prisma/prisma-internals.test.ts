@@ -16,8 +16,7 @@ import {
   prismaVersion,
   skipResultExtensionPass,
 } from "../../src/prisma/prisma-internals.js";
-import { fileFields } from "../generated/files/index.js";
-import { plainClient } from "./client.js";
+import { fileFields, plainClient } from "./client.js";
 
 const plain = plainClient();
 const tag = randomBytes(4).toString("hex");

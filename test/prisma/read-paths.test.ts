@@ -4,8 +4,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrismaS3FilesError, type S3Session } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
 import { FieldFile } from "../../src/prisma/field-file.js";
-import { fileFields } from "../generated/files/index.js";
-import { type CountingMemoryStorage, filesClient, harnessSession, plainClient, testStorages } from "./client.js";
+import { Prisma } from "../generated/prisma/client.js";
+import {
+  type CountingMemoryStorage,
+  fileFields,
+  filesClient,
+  generatedS3Files,
+  harnessSession,
+  plainClient,
+  provider,
+  sqlId,
+  testStorages,
+} from "./client.js";
 
 let session: S3Session;
 let storages: ReturnType<typeof testStorages>;
@@ -151,19 +161,22 @@ describe("write results", () => {
       create: { email: "never@example.com", badge: "x" },
     });
     expectFile(upserted.badge, "badges/w2.pdf");
-    const many = await prisma.user.createManyAndReturn({
-      data: [
-        { email: `m1-${tag}@example.com`, badge: "badges/m1.pdf" },
-        { email: `m2-${tag}@example.com`, badge: "badges/m2.pdf", avatar: "a/m2.png" },
-      ],
-    });
-    expectFile(many[0]!.badge, "badges/m1.pdf");
-    expectFile(many[1]!.avatar, "a/m2.png");
-    const updatedMany = await prisma.user.updateManyAndReturn({
-      where: { email: { in: [`m1-${tag}@example.com`, `m2-${tag}@example.com`] } },
-      data: { avatar: "a/same.png" },
-    });
-    for (const u of updatedMany) expectFile(u.avatar, "a/same.png");
+    // Prisma has no createManyAndReturn / updateManyAndReturn on MySQL.
+    if (provider !== "mysql") {
+      const many = await prisma.user.createManyAndReturn({
+        data: [
+          { email: `m1-${tag}@example.com`, badge: "badges/m1.pdf" },
+          { email: `m2-${tag}@example.com`, badge: "badges/m2.pdf", avatar: "a/m2.png" },
+        ],
+      });
+      expectFile(many[0]!.badge, "badges/m1.pdf");
+      expectFile(many[1]!.avatar, "a/m2.png");
+      const updatedMany = await prisma.user.updateManyAndReturn({
+        where: { email: { in: [`m1-${tag}@example.com`, `m2-${tag}@example.com`] } },
+        data: { avatar: "a/same.png" },
+      });
+      for (const u of updatedMany) expectFile(u.avatar, "a/same.png");
+    }
     const deleted = await prisma.user.delete({ where: { id: created.id } });
     expectFile(deleted.avatar, "a/w2.png");
     await plain.user.deleteMany({ where: { email: { in: [`m1-${tag}@example.com`, `m2-${tag}@example.com`] } } });
@@ -197,7 +210,9 @@ describe("transactions and raw queries", () => {
   });
 
   it("raw queries stay raw", async () => {
-    const rows = await prisma.$queryRaw<{ avatar: string }[]>`SELECT avatar FROM "User" WHERE id = ${userId}`;
+    const rows = await prisma.$queryRaw<
+      { avatar: string }[]
+    >`SELECT avatar FROM ${Prisma.raw(sqlId("User"))} WHERE id = ${userId}`;
     expect(rows[0]!.avatar).toBe(`avatars/${tag}/me.png`);
   });
 });
@@ -328,7 +343,7 @@ describe("Prisma's per-row result pass", () => {
 
 describe("the generated module", () => {
   it("exports s3Files pre-bound to the schema: s3Files(session) alone works with the default storage", async () => {
-    const { s3Files: bound } = await import("../generated/files/index.js");
+    const bound = generatedS3Files;
     const client = plainClient().$extends(bound(session, { storages }));
     const user = await client.user.findUniqueOrThrow({ where: { id: userId } });
     expectFile(user.avatar, `avatars/${tag}/me.png`);

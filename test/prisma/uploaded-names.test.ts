@@ -14,8 +14,7 @@ import type { S3Session } from "../../src/session/session.js";
 import { MemoryStorage } from "../../src/storage/memory-storage.js";
 import { S3Storage } from "../../src/storage/s3/s3-storage.js";
 import { strftime } from "../../src/storage/strftime.js";
-import { fileFields } from "../generated/files/index.js";
-import { harnessSession, plainClient } from "./client.js";
+import { fileFields, harnessSession, plainClient } from "./client.js";
 
 const tag = randomBytes(4).toString("hex");
 const location = `names-${tag}`;

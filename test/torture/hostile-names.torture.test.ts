@@ -33,10 +33,9 @@ import {
 } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
 import { assertSafeKey, validateFileName } from "../../src/storage/naming.js";
-import { fileFields } from "../generated/files/index.js";
 import { createBucket, harnessClient, uniqueBucketName } from "../harness/s3.js";
 import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
-import { plainClient } from "../prisma/client.js";
+import { fileFields, plainClient } from "../prisma/client.js";
 import { CORE_NAMES, hostileNames, show } from "./hostile-corpus.js";
 import { png } from "./support.js";
 

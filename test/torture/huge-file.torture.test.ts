@@ -13,9 +13,8 @@ import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createSession, MemoryStorage, type S3Session, S3Storage, upload } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
-import { fileFields } from "../generated/files/index.js";
 import { listKeys, sessionOptionsFor } from "../harness/s3.js";
-import { plainClient } from "../prisma/client.js";
+import { fileFields, plainClient } from "../prisma/client.js";
 import { envInt, MiB, rssSampler } from "./support.js";
 
 const s3 = inject("s3");

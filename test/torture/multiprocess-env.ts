@@ -8,16 +8,18 @@
  * Everything here goes through public behaviour: the storages are what `s3Files({ storages })`
  * takes, the metadata is plain data.
  */
-import { PrismaPg } from "@prisma/adapter-pg";
 import { createSession, MemoryStorage, S3Storage } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
 import type { FileContent } from "../../src/storage/storage.js";
-import { fileFields } from "../generated/files/index.js";
-import { PrismaClient } from "../generated/prisma/client.js";
+import type { fileFields } from "../generated/files/index.js";
+import type { PrismaClient } from "../generated/prisma/client.js";
 import { type S3Target, sessionOptionsFor } from "../harness/s3.js";
+import { clientFor, loadGenerated, type Provider } from "../prisma/providers.js";
 
 /** A worker's configuration (JSON in `MP_CONFIG`). */
 export interface MpConfig {
+  /** The database's provider: the generated client and metadata the process loads. */
+  provider: Provider;
   databaseUrl: string;
   s3: S3Target;
   bucket: string;
@@ -93,15 +95,15 @@ export class ObservedS3Storage extends S3Storage {
   }
 }
 
-/** The test schema's metadata, `User.avatar` kept `graceSeconds` after release when given. */
-export function fieldsFor(graceSeconds: number): typeof fileFields {
-  if (graceSeconds <= 0) return fileFields;
-  const avatar = fileFields.User.fileFields.avatar;
+/** The test schema's metadata `base` (the provider's), `User.avatar` kept `graceSeconds` after release when given. */
+export function fieldsFor(base: typeof fileFields, graceSeconds: number): typeof fileFields {
+  if (graceSeconds <= 0) return base;
+  const avatar = base.User.fileFields.avatar;
   return {
-    ...fileFields,
+    ...base,
     User: {
-      ...fileFields.User,
-      fileFields: { ...fileFields.User.fileFields, avatar: { ...avatar, deleteAfterSeconds: graceSeconds } },
+      ...base.User,
+      fileFields: { ...base.User.fileFields, avatar: { ...avatar, deleteAfterSeconds: graceSeconds } },
     },
   } as unknown as typeof fileFields;
 }
@@ -130,15 +132,12 @@ export function storagesFor(config: MpConfig, emit: (event: StorageEvent) => voi
   };
 }
 
-export function plainClientFor(databaseUrl: string): PrismaClient {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl }) });
-}
-
 /** Everything a process needs: storages, the plain and the extended client, the options for `drainFiles`/`sweepOrphans`. */
-export function processEnv(config: MpConfig, emit: (event: StorageEvent) => void) {
+export async function processEnv(config: MpConfig, emit: (event: StorageEvent) => void) {
+  const generated = await loadGenerated(config.provider);
   const { session, storages } = storagesFor(config, emit);
-  const fields = fieldsFor(config.graceSeconds);
-  const plain = plainClientFor(config.databaseUrl);
+  const fields = fieldsFor(generated.fileFields, config.graceSeconds);
+  const plain: PrismaClient = clientFor(generated, config.provider, config.databaseUrl);
   const files = plain.$extends(
     s3Files(session, {
       fields,

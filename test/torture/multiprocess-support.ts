@@ -1,5 +1,5 @@
 /**
- * The multi-process tests' parent side: a database of their own on the harness's PostgreSQL
+ * The multi-process tests' parent side: a database of their own on the harness's database
  * server (committed migrations plus an audit trigger on the file columns), worker processes
  * (multiprocess-worker.ts) with their event streams, the deletion log, the continuous
  * dangling-key checker and the final orphan count.
@@ -10,8 +10,12 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
+import type { Provider } from "../harness/databases.js";
+import { MYSQL_MIGRATIONS_DIR, mysqlConnection } from "../harness/mysql.js";
 import { migrationFiles } from "../harness/postgres.js";
 import { headExists, listUnder } from "../harness/s3.js";
+import { type RawDb, rawDb } from "../harness/sql.js";
+import { createSqliteDatabase } from "../harness/sqlite.js";
 import type { MpConfig, StorageEvent } from "./multiprocess-env.js";
 import { privateLocation } from "./multiprocess-env.js";
 
@@ -20,11 +24,11 @@ const WORKER = join(import.meta.dirname, "multiprocess-worker.ts");
 // ------------------------------------------------------------------------------ database
 
 /**
- * Every committed change of `User.avatar`/`User.badge`, timed at the commit: a deferred
- * constraint trigger runs while the transaction commits (rolled-back changes leave nothing),
- * and `clock_timestamp()` is the time it runs, not the transaction's start.
+ * Every committed change of `User.avatar`/`User.badge`, on PostgreSQL timed at the commit: a
+ * deferred constraint trigger runs while the transaction commits (rolled-back changes leave
+ * nothing), and `clock_timestamp()` is the time it runs, not the transaction's start.
  */
-const AUDIT_SQL = `
+const AUDIT_SQL_POSTGRESQL = `
 CREATE TABLE mp_audit (
   id bigserial PRIMARY KEY,
   email text NOT NULL,
@@ -60,34 +64,128 @@ CREATE CONSTRAINT TRIGGER mp_audit_user AFTER INSERT OR UPDATE OR DELETE ON "Use
   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION mp_audit_user();
 `;
 
+/**
+ * The same audit on MySQL and SQLite, which have no deferred triggers: the time is the
+ * statement's (`at_ms`, ms since the epoch), earlier than its commit by the rest of its
+ * transaction. Rolled-back changes still leave nothing (the trigger's insert is in the
+ * transaction). The audit's dangling check can then miss a deletion sent between a release's
+ * statement and its commit (it reads the release as earlier than it was); it flags nothing
+ * falsely. The HEAD-based checker (danglingChecker) is unaffected.
+ */
+function auditStatements(provider: "mysql" | "sqlite"): string[] {
+  const now =
+    provider === "mysql"
+      ? "ROUND(UNIX_TIMESTAMP(SYSDATE(3)) * 1000)"
+      : "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+  const insert = (row: "NEW" | "OLD", col: "avatar" | "badge", oldKey: string, newKey: string) =>
+    `INSERT INTO mp_audit (email, row_id, col, old_key, new_key, at_ms) VALUES (${row}.email, ${row}.id, '${col}', ${oldKey}, ${newKey}, ${now});`;
+  if (provider === "mysql") {
+    return [
+      "CREATE TABLE mp_audit (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, email VARCHAR(191) NOT NULL, row_id INT NOT NULL, col VARCHAR(16) NOT NULL, old_key VARCHAR(191) NULL, new_key VARCHAR(191) NULL, at_ms BIGINT NOT NULL) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+      `CREATE TRIGGER mp_audit_user_insert AFTER INSERT ON \`User\` FOR EACH ROW BEGIN
+  IF NEW.avatar IS NOT NULL THEN ${insert("NEW", "avatar", "NULL", "NEW.avatar")} END IF;
+  ${insert("NEW", "badge", "NULL", "NEW.badge")}
+END`,
+      `CREATE TRIGGER mp_audit_user_update AFTER UPDATE ON \`User\` FOR EACH ROW BEGIN
+  IF NOT (NEW.avatar <=> OLD.avatar) THEN ${insert("NEW", "avatar", "OLD.avatar", "NEW.avatar")} END IF;
+  IF NOT (NEW.badge <=> OLD.badge) THEN ${insert("NEW", "badge", "OLD.badge", "NEW.badge")} END IF;
+END`,
+      `CREATE TRIGGER mp_audit_user_delete AFTER DELETE ON \`User\` FOR EACH ROW BEGIN
+  IF OLD.avatar IS NOT NULL THEN ${insert("OLD", "avatar", "OLD.avatar", "NULL")} END IF;
+  ${insert("OLD", "badge", "OLD.badge", "NULL")}
+END`,
+    ];
+  }
+  return [
+    "CREATE TABLE mp_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT NOT NULL, row_id INTEGER NOT NULL, col TEXT NOT NULL, old_key TEXT, new_key TEXT, at_ms INTEGER NOT NULL)",
+    `CREATE TRIGGER mp_audit_user_insert_avatar AFTER INSERT ON "User" WHEN NEW.avatar IS NOT NULL BEGIN ${insert("NEW", "avatar", "NULL", "NEW.avatar")} END`,
+    `CREATE TRIGGER mp_audit_user_insert_badge AFTER INSERT ON "User" BEGIN ${insert("NEW", "badge", "NULL", "NEW.badge")} END`,
+    `CREATE TRIGGER mp_audit_user_update_avatar AFTER UPDATE ON "User" WHEN NEW.avatar IS NOT OLD.avatar BEGIN ${insert("NEW", "avatar", "OLD.avatar", "NEW.avatar")} END`,
+    `CREATE TRIGGER mp_audit_user_update_badge AFTER UPDATE ON "User" WHEN NEW.badge IS NOT OLD.badge BEGIN ${insert("NEW", "badge", "OLD.badge", "NEW.badge")} END`,
+    `CREATE TRIGGER mp_audit_user_delete_avatar AFTER DELETE ON "User" WHEN OLD.avatar IS NOT NULL BEGIN ${insert("OLD", "avatar", "OLD.avatar", "NULL")} END`,
+    `CREATE TRIGGER mp_audit_user_delete_badge AFTER DELETE ON "User" BEGIN ${insert("OLD", "badge", "OLD.badge", "NULL")} END`,
+  ];
+}
+
 export interface MpDatabase {
+  provider: Provider;
   url: string;
-  pg: pg.Client;
+  /** A connection of the test's own (raw SQL: `?` placeholders, `sql.id()` quoting). */
+  sql: RawDb;
+  /** The audit table's time column: PostgreSQL's `at` (timestamptz), elsewhere `at_ms`. */
+  auditAt: string;
   drop(): Promise<void>;
 }
 
+/** An audit row's time as a Date (PostgreSQL's timestamptz, or ms since the epoch). */
+export function auditTime(value: unknown): Date {
+  return value instanceof Date ? value : new Date(Number(value));
+}
+
 /**
- * A database of these tests' own on the run's PostgreSQL server (the committed migrations, the
- * audit trigger): the drains of several processes claim every due journal record, so sharing
- * the run's database would let them bury the records of test files running beside them.
+ * A database of these tests' own on the run's server (the committed migrations, the audit
+ * trigger; on SQLite a file of its own): the drains of several processes claim every due journal
+ * record, so sharing the run's database would let them bury the records of test files running
+ * beside them.
  */
-export async function createMpDatabase(runUrl: string): Promise<MpDatabase> {
+export async function createMpDatabase(provider: Provider, runUrl: string): Promise<MpDatabase> {
   const name = `psf_mp_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  if (provider === "sqlite") {
+    const created = await createSqliteDatabase("psf-mp");
+    const sql = await rawDb(provider, created.url);
+    for (const statement of auditStatements(provider)) await sql.execute(statement);
+    return {
+      provider,
+      url: created.url,
+      sql,
+      auditAt: "at_ms",
+      async drop() {
+        await sql.end().catch(() => undefined);
+        await created.drop();
+      },
+    };
+  }
+  const url = new URL(runUrl);
+  url.pathname = `/${name}`;
+  if (provider === "mysql") {
+    const admin = await mysqlConnection(runUrl);
+    await admin.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+    await admin.end();
+    const migrate = await mysqlConnection(url.toString());
+    for (const file of migrationFiles(MYSQL_MIGRATIONS_DIR)) await migrate.query(readFileSync(file, "utf8"));
+    for (const statement of auditStatements(provider)) await migrate.query(statement);
+    await migrate.end();
+    const sql = await rawDb(provider, url.toString());
+    return {
+      provider,
+      url: url.toString(),
+      sql,
+      auditAt: "at_ms",
+      async drop() {
+        await sql.end().catch(() => undefined);
+        const admin = await mysqlConnection(runUrl);
+        await admin.query(`DROP DATABASE IF EXISTS \`${name}\``);
+        await admin.end();
+      },
+    };
+  }
   const admin = new pg.Client({ connectionString: runUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE "${name}"`);
   await admin.end();
-  const url = new URL(runUrl);
-  url.pathname = `/${name}`;
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
   for (const file of migrationFiles()) await client.query(readFileSync(file, "utf8"));
-  await client.query(AUDIT_SQL);
+  await client.query(AUDIT_SQL_POSTGRESQL);
+  await client.end();
+  const sql = await rawDb(provider, url.toString());
   return {
+    provider,
     url: url.toString(),
-    pg: client,
+    sql,
+    auditAt: "at",
     async drop() {
-      await client.end().catch(() => undefined);
+      await sql.end().catch(() => undefined);
       const admin = new pg.Client({ connectionString: runUrl });
       await admin.connect();
       await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
@@ -229,7 +327,7 @@ interface AuditRow {
   col: string;
   old_key: string | null;
   new_key: string | null;
-  at: Date;
+  at: unknown;
 }
 
 export interface DanglingMoment {
@@ -256,8 +354,8 @@ export async function danglingFromAudit(
   log: DeletionLog,
   slackMs = 2,
 ): Promise<{ moments: DanglingMoment[]; changes: number }> {
-  const { rows } = await db.pg.query<AuditRow>(
-    "SELECT email, row_id, col, old_key, new_key, at FROM mp_audit WHERE email LIKE $1 ORDER BY at, id",
+  const rows = await db.sql.query<AuditRow>(
+    `SELECT email, row_id, col, old_key, new_key, ${db.auditAt} AS at FROM mp_audit WHERE email LIKE ? ORDER BY ${db.auditAt}, id`,
     [`%${domain}`],
   );
   type Interval = { email: string; from: number; until: number | null };
@@ -266,7 +364,7 @@ export async function danglingFromAudit(
   for (const r of rows) {
     const store = storeOfColumn(r.col);
     const slot = `${r.row_id}:${r.col}`;
-    const at = r.at.getTime();
+    const at = auditTime(r.at).getTime();
     if (r.old_key !== null) {
       const i = open.get(slot);
       if (i) i.until = at;
@@ -302,8 +400,8 @@ export async function danglingFromAudit(
 
 /** The keys the rows of `domain` hold, by storage name. */
 export async function heldKeys(db: MpDatabase, domain: string) {
-  const { rows } = await db.pg.query<{ email: string; avatar: string | null; badge: string }>(
-    `SELECT email, avatar, badge FROM "User" WHERE email LIKE $1`,
+  const rows = await db.sql.query<{ email: string; avatar: string | null; badge: string }>(
+    `SELECT email, avatar, badge FROM ${db.sql.id("User")} WHERE email LIKE ?`,
     [`%${domain}`],
   );
   const keys = { default: new Map<string, string>(), private: new Map<string, string>() };
@@ -370,7 +468,7 @@ export function danglingChecker(db: MpDatabase, s3: S3Client, config: MpConfig, 
 
 /** The journal's records by kind. */
 export async function journalKinds(db: MpDatabase): Promise<Record<string, number>> {
-  const { rows } = await db.pg.query<{ kind: string; n: string }>(
+  const rows = await db.sql.query<{ kind: string; n: string }>(
     "SELECT kind, count(*) AS n FROM prisma_s3_files_journal GROUP BY kind",
   );
   return Object.fromEntries(rows.map((r) => [r.kind, Number(r.n)]));

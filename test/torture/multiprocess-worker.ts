@@ -30,7 +30,7 @@ function out(line: Record<string, unknown>) {
 /** What the worker is doing: a deletion is labelled by it (settle of a write, or a drain). */
 let draining = 0;
 const emit = (event: StorageEvent) => out({ ...event, phase: draining > 0 ? "drain" : "write" });
-const env = processEnv(config, emit);
+const env = await processEnv(config, emit);
 const { files, plain } = env;
 
 function errorCode(error: unknown): string {

@@ -28,8 +28,10 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { sweepOrphans, upload } from "../../src/index.js";
 import { drainFiles } from "../../src/prisma/journal/drain.js";
 import { createBucket, emptyAndDeleteBucket, harnessClient, headExists, uniqueBucketName } from "../harness/s3.js";
+import { provider } from "../prisma/client.js";
 import { type MpConfig, pdfBytes, pngBytes, processEnv } from "./multiprocess-env.js";
 import {
+  auditTime,
   createMpDatabase,
   DeletionLog,
   danglingChecker,
@@ -64,6 +66,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function configFor(label: string, overrides: Partial<MpConfig> = {}): MpConfig {
   return {
+    provider: db.provider,
     databaseUrl: db.url,
     s3,
     bucket,
@@ -78,7 +81,7 @@ function configFor(label: string, overrides: Partial<MpConfig> = {}): MpConfig {
 }
 
 beforeAll(async () => {
-  db = await createMpDatabase(inject("databaseUrl"));
+  db = await createMpDatabase(provider, inject("databaseUrl"));
   await createBucket(s3, bucket);
 });
 
@@ -90,13 +93,14 @@ afterAll(async () => {
 
 /** A drain and a sweep from this process, then what is left. */
 async function finish(config: MpConfig, domain: string, log: DeletionLog) {
-  const env = processEnv({ ...config, drainIntervalSeconds: 0 }, (e) => log.record("final", e));
+  const env = await processEnv({ ...config, drainIntervalSeconds: 0 }, (e) => log.record("final", e));
   try {
     // A drain killed between deciding and deleting leaves `deleting` records, taken again after
     // a lease (minutes): made due now, as time would.
-    await db.pg.query(
-      `UPDATE prisma_s3_files_journal SET "notBefore" = (now() AT TIME ZONE 'UTC') - interval '1 second' WHERE kind = 'deleting'`,
-    );
+    await env.plain.fileJournal.updateMany({
+      where: { kind: "deleting" },
+      data: { notBefore: new Date(Date.now() - 1000) },
+    });
     const drained = await drainFiles(env.plain, env.session, env.options);
     const swept = await sweepOrphans(env.plain, env.session, { ...env.options, olderThan: 0 });
     const left = await orphansOf(db, lister, config, domain);
@@ -279,19 +283,21 @@ async function runModel(label: string, ops: number, crashes: number) {
   for (const o of end.swept.orphans) {
     const s = storedBy.get(`${o.storage}:${o.key}`);
     const k = s && killedAt.get(s.by);
-    const history = await db.pg.query<{ email: string; row_id: number; old_key: string | null; at: Date }>(
-      "SELECT email, row_id, old_key, at FROM mp_audit WHERE new_key = $1 OR old_key = $1 ORDER BY at, id",
-      [o.key],
-    );
-    const email = history.rows[0]?.email;
-    const around = history.rows.at(-1)?.at.getTime() ?? 0;
+    const history = (
+      await db.sql.query<{ email: string; row_id: number; old_key: string | null; at: unknown }>(
+        `SELECT email, row_id, old_key, ${db.auditAt} AS at FROM mp_audit WHERE new_key = ? OR old_key = ? ORDER BY ${db.auditAt}, id`,
+        [o.key, o.key],
+      )
+    ).map((h) => ({ ...h, at: auditTime(h.at) }));
+    const email = history[0]?.email;
+    const around = history.at(-1)?.at.getTime() ?? 0;
     if (email) {
       const ops = opLog.filter((x) => x.email === email && Math.abs(x.end - around) < 2000);
       console.log(
         `  ops on ${email} near ${new Date(around).toISOString()}: ${ops.map((x) => `${x.by} ${x.kind} ${new Date(x.end - x.ms).toISOString().slice(17)}..${new Date(x.end).toISOString().slice(17)} ${x.outcome}`).join(" | ")}`,
       );
     }
-    const held = history.rows.map(
+    const held = history.map(
       (h) => `${h.old_key === o.key ? "released" : "taken"} by row ${h.row_id} at ${h.at.toISOString()}`,
     );
     console.log(
@@ -299,7 +305,7 @@ async function runModel(label: string, ops: number, crashes: number) {
         (k ? `, that worker killed ${k.ts - s!.ts} ms later (${k.how})` : ", that worker was not killed") +
         `; rows: ${held.join(", ") || "never held"}` +
         `; deletions sent: ${JSON.stringify(log.deletions.filter((d) => d.key === o.key && d.store === o.storage).map((d) => ({ by: d.by, at: new Date(d.start).toISOString() })))}` +
-        `; journal: ${JSON.stringify((await db.pg.query('SELECT id, kind, "notBefore", "createdAt" FROM prisma_s3_files_journal WHERE "objectKey" = $1', [o.key])).rows)}`,
+        `; journal: ${JSON.stringify(await db.sql.query(`SELECT id, kind, ${db.sql.id("notBefore")}, ${db.sql.id("createdAt")} FROM prisma_s3_files_journal WHERE ${db.sql.id("objectKey")} = ?`, [o.key]))}`,
     );
   }
   return { stats, checker, audit, end, summary };
@@ -381,8 +387,9 @@ describe("copy race", () => {
         if (copy.status === "fulfilled") outcomes.copied++;
         else if ((copy.reason as { code?: string }).code === "FILE_NOT_FOUND") outcomes.refused++;
         else throw copy.reason;
-        const held = (await db.pg.query<{ avatar: string }>(`SELECT avatar FROM "User" WHERE email = $1`, [y])).rows[0]!
-          .avatar;
+        const held = (
+          await db.sql.query<{ avatar: string }>(`SELECT avatar FROM ${db.sql.id("User")} WHERE email = ?`, [y])
+        )[0]!.avatar;
         if (!(await headExists(lister, bucket, objectKey(config, "default", held))))
           outcomes.lost.push({ round, key: held });
       }
@@ -423,7 +430,7 @@ describe("deleteAfterSeconds through a crash", () => {
     const sweeper = new Worker("sweeper", "rpc", config, {}, onEvent);
     const drainer = new Worker("drainer", "rpc", config, {}, onEvent);
     const email = `g${domain}`;
-    const env = processEnv({ ...config, drainIntervalSeconds: 0 }, (e) => log.record("test", e));
+    const env = await processEnv({ ...config, drainIntervalSeconds: 0 }, (e) => log.record("test", e));
     try {
       await Promise.all([writer.ready, sweeper.ready, drainer.ready]);
       const created = await writer.rpc<{ avatar: string }>("create", { email, variant: "g0" });
@@ -434,11 +441,11 @@ describe("deleteAfterSeconds through a crash", () => {
       const replaced = await writer.rpc<string>("replaceAvatar", { email, variant: "g1", thenKill: true });
       const exit = await writer.exited;
       expect(exit.signal).toBe("SIGKILL");
-      const { rows } = await db.pg.query<{ at: Date }>(
-        "SELECT at FROM mp_audit WHERE email = $1 AND old_key = $2 AND new_key = $3",
+      const rows = await db.sql.query<{ at: unknown }>(
+        `SELECT ${db.auditAt} AS at FROM mp_audit WHERE email = ? AND old_key = ? AND new_key = ?`,
         [email, old, replaced],
       );
-      const committed = rows[0]!.at.getTime();
+      const committed = auditTime(rows[0]!.at).getTime();
       const checks: { at: number; status: number; swept: boolean; drained: number }[] = [];
       while (Date.now() < committed + GRACE * 1000 - 400) {
         const [swept, drained] = await Promise.all([
@@ -490,7 +497,7 @@ describe("sweep during concurrent creates", () => {
     const config = configFor("sweep", { saveDelayMs: 250, drainIntervalSeconds: 0 });
     const domain = `@sweep.${run}.mp`;
     const log = new DeletionLog();
-    const env = processEnv(config, (e) => log.record("test", e));
+    const env = await processEnv(config, (e) => log.record("test", e));
     const sweeper = new Worker("sweeper", "rpc", config, {}, (w, e) => log.record(w.label, e));
     const results: { round: number; created: number; failed: string[]; dangling: string[]; sweeps: number }[] = [];
     try {

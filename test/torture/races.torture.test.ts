@@ -21,10 +21,9 @@ import {
   upload,
 } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
-import { fileFields } from "../generated/files/index.js";
 import { listKeys } from "../harness/s3.js";
 import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
-import { plainClient } from "../prisma/client.js";
+import { fileFields, plainClient } from "../prisma/client.js";
 import { envInt, png } from "./support.js";
 
 const s3 = inject("s3");

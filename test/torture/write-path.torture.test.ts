@@ -1,5 +1,5 @@
 /**
- * A seeded model test of the Prisma write path against real PostgreSQL and S3 (the harness's),
+ * A seeded model test of the Prisma write path against the project's database and S3 (the harness's),
  * with faults injected on both sides. Each run prints its seed; `TORTURE_SEED=<seed>` replays
  * the same operation sequence (and `TORTURE_OPS=<n>` stops after n operations).
  *
@@ -7,7 +7,8 @@
  * (replace, set null, `{ set }`, copy another row's key, missing rows), delete, deleteMany,
  * updateMany, upsert, nested post create/update/delete, `attach`/`detach`, `FieldFile.save` /
  * `delete`, interactive transactions (commit, throw after the writes, connection killed with
- * `pg_terminate_backend` before the next query or before the commit, a nested `$transaction`
+ * `pg_terminate_backend` / MySQL's `KILL` before the next query or before the commit (not on
+ * SQLite: no server connection to kill), a nested `$transaction`
  * joining), batch transactions, two or three writes at once, and multipart covers.
  *
  * Chain: extended client → S3 client (no retries, 250 ms socket timeout) → lossy proxy
@@ -44,7 +45,6 @@
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   drainFiles,
@@ -58,11 +58,11 @@ import {
 } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
 import { pendingUploadCount } from "../../src/prisma/upload.js";
-import { fileFields } from "../generated/files/index.js";
 import type { Prisma } from "../generated/prisma/client.js";
 import { createBucket, emptyAndDeleteBucket, harnessClient, uniqueBucketName } from "../harness/s3.js";
 import { type S3Proxy, startS3Proxy } from "../harness/s3-proxy.js";
-import { plainClient } from "../prisma/client.js";
+import { type RawDb, rawDb } from "../harness/sql.js";
+import { fileFields, plainClient, provider } from "../prisma/client.js";
 import { type LossyProxy, startLossyProxy } from "./lossy-proxy.js";
 import { envInt, MiB, pdf, png, proxiedSession, Rng, tortureSeed } from "./support.js";
 
@@ -102,7 +102,9 @@ let lossy: LossyProxy;
 let s3conn: ReturnType<typeof proxiedSession>;
 let storages: { default: S3Storage; private: S3Storage; public: MemoryStorage };
 let prisma: ReturnType<typeof makeClient>;
-let killer: pg.Client;
+/** Kills a transaction's connection from outside (PostgreSQL, MySQL); SQLite has no connection to kill. */
+let killer: RawDb | undefined;
+const canKill = provider !== "sqlite";
 let lister: S3Client;
 const plain = plainClient();
 const cleanupErrors: unknown[] = [];
@@ -740,7 +742,12 @@ function genRecordMethod(s: Snapshot): Op {
 
 function genInteractive(s: Snapshot): Op {
   const subs = Array.from({ length: 1 + rng.int(3) }, () => genSub(s));
-  const ending = rng.weighted({ commit: 50, throw: 25, killThenQuery: 12, killThenCommit: 13 });
+  const ending = rng.weighted({
+    commit: 50,
+    throw: 25,
+    killThenQuery: canKill ? 12 : 0,
+    killThenCommit: canKill ? 13 : 0,
+  });
   const joinNested = rng.chance(0.2);
   const fieldSave =
     s.users.some((u) => u.avatar) && rng.chance(0.2) ? rng.pick(s.users.filter((u) => u.avatar)) : undefined;
@@ -753,8 +760,15 @@ function genInteractive(s: Snapshot): Op {
     exec: async (i) => {
       await prisma.$transaction(
         async (tx) => {
-          const rows = await tx.$queryRaw<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
-          const pid = rows[0]!.pid;
+          const pid =
+            canKill &&
+            Number(
+              (
+                await tx.$queryRawUnsafe<{ pid: number | bigint }[]>(
+                  provider === "mysql" ? "SELECT CONNECTION_ID() AS pid" : "SELECT pg_backend_pid() AS pid",
+                )
+              )[0]!.pid,
+            );
           for (const [n, sub] of subs.entries()) {
             if (joinNested && n === 0) await prisma.$transaction(async (inner) => sub.run(inner));
             else await sub.run(tx);
@@ -767,7 +781,8 @@ function genInteractive(s: Snapshot): Op {
           await checkCommittedIntact(i, label);
           if (ending === "throw") throw new Error("torture: abort between upload and commit");
           if (ending === "killThenQuery" || ending === "killThenCommit") {
-            await killer.query("SELECT pg_terminate_backend($1, 5000)", [pid]);
+            if (provider === "mysql") await killer!.execute(`KILL ${Number(pid)}`);
+            else await killer!.query("SELECT pg_terminate_backend(?, 5000)", [pid]);
             if (ending === "killThenQuery") await tx.user.count();
           }
         },
@@ -1040,8 +1055,7 @@ beforeAll(async () => {
   };
   prisma = makeClient();
   lister = harnessClient(s3);
-  killer = new pg.Client({ connectionString: databaseUrl });
-  await killer.connect();
+  if (canKill) killer = await rawDb(provider, databaseUrl);
   // Warm up before any fault: the conditional-write probe, the pools, the region.
   for (const st of [storages.default, storages.private]) await st.delete(await st.save("warmup.txt", Buffer.from("w")));
 });
