@@ -32,7 +32,7 @@ import {
 import type { Coordination } from "./journal/coordination.js";
 import { type DrainClient, drain, retrying } from "./journal/drain.js";
 import type { JournalEntry } from "./journal/journal.js";
-import { raw, type SqlClient, type Statement, transactionOptions } from "./journal/sql.js";
+import { explainUnsupported, raw, type SqlClient, type Statement, transactionOptions } from "./journal/sql.js";
 import type { TransactionScope } from "./transactions.js";
 import { type KeyAssignment, type OldKeySelect, relatedRowsSelect, type WritePlan } from "./write-plan.js";
 
@@ -456,7 +456,7 @@ async function matchedRows(
  * deleted; otherwise an upload's record was gone (a drain took it as abandoned).
  */
 async function explain(env: WriteEnv, req: WriteRequest, error: unknown): Promise<unknown> {
-  if (!env.coordination.dialect.isCheckFailure(error)) return error;
+  if (!env.coordination.dialect.isCheckFailure(error)) return explainUnsupported(env.coordination.dialect, error);
   try {
     await refuseGoneKeys(env, env.base, req.plan.keys);
   } catch (gone) {

@@ -330,6 +330,22 @@ function databaseError(error: unknown): { code?: string; message?: string } {
   };
 }
 
+/**
+ * A syntax error from a MySQL server without what the journal's statements need (MySQL itself
+ * has no `INSERT … RETURNING`; MariaDB before 10.6 no `SKIP LOCKED`), as a configuration error
+ * that says so; otherwise `error` itself.
+ */
+export function explainUnsupported(dialect: Dialect, error: unknown): unknown {
+  if (dialect.kind !== "mysql") return error;
+  const { code, message } = databaseError(error);
+  if (code !== "1064" || !/RETURNING|SKIP LOCKED/i.test(message ?? "")) return error;
+  return new PrismaS3FilesError(
+    "CONFIGURATION",
+    "prisma-s3-files needs MariaDB 10.6 or later on the mysql provider (INSERT … RETURNING and SKIP LOCKED); this server refused them",
+    { cause: error },
+  );
+}
+
 /** The journal model's metadata: its name and the dialect of its database. */
 export function findJournal(fields: FileFieldsMetadataShape): { model: string; dialect: Dialect } | undefined {
   for (const [model, meta] of Object.entries(fields)) {
