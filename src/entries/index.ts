@@ -22,10 +22,12 @@ export {
   SuspiciousFileOperationError,
   TimeoutError,
 } from "../errors.js";
-export { FileValidationError } from "../files/validation.js";
+export { type ImageDimensions, readImageDimensions } from "../files/image-size.js";
+export { DEFAULT_MAX_PIXELS, FileValidationError } from "../files/validation.js";
 export type { DirectUploadOptions, UploadGrantOptions } from "../prisma/direct-uploads.js";
 export { type S3FilesOptions, s3Files } from "../prisma/extension.js";
 export { FieldFile } from "../prisma/field-file.js";
+export type { FileMetadata } from "../prisma/file-metadata.js";
 export { isGrantToken } from "../prisma/grant-token.js";
 export { type DrainOptions, type DrainReport, drainFiles } from "../prisma/journal/drain.js";
 export { type MultipartSweepReport, type SweepOptions, type SweepReport, sweepOrphans } from "../prisma/sweep.js";

@@ -16,11 +16,13 @@ export interface FileFieldRef {
 }
 
 /**
- * Why a file was refused: over `maxSize`; a type `accept` does not take; (direct uploads) a size,
- * SHA-256 or stored Content-Type other than the grant declared.
+ * Why a file was refused: over `maxSize`; a type `accept` does not take; an image whose header
+ * declares more pixels than `maxPixels`; (direct uploads) a size, SHA-256 or stored Content-Type
+ * other than the grant declared.
  */
 export type FileValidationReason =
   | "too_large"
+  | "too_many_pixels"
   | "type_not_accepted"
   | "size_mismatch"
   | "checksum_mismatch"
@@ -31,8 +33,11 @@ export class FileValidationError extends PrismaS3FilesError {
   readonly model?: string;
   readonly field?: string;
   readonly reason: FileValidationReason;
-  /** The `maxSize` in bytes, for `too_large`. */
+  /** The `maxSize` in bytes, for `too_large`; the `maxPixels`, for `too_many_pixels`. */
   readonly limit?: number;
+  /** The image's width and height as its header declares them, for `too_many_pixels`. */
+  readonly width?: number;
+  readonly height?: number;
   /** The type the upload was declared as (`contentType`, `File.type` or the extension's). */
   readonly declaredType?: string;
   /** The type its first bytes show, when they show one. */
@@ -47,6 +52,8 @@ export class FileValidationError extends PrismaS3FilesError {
     message: string,
     details: FileFieldRef & {
       limit?: number | undefined;
+      width?: number | undefined;
+      height?: number | undefined;
       declaredType?: string | undefined;
       detectedType?: string | undefined;
       accept?: readonly string[] | undefined;
@@ -59,6 +66,8 @@ export class FileValidationError extends PrismaS3FilesError {
     if (details.model !== undefined) this.model = details.model;
     if (details.field !== undefined) this.field = details.field;
     if (details.limit !== undefined) this.limit = details.limit;
+    if (details.width !== undefined) this.width = details.width;
+    if (details.height !== undefined) this.height = details.height;
     if (details.declaredType !== undefined) this.declaredType = details.declaredType;
     if (details.detectedType !== undefined) this.detectedType = details.detectedType;
     if (details.accept !== undefined) this.accept = details.accept;
@@ -140,6 +149,43 @@ export function checkDeclaredSize(length: number | undefined, rules: FileRules, 
 export function toFileValidationError(error: unknown, where: FileFieldRef = {}): unknown {
   if (error instanceof ContentTooLargeError) return tooLarge(error.limit, where, error);
   return error;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pixels
+// ---------------------------------------------------------------------------------------------
+
+/** The pixel limit of image fields that set none: 40 megapixels (a 7,300 × 5,500 photo fits). */
+export const DEFAULT_MAX_PIXELS = 40_000_000;
+
+/**
+ * Refuses an image whose header declares more than `maxPixels` pixels (width × height) with a
+ * `too_many_pixels` {@link FileValidationError}: a decompression bomb (a few kilobytes that
+ * decode to gigabytes) is stopped before any byte is stored or decoded. `dimensions` is what
+ * `readImageDimensions` read from the file's first bytes; `undefined` (not an image, or a header
+ * it could not read) passes.
+ */
+export function checkPixels(
+  dimensions: { width: number; height: number } | undefined,
+  maxPixels: number,
+  where: FileFieldRef = {},
+): void {
+  if (dimensions === undefined) return;
+  const { width, height } = dimensions;
+  if (width * height <= maxPixels) return;
+  const text = `image is ${width} × ${height} pixels (${formatPixels(width * height)}), more than the ${formatPixels(maxPixels)} allowed`;
+  throw new FileValidationError("too_many_pixels", sentence(where, text), {
+    ...where,
+    limit: maxPixels,
+    width,
+    height,
+  });
+}
+
+/** `40 MP` or `1,500 pixels`. */
+function formatPixels(pixels: number): string {
+  if (pixels >= 1e6) return `${Number((pixels / 1e6).toFixed(2))} MP`;
+  return `${pixels.toLocaleString("en-US")} pixels`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,10 +1,17 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { UploadGrant, UploadGrantMultipart } from "../browser/upload-grant.js";
 import { PrismaS3FilesError } from "../errors.js";
-import { SNIFF_BYTES } from "../files/sniff.js";
+import { IMAGE_HEAD_BYTES, readImageDimensions } from "../files/image-size.js";
 import { defaultFileName, uploadedFileName } from "../files/uploaded-name.js";
-import { checkDeclaredSize, checkType, FileValidationError } from "../files/validation.js";
+import {
+  checkDeclaredSize,
+  checkPixels,
+  checkType,
+  DEFAULT_MAX_PIXELS,
+  FileValidationError,
+} from "../files/validation.js";
 import { type DirectUploadCapable, isDirectUploadCapable, type Storage } from "../storage/storage.js";
+import type { FileMetadata } from "./file-metadata.js";
 import { type GrantClaims, grantKey, signGrantToken, verifyGrantToken } from "./grant-token.js";
 import type { FileFieldMetadata } from "./metadata-types.js";
 
@@ -317,15 +324,20 @@ const sizeMismatch = (where: string, size: number, declared: number, ref: { mode
 /**
  * Checks the object a grant attached, at its final key (a copy the browser cannot change, unlike
  * the pending object its form may still overwrite until the grant expires): size, type sniffed
- * from the first bytes, declared SHA-256. Throws a {@link FileValidationError}; the caller then
- * removes the object.
+ * from the first bytes, an image's pixels against `maxPixels`, declared SHA-256. Throws a
+ * {@link FileValidationError}; the caller then removes the object.
+ *
+ * Returns the facts for the field's metadata columns, from what the checks read: size and type
+ * from the object's HEAD, dimensions from its first 64 KiB (read for the type anyway), the
+ * grant's file name, and the SHA-256 only when the grant declared one (then the whole object was
+ * read and hashed to verify it; without one the attach reads no more than the first bytes).
  */
 export async function verifyAttached(
   storage: Storage,
   key: string,
   claims: GrantClaims,
   meta: FileFieldMetadata,
-): Promise<void> {
+): Promise<FileMetadata> {
   const ref = { model: claims.model, field: claims.field };
   const where = `${claims.model}.${claims.field}`;
   const rules = { maxSize: meta.maxSize, accept: meta.accept };
@@ -341,15 +353,29 @@ export async function verifyAttached(
       { ...ref, declaredType: claims.contentType, storedType: contentType },
     );
   }
-  const head = size === 0 ? new Uint8Array(0) : await readRange(storage, key, Math.min(size, SNIFF_BYTES));
-  checkType(head, claims.contentType, rules, ref);
-  if (claims.checksumSha256 !== undefined && (await sha256Of(storage, key)) !== claims.checksumSha256) {
-    throw new FileValidationError(
-      "checksum_mismatch",
-      `${where}: the uploaded file's SHA-256 is not the declared one`,
-      ref,
-    );
+  const head = size === 0 ? new Uint8Array(0) : await readRange(storage, key, Math.min(size, IMAGE_HEAD_BYTES));
+  const { detectedType } = checkType(head, claims.contentType, rules, ref);
+  const dimensions = readImageDimensions(head, detectedType);
+  checkPixels(dimensions, meta.maxPixels ?? DEFAULT_MAX_PIXELS, ref);
+  let sha256: string | undefined;
+  if (claims.checksumSha256 !== undefined) {
+    const digest = await sha256Of(storage, key);
+    if (digest.toString("base64") !== claims.checksumSha256) {
+      throw new FileValidationError(
+        "checksum_mismatch",
+        `${where}: the uploaded file's SHA-256 is not the declared one`,
+        ref,
+      );
+    }
+    sha256 = digest.toString("hex");
   }
+  return {
+    size,
+    contentType: contentType ?? claims.contentType,
+    ...(sha256 === undefined ? {} : { sha256 }),
+    originalName: claims.filename,
+    ...(dimensions ?? {}),
+  };
 }
 
 /** A Content-Type compared as HTTP does: case-insensitive, whitespace around parameters ignored. */
@@ -366,10 +392,10 @@ async function readRange(storage: Storage, name: string, bytes: number): Promise
   return Buffer.concat(chunks).subarray(0, bytes);
 }
 
-async function sha256Of(storage: Storage, name: string): Promise<string> {
+async function sha256Of(storage: Storage, name: string): Promise<Buffer> {
   const hash = createHash("sha256");
   for await (const chunk of await storage.open(name)) hash.update(chunk as Buffer);
-  return hash.digest("base64");
+  return hash.digest();
 }
 
 /** The expiry (epoch ms) a pending key carries, or `undefined` if it is not a pending key. */

@@ -10,6 +10,7 @@ import {
   type UploadGrantOptions,
 } from "./direct-uploads.js";
 import { type LifecycleContext, lifecycleContext } from "./file-lifecycle.js";
+import { clearFileMetadata, metadataColumns, metadataConflict } from "./file-metadata.js";
 import { isGrantToken } from "./grant-token.js";
 import { coordinationFor } from "./journal/coordination.js";
 import { type DrainClient, DrainTimer, drain } from "./journal/drain.js";
@@ -145,6 +146,8 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
       const args = (params.args ?? {}) as Record<string, unknown>;
       const plan = planWrite(fields, params.model, params.operation, args);
       refuseMisplacedValues(params, args, plan, ctx);
+      // A cleared file takes its metadata with it (the columns the write does not set itself).
+      for (const c of plan.clears) clearFileMetadata(c.record, c.meta);
       if (plan.uploads.length === 0 && !plan.oldKeys && plan.keys.length === 0) {
         return mapResult(params, await params.query(args));
       }
@@ -200,7 +203,8 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
 
 /**
  * Values a write must not carry, refused before anything is stored: an upload in a column that
- * is not a file field, a pending direct upload's bare key (its grant's token verifies it).
+ * is not a file field, metadata columns set beside an upload (the upload fills them), a pending
+ * direct upload's bare key (its grant's token verifies it).
  */
 function refuseMisplacedValues(
   params: HookParams,
@@ -216,6 +220,12 @@ function refuseMisplacedValues(
       "NOT_A_FILE_FIELD",
       `${params.model}.${params.operation}: an upload() value is at ${stray.path}, which is not a file column; declare the column with /// @file(...) or write a key there`,
     );
+  }
+  for (const a of plan.uploads) {
+    const conflict = metadataConflict(a.model, a.field, a.record, a.meta);
+    if (conflict === undefined) continue;
+    for (const u of plan.uploads) discardUpload(u.token);
+    throw conflict;
   }
   // Any spelling a storage reads as a pending key counts.
   const pendingKey = plan.keys.find((k) => isPendingKey(k.key, ctx.directUploads.pendingPrefix));
@@ -256,10 +266,14 @@ function modelMethods(fields: FileFieldsMetadataShape, ctx: LifecycleContext) {
     if (!meta) throw new PrismaS3FilesError("CONFIGURATION", `${delegate.$name}.${field} is not a file field`);
     return meta;
   };
-  /** Checks the field and returns a select of it and the primary key (so the returned file can `save()` again). */
+  /**
+   * Checks the field and returns a select of it, its metadata columns and the primary key (so
+   * the returned file can `save()` again and knows its metadata).
+   */
   const selectFor = (delegate: Delegate, field: string) => {
-    fieldOf(delegate, field);
-    return Object.fromEntries([...fields[delegate.$name]!.primaryKey, field].map((k) => [k, true]));
+    const meta = fieldOf(delegate, field);
+    const names = [...fields[delegate.$name]!.primaryKey, field, ...metadataColumns(meta)];
+    return Object.fromEntries(names.map((k) => [k, true]));
   };
   return {
     /** `content` may also be a direct-upload grant token: the uploaded object is verified and attached. */

@@ -1,6 +1,7 @@
 import { PrismaS3FilesError } from "../errors.js";
 import { StoredFile } from "../files/stored-file.js";
 import type { FileContent, Storage } from "../storage/storage.js";
+import type { FileMetadata } from "./file-metadata.js";
 import { modelDelegate } from "./prisma-internals.js";
 import { type UploadOptions, upload } from "./upload.js";
 
@@ -13,6 +14,13 @@ export interface RowBinding {
 }
 
 type Row = Record<string, unknown>;
+
+/** The metadata and dimension columns of a file field, by the `@file` option naming them. */
+export interface MetadataColumnNames {
+  readonly metadata?: string | undefined;
+  readonly widthField?: string | undefined;
+  readonly heightField?: string | undefined;
+}
 type Delegate = { update(args: unknown): Promise<Row> };
 
 /**
@@ -26,13 +34,70 @@ export class FieldFile extends StoredFile {
   readonly #field: string;
   readonly #row: Row | undefined;
   readonly #binding: RowBinding | undefined;
+  readonly #columns: MetadataColumnNames;
 
-  constructor(storage: Storage, name: string, model: string, field: string, row?: Row, binding?: RowBinding) {
+  /**
+   * @param columns The field's metadata and dimension columns (`@file(metadata, widthField,
+   * heightField)`), read from `row` by {@link metadata}, {@link width} and {@link height}.
+   */
+  constructor(
+    storage: Storage,
+    name: string,
+    model: string,
+    field: string,
+    row?: Row,
+    binding?: RowBinding,
+    columns: MetadataColumnNames = {},
+  ) {
     super(storage, name);
     this.#model = model;
     this.#field = field;
     this.#row = row;
     this.#binding = binding;
+    this.#columns = columns;
+  }
+
+  /**
+   * The file's facts as its `@file(metadata: "...")` column holds them (size, content type,
+   * SHA-256, original name, and an image's width and height), read from the row: no storage
+   * call. `null` when the column was read and holds none (the file was set as a plain key, or
+   * written before the column existed); `undefined` when the field declares no metadata column
+   * or the query did not select it.
+   */
+  get metadata(): FileMetadata | null | undefined {
+    const column = this.#columns.metadata;
+    if (column === undefined || this.#row === undefined) return undefined;
+    const value = this.#row[column];
+    if (value === undefined) return undefined;
+    return value !== null && typeof value === "object" ? (value as FileMetadata) : null;
+  }
+
+  /**
+   * The image's width in pixels, as displayed, with no storage call: from the `widthField`
+   * column when the row has it, else from the `metadata` column. `null` when the column read
+   * holds none (not an image, an image whose header gave no size, a file set as a plain key);
+   * `undefined` when neither column is declared or selected.
+   */
+  get width(): number | null | undefined {
+    return this.#dimension(this.#columns.widthField, "width");
+  }
+
+  /** The image's height in pixels, as displayed: as {@link width}, from `heightField` or `metadata`. */
+  get height(): number | null | undefined {
+    return this.#dimension(this.#columns.heightField, "height");
+  }
+
+  #dimension(column: string | undefined, key: "width" | "height"): number | null | undefined {
+    const row = this.#row;
+    if (row === undefined) return undefined;
+    if (column !== undefined && row[column] !== undefined) {
+      const value = row[column];
+      return typeof value === "number" ? value : null;
+    }
+    const metadata = this.metadata;
+    if (metadata === undefined) return undefined;
+    const value = metadata?.[key];
+    return typeof value === "number" ? value : null;
   }
 
   /** The Prisma model the value was read from, e.g. `User`. */
@@ -81,12 +146,18 @@ export class FieldFile extends StoredFile {
     }
     const where = Object.fromEntries(binding.primaryKey.map((k) => [k, row[k]]));
     const delegate = modelDelegate<Delegate>(binding.client, this.#model);
-    const select = Object.fromEntries([...binding.primaryKey, this.#field].map((k) => [k, true]));
+    const columns = [this.#columns.metadata, this.#columns.widthField, this.#columns.heightField].filter(
+      (c): c is string => c !== undefined,
+    );
+    const select = Object.fromEntries([...binding.primaryKey, this.#field, ...columns].map((k) => [k, true]));
     const updated = await delegate.update({ where, data: { [this.#field]: value }, select });
-    // The new value stays bound to the row this file came from, so it can be saved or deleted in turn.
+    // The row this file came from follows: its metadata columns, and the new value, bound to it so
+    // it can be saved or deleted in turn.
+    for (const column of columns) row[column] = updated[column];
     const stored = updated[this.#field];
     const name = stored instanceof FieldFile ? stored.name : typeof stored === "string" ? stored : null;
-    row[this.#field] = name === null ? null : new FieldFile(this.storage, name, this.#model, this.#field, row, binding);
+    row[this.#field] =
+      name === null ? null : new FieldFile(this.storage, name, this.#model, this.#field, row, binding, this.#columns);
     return updated;
   }
 }

@@ -1,8 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { LeftBehindError, PrismaS3FilesError } from "../errors.js";
-import { SNIFF_BYTES } from "../files/sniff.js";
+import { IMAGE_HEAD_BYTES, type ImageDimensions, readImageDimensions } from "../files/image-size.js";
 import { defaultFileName, uploadedFileName } from "../files/uploaded-name.js";
-import { checkDeclaredSize, checkType, nameForContent, toFileValidationError } from "../files/validation.js";
+import {
+  checkDeclaredSize,
+  checkPixels,
+  checkType,
+  DEFAULT_MAX_PIXELS,
+  nameForContent,
+  toFileValidationError,
+} from "../files/validation.js";
 import { normalizeContent, resolveContentType } from "../storage/content.js";
 import { generateFilename } from "../storage/naming.js";
 import type { FileContent, Storage } from "../storage/storage.js";
@@ -13,6 +20,7 @@ import {
   resolveDirectUploads,
   verifyAttached,
 } from "./direct-uploads.js";
+import { digestContent, type FileMetadata, hasMetadataColumns, writeFileMetadata } from "./file-metadata.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { modelDelegate } from "./prisma-internals.js";
 import { discardUpload, type PendingUpload, takeUpload } from "./upload.js";
@@ -105,9 +113,11 @@ export function delegate(client: unknown, model: string): Delegate {
 const UPLOAD_CONCURRENCY = 4;
 
 /**
- * Validates every upload of a write, then stores them and puts their keys into the arguments.
- * Validation of all of them comes first (declared size, type sniffed from the first bytes), so a
- * bad file among several writes nothing; `maxSize` is also counted while streaming. On any
+ * Validates every upload of a write, then stores them and puts their keys into the arguments,
+ * with their metadata and dimensions where the field names columns for them (`file-metadata.ts`).
+ * Validation of all of them comes first (declared size, type sniffed from the first bytes, an
+ * image's pixels against `maxPixels`), so a bad file among several writes nothing; `maxSize` is
+ * also counted while streaming. On any
  * failure the objects already stored are deleted and the rest discarded before rethrowing.
  */
 export async function storeUploads(
@@ -117,7 +127,15 @@ export async function storeUploads(
 ): Promise<StoredObject[]> {
   const stored: StoredObject[] = [];
   type Prepared = { a: UploadAssignment; where: { model: string; field: string } } & (
-    | { kind: "upload"; pending: PendingUpload; content: FileContent; contentType: string; filename: string }
+    | {
+        kind: "upload";
+        pending: PendingUpload;
+        content: FileContent;
+        contentType: string;
+        filename: string;
+        clientName: string | undefined;
+        dimensions: ImageDimensions | undefined;
+      }
     | { kind: "grant"; grant: ClaimedGrant; moved: boolean }
   );
   const prepared: Prepared[] = [];
@@ -147,11 +165,16 @@ export async function storeUploads(
         blobType: normalized.blobType,
       });
       checkDeclaredSize(normalized.length, rules, where);
-      const { head, content } = await normalized.peek(SNIFF_BYTES);
+      // One peek for the type (its first 4 KiB) and an image's dimensions (a JPEG's frame header
+      // may follow a long EXIF segment).
+      const { head, content } = await normalized.peek(IMAGE_HEAD_BYTES);
       const { detectedType } = checkType(head, contentType, rules, where);
+      // Decompression bombs stop here, before a byte is stored.
+      const dimensions = readImageDimensions(head, detectedType);
+      checkPixels(dimensions, a.meta.maxPixels ?? DEFAULT_MAX_PIXELS, where);
       // The stored name and type follow the content (PNG bytes named `x.exe` are stored as `x.png`).
       const named = nameForContent(clientName ?? defaultFileName(contentType), contentType, detectedType);
-      prepared.push({ kind: "upload", a, where, pending, content, ...named });
+      prepared.push({ kind: "upload", a, where, pending, content, clientName, dimensions, ...named });
     }
     let next = 0;
     let failedFast = false;
@@ -177,20 +200,35 @@ export async function storeUploads(
               onLeftBehind: ctx.report,
             });
             p.moved = true;
+            let facts: FileMetadata;
             try {
-              await verifyAttached(storage, key, p.grant.claims, a.meta);
+              facts = await verifyAttached(storage, key, p.grant.claims, a.meta);
             } catch (error) {
               await storage.delete(key).catch((e: unknown) => ctx.report(e));
               throw error;
             }
+            if (hasMetadataColumns(a.meta)) writeFileMetadata(a.record, a.meta, facts);
           } else {
-            key = await storage.save(name, p.content, {
+            // The SHA-256 is computed as the storage reads the bytes, only where a column keeps it.
+            const digest = a.meta.metadata === undefined ? undefined : digestContent(p.content);
+            key = await storage.save(name, digest?.content ?? p.content, {
               contentType: p.contentType,
               ...(p.pending.metadata ? { metadata: p.pending.metadata } : {}),
               ...maxLength,
               ...journaled,
               ...(a.meta.maxSize === null ? {} : { maxSize: a.meta.maxSize }),
             });
+            if (hasMetadataColumns(a.meta)) {
+              const read = digest?.result();
+              const facts: FileMetadata = {
+                size: read?.size ?? 0,
+                contentType: p.contentType,
+                ...(read ? { sha256: read.sha256 } : {}),
+                ...(p.clientName === undefined ? {} : { originalName: p.clientName }),
+                ...(p.dimensions ?? {}),
+              };
+              writeFileMetadata(a.record, a.meta, facts);
+            }
           }
           const object = { storage, key, model: a.model, field: a.field, conditional: a.conditional };
           stored.push(object);

@@ -22,6 +22,17 @@ export interface FileFieldMetadata {
   readonly maxLength: number | null;
   /** `false` for a required (`String`) column, `true` for an optional one (`String?`). */
   readonly nullable: boolean;
+  /**
+   * The `Json?` field that receives the file's {@link FileMetadata} in the same row write as the
+   * key (`@file(metadata: "...")`); absent: none.
+   */
+  readonly metadata?: string;
+  /** The `Int?` field that receives an image's width (`@file(widthField: "...")`); absent: none. */
+  readonly widthField?: string;
+  /** The `Int?` field that receives an image's height (`@file(heightField: "...")`); absent: none. */
+  readonly heightField?: string;
+  /** Largest image accepted, in pixels (width × height); absent: 40,000,000. */
+  readonly maxPixels?: number;
 }
 
 /** A relation field: the model it points to and whether it holds a list (`Post[]`). */

@@ -35,7 +35,12 @@ export function compileMappers(
   for (const model of reaches) {
     const meta = metadata[model]!;
     const primaryKey = meta.primaryKey ?? [];
-    const files = Object.keys(meta.fileFields).map((field) => ({ field, storage: storageFor(model, field) }));
+    const files = Object.entries(meta.fileFields).map(([field, f]) => ({
+      field,
+      storage: storageFor(model, field),
+      // Metadata columns, for FieldFile.metadata/width/height; the same object for every row.
+      columns: { metadata: f.metadata, widthField: f.widthField, heightField: f.heightField },
+    }));
     const relations = Object.entries(meta.relations)
       .filter(([, r]) => reaches.has(r.model))
       .map(([field, r]) => ({ field, model: r.model }));
@@ -43,12 +48,12 @@ export function compileMappers(
     // rows allocates its file objects, not a binding per row as well.
     let bound: RowBinding | undefined;
     mappers.set(model, (row, client) => {
-      for (const { field, storage } of files) {
+      for (const { field, storage, columns } of files) {
         const value = row[field];
         // Only strings: a FieldFile (the extension applied twice) or null stays as it is.
         if (typeof value === "string") {
           if (bound?.client !== client) bound = { client, primaryKey };
-          row[field] = new FieldFile(storage, value, model, field, row, bound);
+          row[field] = new FieldFile(storage, value, model, field, row, bound, columns);
         }
       }
       for (const { field, model: target } of relations) {

@@ -1,3 +1,4 @@
+import { hasMetadataColumns } from "./file-metadata.js";
 import { isGrantToken } from "./grant-token.js";
 import type { FileFieldMetadata, FileFieldsMetadataShape } from "./metadata-types.js";
 import { isUploadToken } from "./upload.js";
@@ -34,8 +35,19 @@ export interface KeyAssignment {
   key: string;
 }
 
+/** A file column set to `null`: its metadata columns are cleared with it (see `file-metadata.ts`). */
+export interface ClearAssignment {
+  model: string;
+  field: string;
+  meta: FileFieldMetadata;
+  /** The data object the column is in, where the cleared metadata columns go. */
+  record: Record<string, unknown>;
+}
+
 export interface WritePlan {
   uploads: UploadAssignment[];
+  /** File columns set to `null` whose fields have metadata or dimension columns. */
+  clears: ClearAssignment[];
   /** Keys assigned as-is: they must not be deleted as unreferenced while this write is in flight. */
   keys: KeyAssignment[];
   /** What to read before the write; `undefined` when the write can replace or delete no file. */
@@ -86,9 +98,14 @@ export function planWrite(metadata: FileFieldsMetadataShape, model: string, oper
       planner.deleteRows(model, root);
       break;
     default:
-      return { uploads: [], keys: [], oldKeys: undefined };
+      return { uploads: [], clears: [], keys: [], oldKeys: undefined };
   }
-  return { uploads: planner.uploads, keys: planner.keys, oldKeys: isEmpty(root) ? undefined : root };
+  return {
+    uploads: planner.uploads,
+    clears: planner.clears,
+    keys: planner.keys,
+    oldKeys: isEmpty(root) ? undefined : root,
+  };
 }
 
 /**
@@ -133,6 +150,7 @@ function isEmpty(s: OldKeySelect): boolean {
 class Planner {
   readonly uploads: UploadAssignment[] = [];
   readonly keys: KeyAssignment[] = [];
+  readonly clears: ClearAssignment[] = [];
   /** Depth of branches the database may skip; uploads found inside are conditional. */
   #conditional = 0;
   constructor(private readonly metadata: FileFieldsMetadataShape) {}
@@ -238,6 +256,7 @@ class Planner {
 
   #token(model: string, field: string, meta: FileFieldMetadata, record: Data, holder: Data, key: string): void {
     const value = holder[key];
+    if (value === null && hasMetadataColumns(meta)) this.clears.push({ model, field, meta, record });
     if (typeof value !== "string") return;
     const kind = isUploadToken(value) ? "upload" : isGrantToken(value) ? "grant" : undefined;
     if (!kind) {

@@ -74,7 +74,7 @@ describe("parseFileAnnotation: valid forms", () => {
     ["trailing comma in array", '@file(accept: ["image/png",])', options({ accept: ["image/png"] })],
     [
       "every option",
-      '@file(uploadTo: "u/", storage: "private", maxSize: "1.5GB", accept: ["video/*"], keepFiles: true, deleteAfterSeconds: 60, maxLength: 200)',
+      '@file(uploadTo: "u/", storage: "private", maxSize: "1.5GB", accept: ["video/*"], keepFiles: true, deleteAfterSeconds: 60, maxLength: 200, metadata: "meta", widthField: "w", heightField: "h", maxPixels: 2000000)',
       {
         uploadTo: "u/",
         storage: "private",
@@ -83,8 +83,19 @@ describe("parseFileAnnotation: valid forms", () => {
         keepFiles: true,
         deleteAfterSeconds: 60,
         maxLength: 200,
+        metadata: "meta",
+        widthField: "w",
+        heightField: "h",
+        maxPixels: 2_000_000,
       },
     ],
+    ["metadata", '@file(metadata: "avatarMeta")', options({ metadata: "avatarMeta" })],
+    [
+      "widthField and heightField",
+      '@file(widthField: "avatarWidth", heightField: "avatarHeight")',
+      options({ widthField: "avatarWidth", heightField: "avatarHeight" }),
+    ],
+    ["maxPixels", "@file(maxPixels: 12000000)", options({ maxPixels: 12_000_000 })],
     [
       "surrounded by text on other lines",
       'The user\'s picture, optional.\n@file(uploadTo: "avatars/", storage: "public")\nShown on the profile page.',
@@ -172,7 +183,7 @@ describe("parseFileAnnotation: errors name the model, the field and the problem"
     [
       "unknown option",
       '@file(uplodTo: "x")',
-      'User.avatar: unknown option "uplodTo" in @file(...) (known: uploadTo, storage, maxSize, accept, keepFiles, deleteAfterSeconds, maxLength)',
+      'User.avatar: unknown option "uplodTo" in @file(...) (known: uploadTo, storage, maxSize, accept, keepFiles, deleteAfterSeconds, maxLength, metadata, widthField, heightField, maxPixels)',
     ],
     [
       "duplicate option",
@@ -238,6 +249,18 @@ describe("parseFileAnnotation: errors name the model, the field and the problem"
       '@file(maxLength: "10")',
       'User.avatar: maxLength must be a positive integer, got the string "10"',
     ],
+    ["maxPixels zero", "@file(maxPixels: 0)", "User.avatar: maxPixels must be a positive integer, got 0"],
+    [
+      "maxPixels string",
+      '@file(maxPixels: "40MP")',
+      'User.avatar: maxPixels must be a positive integer (width × height), got the string "40MP"',
+    ],
+    [
+      "metadata not a string",
+      "@file(metadata: true)",
+      "User.avatar: metadata must be the name of a field of the model, in double quotes, got boolean true",
+    ],
+    ["widthField not a name", '@file(widthField: "a-b")', 'User.avatar: widthField: "a-b" is not a field name'],
     ["absolute uploadTo", '@file(uploadTo: "/abs/")', 'User.avatar: uploadTo "/abs/" must be relative'],
     [
       "uploadTo with ..",

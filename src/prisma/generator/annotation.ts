@@ -32,6 +32,10 @@
  * | `keepFiles`          | boolean                                  | `false`                                 |
  * | `deleteAfterSeconds` | non-negative number                      | `0`                                     |
  * | `maxLength`          | positive integer                         | `n` of `@db.VarChar(n)`/`@db.Char(n)`, else none |
+ * | `metadata`           | string, a `Json?` field of the model     | none                                    |
+ * | `widthField`         | string, an `Int?` field of the model     | none                                    |
+ * | `heightField`        | string, an `Int?` field of the model     | none                                    |
+ * | `maxPixels`          | positive integer (width × height)        | 40,000,000 for uploads that are images  |
  *
  * Size units ({@link parseSize}): decimal `B`, `KB`/`kB`, `MB`, `GB`, `TB` are powers of 1000
  * (`"5MB"` is 5,000,000 bytes), binary `KiB`, `MiB`, `GiB`, `TiB` are powers of 1024 (`"10 MiB"`
@@ -55,6 +59,14 @@ export interface FileFieldOptions {
   deleteAfterSeconds: number;
   /** Longest key the column stores; `null`: no limit known. */
   maxLength: number | null;
+  /** A `Json?` field that receives the file's facts (size, type, SHA-256, name, dimensions); `null`: none. */
+  metadata: string | null;
+  /** An `Int?` field that receives an image's width (Django's `width_field`); `null`: none. */
+  widthField: string | null;
+  /** An `Int?` field that receives an image's height (Django's `height_field`); `null`: none. */
+  heightField: string | null;
+  /** Largest image (width × height) accepted; `null`: the default, 40 megapixels. */
+  maxPixels: number | null;
 }
 
 /** Where an annotation was found, for error messages. */
@@ -88,6 +100,10 @@ export const FILE_OPTION_NAMES = [
   "keepFiles",
   "deleteAfterSeconds",
   "maxLength",
+  "metadata",
+  "widthField",
+  "heightField",
+  "maxPixels",
 ] as const;
 
 export type FileOptionName = (typeof FILE_OPTION_NAMES)[number];
@@ -102,6 +118,10 @@ export function defaultFileFieldOptions(): FileFieldOptions {
     keepFiles: false,
     deleteAfterSeconds: 0,
     maxLength: null,
+    metadata: null,
+    widthField: null,
+    heightField: null,
+    maxPixels: null,
   };
 }
 
@@ -394,6 +414,20 @@ function applyOption(options: FileFieldOptions, name: FileOptionName, value: Val
       if (typeof value !== "number") return expected("a positive integer");
       if (!Number.isSafeInteger(value) || value <= 0) return `maxLength must be a positive integer, got ${value}`;
       options.maxLength = value;
+      return null;
+    }
+    case "metadata":
+    case "widthField":
+    case "heightField": {
+      if (typeof value !== "string") return expected("the name of a field of the model, in double quotes");
+      if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(value)) return `${name}: ${JSON.stringify(value)} is not a field name`;
+      options[name] = value;
+      return null;
+    }
+    case "maxPixels": {
+      if (typeof value !== "number") return expected("a positive integer (width × height)");
+      if (!Number.isSafeInteger(value) || value <= 0) return `maxPixels must be a positive integer, got ${value}`;
+      options.maxPixels = value;
       return null;
     }
   }

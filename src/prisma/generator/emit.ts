@@ -25,6 +25,10 @@ export interface FileFieldMetadata {
   readonly deleteAfterSeconds: number;
   readonly maxLength: number | null;
   readonly nullable: boolean;
+  readonly metadata?: string;
+  readonly widthField?: string;
+  readonly heightField?: string;
+  readonly maxPixels?: number;
 }
 
 /** A relation field: the model it points to, whether it holds a list, whether deletes cascade to it. */
@@ -72,7 +76,7 @@ function literal(value: string | number | boolean | null | readonly string[]): s
 }
 
 function fileFieldSource(field: FileFieldMetadata, indent: string): string {
-  const entries: [keyof FileFieldMetadata, FileFieldMetadata[keyof FileFieldMetadata]][] = [
+  const entries: [keyof FileFieldMetadata, string | number | boolean | null | readonly string[]][] = [
     ["uploadTo", field.uploadTo],
     ["storage", field.storage],
     ["maxSize", field.maxSize],
@@ -82,6 +86,11 @@ function fileFieldSource(field: FileFieldMetadata, indent: string): string {
     ["maxLength", field.maxLength],
     ["nullable", field.nullable],
   ];
+  // Only when set: modules generated from schemas without them stay as they were.
+  for (const name of ["metadata", "widthField", "heightField", "maxPixels"] as const) {
+    const value = field[name];
+    if (value !== undefined) entries.push([name, value]);
+  }
   return `{\n${entries.map(([k, v]) => `${indent}  ${k}: ${literal(v)},\n`).join("")}${indent}}`;
 }
 

@@ -151,7 +151,53 @@ function fileField(
       `maxLength ${maxLength} exceeds the column's length (${field.nativeType ? `@db.${field.nativeType[0]}` : `String on ${provider}: VARCHAR`}(${columnLength}))`,
     );
   }
-  return { ...options, maxLength, nullable: !field.isRequired };
+  const { metadata, widthField, heightField, maxPixels, ...rest } = options;
+  const columns = { metadata, widthField, heightField };
+  for (const [option, name] of Object.entries(columns) as [keyof typeof columns, string | null][]) {
+    if (name === null) continue;
+    const problem = metadataColumnProblem(model, field, option, name);
+    if (problem !== null) throw new FileAnnotationError(location, problem);
+  }
+  if (widthField !== null && widthField === heightField) {
+    throw new FileAnnotationError(
+      location,
+      `widthField and heightField name the same field ${JSON.stringify(widthField)}`,
+    );
+  }
+  return {
+    ...rest,
+    maxLength,
+    nullable: !field.isRequired,
+    ...(metadata === null ? {} : { metadata }),
+    ...(widthField === null ? {} : { widthField }),
+    ...(heightField === null ? {} : { heightField }),
+    ...(maxPixels === null ? {} : { maxPixels }),
+  };
+}
+
+/**
+ * What is wrong with the field a `metadata`, `widthField` or `heightField` option names, or
+ * `null`: it must be a scalar field of the same model, `Json?` or `Int?`, and no file field.
+ * Optional, because a file set as a plain key (a copy) or cleared, or one that is no image, has
+ * no metadata or dimensions to write.
+ */
+function metadataColumnProblem(
+  model: DmmfModelLike,
+  file: DmmfFieldLike,
+  option: "metadata" | "widthField" | "heightField",
+  name: string,
+): string | null {
+  const type = option === "metadata" ? "Json" : "Int";
+  const column = model.fields.find((f) => f.name === name);
+  if (column === undefined) {
+    return `${option}: the model has no field ${JSON.stringify(name)} (add \`${name} ${type}?\`)`;
+  }
+  if (column === file) return `${option} names the file field itself; name a ${type}? field`;
+  if (hasFileAnnotation(column.documentation)) return `${option}: ${name} is a file field; name a ${type}? field`;
+  if (column.kind !== "scalar" || column.type !== type || column.isList || column.isRequired) {
+    return `${option}: ${name} must be ${type}? (optional: a copied or cleared file has none), but it is ${describeType(column)}`;
+  }
+  return null;
 }
 
 /**
@@ -162,7 +208,9 @@ function fileField(
  *
  * @throws FileAnnotationError for one bad annotation, {@link FileAnnotationErrors} for several:
  * malformed annotations, a `@file` on anything but a `String`/`String?` column, a storage name
- * not in `options.storages`, a `maxLength` longer than the column.
+ * not in `options.storages`, a `maxLength` longer than the column, a `metadata` that names no
+ * `Json?` field of the model or a `widthField`/`heightField` that names no `Int?` field (or one
+ * that another file field already fills).
  * @throws JournalModelError (`JOURNAL_MODEL`) when file fields exist and the journal model does
  * not (unless `options.requireJournal` is `false`), or when the journal model lacks a field the
  * runtime writes, has one of the wrong type, or carries a file field.
@@ -184,10 +232,23 @@ export function buildMetadata(
   for (const model of models) {
     const fileFields: Record<string, FileFieldMetadata> = {};
     const relations: Record<string, RelationMetadata> = {};
+    /** Metadata columns already named, by the file field naming them. */
+    const metadataOwners = new Map<string, string>();
     for (const field of model.fields) {
       try {
         const file = fileField(model, field, allowedStorages, options.provider);
         if (file !== null) {
+          for (const column of [file.metadata, file.widthField, file.heightField]) {
+            if (column === undefined) continue;
+            const owner = metadataOwners.get(column);
+            if (owner !== undefined) {
+              throw new FileAnnotationError(
+                { model: model.name, field: field.name },
+                `${column} already receives the metadata of ${owner}: each file field needs columns of its own`,
+              );
+            }
+            metadataOwners.set(column, field.name);
+          }
           fileFields[field.name] = file;
           fileFieldNames.push(`${model.name}.${field.name}`);
           if (file.maxLength !== null && (longestKey === null || file.maxLength > longestKey.length)) {
