@@ -12,6 +12,7 @@ const PRISMA_SUITES = [
   "test/prisma/databases.test.ts",
   "test/prisma/direct-uploads-attacks.test.ts",
   "test/prisma/direct-uploads.test.ts",
+  "test/prisma/image-metadata.test.ts",
   "test/prisma/prisma-internals.test.ts",
   "test/prisma/read-paths.test.ts",
   "test/prisma/uploaded-names.test.ts",

@@ -502,6 +502,116 @@ describe("prisma generate and the file journal model", () => {
   });
 });
 
+describe("prisma generate and metadata columns (@file(metadata, widthField, heightField, maxPixels))", () => {
+  let goodMeta: Run;
+  let badMeta: Run;
+  beforeAll(async () => {
+    [goodMeta, badMeta] = await Promise.all([
+      generate(
+        "metadata-good",
+        `model Photo {
+  id          Int     @id
+  /// @file(metadata: "imageMeta", widthField: "imageWidth", heightField: "imageHeight", maxPixels: 12000000)
+  image       String?
+  imageMeta   Json?
+  imageWidth  Int?    @map("image_width")
+  imageHeight Int?
+  /// @file
+  plain       String?
+}
+
+${journalModelSource("postgresql")}`,
+      ),
+      generate(
+        "metadata-bad",
+        `model Doc {
+  id       Int      @id
+  /// @file(metadata: "missing")
+  a        String?
+  /// @file(widthField: "title")
+  b        String?
+  title    String?
+  /// @file(metadata: "required")
+  c        String?
+  required Json
+  /// @file(heightField: "sizes")
+  d        String?
+  sizes    Int[]
+  /// @file(widthField: "w", heightField: "w")
+  e        String?
+  w        Int?
+  /// @file(metadata: "shared")
+  f        String?
+  /// @file(metadata: "shared")
+  g        String?
+  shared   Json?
+  /// @file(metadata: "f")
+  h        String?
+  /// @file(metadata: "i")
+  i        String?
+}
+
+${journalModelSource("postgresql")}`,
+      ),
+    ]);
+  }, 60_000);
+
+  it("emits the options that are set, and nothing new for fields without them", async () => {
+    expect(goodMeta.code, goodMeta.stderr).toBe(0);
+    const mod = (await import(pathToFileURL(join(tmp, "metadata-good", "out", "index.ts")).href)) as {
+      fileFields: FileFieldsMetadataShape;
+    };
+    const { image, plain } = mod.fileFields.Photo!.fileFields;
+    expect(image).toMatchObject({
+      metadata: "imageMeta",
+      widthField: "imageWidth",
+      heightField: "imageHeight",
+      maxPixels: 12_000_000,
+    });
+    expect(Object.keys(plain!)).toEqual([
+      "uploadTo",
+      "storage",
+      "maxSize",
+      "accept",
+      "keepFiles",
+      "deleteAfterSeconds",
+      "maxLength",
+      "nullable",
+    ]);
+  });
+
+  it.each([
+    ["a missing column", 'Doc.a: metadata: the model has no field "missing" (add `missing Json?`)'],
+    [
+      "a column of another type",
+      "Doc.b: widthField: title must be Int? (optional: a copied or cleared file has none), but it is String?",
+    ],
+    [
+      "a required column",
+      "Doc.c: metadata: required must be Json? (optional: a copied or cleared file has none), but it is Json",
+    ],
+    [
+      "a list column",
+      "Doc.d: heightField: sizes must be Int? (optional: a copied or cleared file has none), but it is Int[]",
+    ],
+    ["width and height in one column", 'Doc.e: widthField and heightField name the same field "w"'],
+    [
+      "a column two file fields fill",
+      "Doc.g: shared already receives the metadata of f: each file field needs columns of its own",
+    ],
+    ["a file field", "Doc.h: metadata: f is a file field; name a Json? field"],
+    ["the file field itself", "Doc.i: metadata names the file field itself; name a Json? field"],
+  ])("fails generate on %s, naming the field", (_what, message) => {
+    expect(badMeta.code).not.toBe(0);
+    expect(badMeta.stderr).toContain(message);
+  });
+
+  it("lists every problem at once", () => {
+    expect(badMeta.stderr).toContain("8 problems with @file annotations:");
+    expect(existsSync(join(tmp, "metadata-bad", "out", "index.ts"))).toBe(false);
+  });
+});
+
 describe("the repository's generated module (npm run generate)", () => {
   it("declares User, Post and Attachment file columns with their storages", () => {
     const { User, Post, Attachment } = repoFileFields;
