@@ -15,7 +15,13 @@ describe(`${provider} from the harness`, () => {
         sqlite: "select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name",
       }[provider];
       const tables = await db.query<{ name: string }>(tablesSql);
-      expect(tables.map((r) => r.name).sort()).toEqual(["Attachment", "Photo", "Post", "User", "prisma_s3_files_journal"]);
+      expect(tables.map((r) => r.name).sort()).toEqual([
+        "Attachment",
+        "Photo",
+        "Post",
+        "User",
+        "prisma_s3_files_journal",
+      ]);
       if (provider === "sqlite") {
         // WAL, set on the file by the harness (test/harness/sqlite.ts says why).
         expect(await db.query("pragma journal_mode")).toEqual([{ journal_mode: "wal" }]);
