@@ -20,7 +20,13 @@ import {
   resolveDirectUploads,
   verifyAttached,
 } from "./direct-uploads.js";
-import { digestContent, type FileMetadata, hasMetadataColumns, writeFileMetadata } from "./file-metadata.js";
+import {
+  digestContent,
+  digestStored,
+  type FileMetadata,
+  hasMetadataColumns,
+  writeFileMetadata,
+} from "./file-metadata.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { modelDelegate } from "./prisma-internals.js";
 import { discardUpload, type PendingUpload, takeUpload } from "./upload.js";
@@ -219,7 +225,9 @@ export async function storeUploads(
               ...(a.meta.maxSize === null ? {} : { maxSize: a.meta.maxSize }),
             });
             if (hasMetadataColumns(a.meta)) {
-              const read = digest?.result();
+              // A storage that stopped reading before the content's end (its length was known)
+              // leaves no digest: the stored object is hashed instead.
+              const read = digest === undefined ? undefined : (digest.result() ?? (await digestStored(storage, key)));
               const facts: FileMetadata = {
                 size: read?.size ?? 0,
                 contentType: p.contentType,

@@ -14,7 +14,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { PrismaS3FilesError } from "../errors.js";
 import { isBlob, normalizeContent } from "../storage/content.js";
-import type { FileContent } from "../storage/storage.js";
+import type { FileContent, Storage } from "../storage/storage.js";
 import type { FileFieldMetadata } from "./metadata-types.js";
 
 /**
@@ -175,4 +175,15 @@ export function digestContent(content: FileContent): ContentDigest {
     },
   };
   return { content: iterable, result: () => last };
+}
+
+/** Size and hex SHA-256 of a stored object, read back from its storage. */
+export async function digestStored(storage: Storage, key: string): Promise<{ size: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  for await (const chunk of await storage.open(key)) {
+    hash.update(chunk as Uint8Array);
+    size += (chunk as Uint8Array).byteLength;
+  }
+  return { size, sha256: hash.digest("hex") };
 }

@@ -25,7 +25,7 @@ import { pendingUploadCount, upload } from "../../src/prisma/upload.js";
 import { png } from "../demo/png.js";
 import { jpegHeader, pngHeader } from "../files/images.js";
 import { listKeys } from "../harness/s3.js";
-import { fileFields, harnessSession, plainClient } from "./client.js";
+import { fileFields, harnessSession, plainClient, sqlId } from "./client.js";
 import { postUpload } from "./direct-upload-support.js";
 
 const s3 = inject("s3");
@@ -213,6 +213,11 @@ describe("the metadata follows the file", () => {
     await prisma.photo.update({ where: { id }, data: { image: null } });
     let row = await rowOf(id);
     expect([row.image, row.imageMeta, row.imageWidth, row.imageHeight]).toEqual([null, null, null, null]);
+    // SQL NULL, not the JSON value null (which Prisma also reads as null).
+    const sqlNull = await plain.$queryRawUnsafe<unknown[]>(
+      `select ${sqlId("id")} from ${sqlId("Photo")} where ${sqlId("id")} = ${Number(id)} and ${sqlId("imageMeta")} is null`,
+    );
+    expect(sqlNull).toHaveLength(1);
     await prisma.photo.update({ where: { id }, data: { image: upload(png(10, 10), { filename: "back.png" }) } });
     await prisma.photo.update({ where: { id }, data: { image: { set: null }, imageWidth: 7 } });
     row = await rowOf(id);
