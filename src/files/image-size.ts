@@ -15,7 +15,10 @@
  */
 import { sniffContentType } from "./sniff.js";
 
-/** How many leading bytes {@link readImageDimensions} looks at: enough for a JPEG's EXIF segment before its frame header. */
+/**
+ * How many leading bytes an upload is peeked for: its type (the first 4 KiB) and its image
+ * header, which in a JPEG follows the EXIF and colour-profile segments.
+ */
 export const IMAGE_HEAD_BYTES = 64 * 1024;
 
 /** An image's size in pixels, as displayed (orientation applied). */
@@ -23,18 +26,6 @@ export interface ImageDimensions {
   width: number;
   height: number;
 }
-
-/** The image types whose dimensions {@link readImageDimensions} reads. */
-export const DIMENSION_TYPES: ReadonlySet<string> = new Set([
-  "image/png",
-  "image/jpeg",
-  "image/gif",
-  "image/webp",
-  "image/avif",
-  "image/heic",
-  "image/heif",
-  "image/bmp",
-]);
 
 const u16be = (b: Uint8Array, o: number) => ((b[o] ?? 0) << 8) | (b[o + 1] ?? 0);
 const u16le = (b: Uint8Array, o: number) => (b[o] ?? 0) | ((b[o + 1] ?? 0) << 8);
