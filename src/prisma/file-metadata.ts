@@ -11,11 +11,13 @@
  * - a key as-is (a copy of another row's file): the columns are left as the write gives them
  *   (untouched when it does not name them): copy them along with the key if you want them.
  */
+
 import { createHash, type Hash } from "node:crypto";
 import { PrismaS3FilesError } from "../errors.js";
 import { isBlob, normalizeContent } from "../storage/content.js";
 import type { FileContent, Storage } from "../storage/storage.js";
 import type { FileFieldMetadata } from "./metadata-types.js";
+import { DB_NULL } from "./prisma-internals.js";
 
 /**
  * What the `metadata` column of a file field holds (written as JSON, read back as this).
@@ -51,19 +53,6 @@ export function hasMetadataColumns(meta: FileFieldMetadata): boolean {
 export function metadataColumns(meta: FileFieldMetadata): string[] {
   return [meta.metadata, meta.widthField, meta.heightField].filter((c): c is string => c !== undefined);
 }
-
-/**
- * Prisma's `DbNull`, the value that sets a `Json?` column to SQL NULL (a plain `null` is
- * refused there). The client recognises it by the global symbol Prisma's runtime marks these
- * values with (across copies of its modules) and by its name, so the binding needs no import
- * of the generated client.
- */
-const DB_NULL: object = Object.freeze({
-  [Symbol.for("prisma.objectEnumValue")]: true,
-  _getNamespace: () => "NullTypes",
-  _getName: () => "DbNull",
-  toString: () => "Prisma.DbNull",
-});
 
 /** Puts a new file's facts into the data object that sets its column. */
 export function writeFileMetadata(record: Record<string, unknown>, meta: FileFieldMetadata, facts: FileMetadata): void {

@@ -24,6 +24,23 @@ export function incompatible(what: string, client: unknown): PrismaS3FilesError 
 }
 
 // ---------------------------------------------------------------------------------------------
+// `Prisma.DbNull`, without the generated client.
+
+/**
+ * Prisma's `DbNull`, the value that sets a `Json?` column to SQL NULL (a plain `null` is
+ * refused there). The client recognises it by the global symbol Prisma's runtime marks these
+ * values with (across copies of its modules) and by its name, so the binding needs no import
+ * of the generated client. A change would store JSON `null` instead: the image-metadata tests
+ * read the column with raw SQL, and prisma-internals.test.ts compares it with the real one.
+ */
+export const DB_NULL: object = Object.freeze({
+  [Symbol.for("prisma.objectEnumValue")]: true,
+  _getNamespace: () => "NullTypes",
+  _getName: () => "DbNull",
+  toString: () => "Prisma.DbNull",
+});
+
+// ---------------------------------------------------------------------------------------------
 // Delegates: `client.user` for `model User`.
 
 /** The client property of a model's delegate: the model name with a lower-case first letter. */

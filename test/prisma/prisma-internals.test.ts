@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrismaS3FilesError } from "../../src/errors.js";
 import {
   checkDelegates,
+  DB_NULL,
   delegateName,
   fluentDataPath,
   type HookInternals,
@@ -16,6 +17,7 @@ import {
   prismaVersion,
   skipResultExtensionPass,
 } from "../../src/prisma/prisma-internals.js";
+import { Prisma } from "../generated/prisma/client.js";
 import { fileFields, plainClient } from "./client.js";
 
 const plain = plainClient();
@@ -69,6 +71,20 @@ afterAll(async () => {
 });
 
 describe("Prisma's internals, one assumption each", () => {
+  it("DB_NULL is Prisma.DbNull as the generated client's runtime tells it (symbol, namespace, name)", () => {
+    const real = Prisma.DbNull as unknown as Record<string | symbol, unknown> & {
+      _getNamespace(): string;
+      _getName(): string;
+    };
+    const ours = DB_NULL as typeof real;
+    const mark = Symbol.for("prisma.objectEnumValue");
+    expect(real[mark]).toBe(true);
+    expect(ours[mark]).toBe(true);
+    expect(ours._getNamespace()).toBe(real._getNamespace());
+    expect(ours._getName()).toBe(real._getName());
+    expect(String(ours)).toBe(String(real));
+  });
+
   it("the client reports its version as _clientVersion", () => {
     expect(prismaVersion(plain)).toMatch(VERSION);
     expect(prismaVersion({})).toBe("unknown");
