@@ -338,7 +338,8 @@ describe("a fresh app with the tarball installed", () => {
       { cwd: app(), env },
     );
     expect(s3Entry.code).not.toBe(0);
-    expect(s3Entry.stderr).toMatch(/refused @aws-sdk\/client-s3/);
+    // Which SDK package is refused first depends on the order the loader resolves the entry's imports.
+    expect(s3Entry.stderr).toMatch(/refused @aws-sdk\/(client-s3|credential-providers|cloudfront-signer)\b/);
   }, 60_000);
 });
 
