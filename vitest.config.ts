@@ -9,6 +9,7 @@ import { defineConfig, type TestProjectInlineConfiguration } from "vitest/config
 const PRISMA_SUITES = [
   "test/harness/database.test.ts",
   "test/prisma/coordination.test.ts",
+  "test/prisma/databases.test.ts",
   "test/prisma/direct-uploads-attacks.test.ts",
   "test/prisma/direct-uploads.test.ts",
   "test/prisma/prisma-internals.test.ts",

@@ -6,7 +6,7 @@ import { resolveStorages, type S3FilesOptions } from "./extension.js";
 import { type LifecycleContext, lifecycleContext, referencedKeys, storageId } from "./file-lifecycle.js";
 import { type Coordination, coordinationFor } from "./journal/coordination.js";
 import type { DrainClient } from "./journal/drain.js";
-import type { SqlClient } from "./journal/sql.js";
+import { type SqlClient, transactionOptions } from "./journal/sql.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 
 /** Options of {@link sweepOrphans}. */
@@ -300,7 +300,7 @@ async function removeOrphans(sweep: Sweep, storage: Storage, name: string, candi
         await coordination.journal.runIn(tx, coordination.journal.unlockKeys(locks));
         return found;
       },
-      { timeout: 120_000, maxWait: 10_000 },
+      transactionOptions(coordination.dialect, { timeout: 120_000, maxWait: 10_000 }),
     );
   } catch (error) {
     for (const key of keys) report.failed.push({ storage: name, key, error: describeFailure(error) });

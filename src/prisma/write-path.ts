@@ -32,7 +32,7 @@ import {
 import type { Coordination } from "./journal/coordination.js";
 import { type DrainClient, drain, retrying } from "./journal/drain.js";
 import type { JournalEntry } from "./journal/journal.js";
-import { raw, type SqlClient, type Statement } from "./journal/sql.js";
+import { explainUnsupported, raw, type SqlClient, type Statement, transactionOptions } from "./journal/sql.js";
 import type { TransactionScope } from "./transactions.js";
 import { type KeyAssignment, type OldKeySelect, relatedRowsSelect, type WritePlan } from "./write-plan.js";
 
@@ -156,7 +156,7 @@ async function inOwnTransaction(env: WriteEnv, req: WriteRequest, uploads: Uploa
               req.query(plan.req.args),
               ...after.map((st) => raw(env.base, st)),
             ] as unknown as Parameters<DrainClient["$transaction"]>[0],
-            BATCH,
+            transactionOptions(env.coordination.dialect, BATCH),
           ),
         )) as unknown as unknown[];
         return { result: all[before.length], deletions: deletionRecords(env, all.slice(0, before.length)) };
@@ -456,7 +456,7 @@ async function matchedRows(
  * deleted; otherwise an upload's record was gone (a drain took it as abandoned).
  */
 async function explain(env: WriteEnv, req: WriteRequest, error: unknown): Promise<unknown> {
-  if (!env.coordination.dialect.isCheckFailure(error)) return error;
+  if (!env.coordination.dialect.isCheckFailure(error)) return explainUnsupported(env.coordination.dialect, error);
   try {
     await refuseGoneKeys(env, env.base, req.plan.keys);
   } catch (gone) {

@@ -630,38 +630,36 @@ describe("failures, grace periods and the sweeper", () => {
     await Promise.all([keeping.$disconnect(), grace.$disconnect()]);
   });
 
-  // SQLite has one writer at a time, and better-sqlite3 waits for a lock synchronously (the event
-  // loop stops): a transaction held open by one client of this process while another writes
-  // cannot be staged there (the waiting write stops the holder too, until the busy timeout).
-  it.skipIf(provider === "sqlite")(
-    "sweepOrphans waits for a write assigning a key right now, and leaves the key",
-    async () => {
-      const { sweepOrphans } = await import("../../src/prisma/sweep.js");
-      const key = await storages.default.save(`avatars/${month}sweep-pinned.png`, PNG);
-      const b = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
-      let assigned!: () => void;
-      const keyAssigned = new Promise<void>((r) => (assigned = r));
-      let goOn!: () => void;
-      const swept = new Promise<void>((r) => (goOn = r));
-      const transaction = prisma.$transaction(async (tx) => {
-        await tx.user.update({ where: { id: b.id }, data: { avatar: key } });
-        assigned();
-        await swept;
-      });
-      await keyAssigned;
-      // Outside the transaction the committed rows do not reference the object yet: the sweep
-      // waits for the write's lock on the key, and then sees the committed row.
-      const sweeping = sweepOrphans(plain, session, { fields: fileFields, storages, olderThan: 0 });
-      await new Promise((r) => setTimeout(r, 500));
-      expect(await storages.default.exists(key)).toBe(true);
-      goOn();
-      await transaction;
-      const report = await sweeping;
-      expect(report.orphans.map((o) => o.key)).not.toContain(key);
-      expect((await plain.user.findUniqueOrThrow({ where: { id: b.id } })).avatar).toBe(key);
-      expect(await storages.default.exists(key)).toBe(true);
-    },
-  );
+  it("sweepOrphans waits for a write assigning a key right now, and leaves the key", async () => {
+    const { sweepOrphans } = await import("../../src/prisma/sweep.js");
+    const key = await storages.default.save(`avatars/${month}sweep-pinned.png`, PNG);
+    const b = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
+    let assigned!: () => void;
+    const keyAssigned = new Promise<void>((r) => (assigned = r));
+    let goOn!: () => void;
+    const swept = new Promise<void>((r) => (goOn = r));
+    const transaction = prisma.$transaction(async (tx) => {
+      await tx.user.update({ where: { id: b.id }, data: { avatar: key } });
+      assigned();
+      await swept;
+    });
+    await keyAssigned;
+    // Outside the transaction the committed rows do not reference the object yet: the sweep
+    // waits for the write's lock on the key, and then sees the committed row.
+    // SQLite: through the writing client. A second client is a second connection, and
+    // better-sqlite3 waits for the database's write lock synchronously: the event loop stops,
+    // and the transaction holding the lock cannot finish (see the README's SQLite notes).
+    const sweeper = provider === "sqlite" ? prisma : plain;
+    const sweeping = sweepOrphans(sweeper as typeof plain, session, { fields: fileFields, storages, olderThan: 0 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await storages.default.exists(key)).toBe(true);
+    goOn();
+    await transaction;
+    const report = await sweeping;
+    expect(report.orphans.map((o) => o.key)).not.toContain(key);
+    expect((await plain.user.findUniqueOrThrow({ where: { id: b.id } })).avatar).toBe(key);
+    expect(await storages.default.exists(key)).toBe(true);
+  });
 
   it("sweepOrphans (olderThan: 0) during 30 concurrent creates with uploads: no row points at a deleted object", async () => {
     const { sweepOrphans } = await import("../../src/prisma/sweep.js");
@@ -1152,7 +1150,19 @@ describe("a key copied to another row while its last row goes away", () => {
    * Row A holds a file; row B copies its key in an interactive transaction; while that is open,
    * A is deleted outside it (in its own async context), then the transaction commits or rolls back.
    */
-  async function copyWhileOwnerGoes(name: string, outcome: "commit" | "rollback") {
+  /**
+   * MySQL's default REPEATABLE READ makes the copy's check of the key's journal records lock the
+   * gap around them until the copy's transaction ends: a write recording the deletion of that
+   * key then waits for it (the test below shows it). READ COMMITTED, which our own transactions
+   * use, locks no gaps: these tests give it to the caller's transaction there.
+   */
+  const copyOptions = provider === "mysql" ? ({ isolationLevel: "ReadCommitted" } as const) : undefined;
+
+  async function copyWhileOwnerGoes(
+    name: string,
+    outcome: "commit" | "rollback",
+    options: { isolationLevel?: "ReadCommitted" | "RepeatableRead" } | undefined = copyOptions,
+  ) {
     const a = await prisma.user.create({
       data: { email: email(), avatar: upload(PNG, { filename: name }), badge: dummyKey() },
     });
@@ -1167,44 +1177,57 @@ describe("a key copied to another row while its last row goes away", () => {
       copied();
       await aDeleted;
       if (outcome === "rollback") throw new Error("the copy rolls back");
-    });
+    }, options);
     await copyWritten;
     // A's delete commits, then its deletion of the key waits for the copy's key lock.
     const deleting = prisma.user.delete({ where: { id: a.id } }).then(() => undefined);
     await new Promise((r) => setTimeout(r, 500));
     const existsWhileOpen = await storages.default.exists(key);
-    expect(await plain.user.findUnique({ where: { id: a.id } })).toBeNull();
+    const aWhileOpen = await plain.user.findUnique({ where: { id: a.id } });
     goOn();
     const settled = await transaction.then(
       () => undefined,
       (e: unknown) => e,
     );
     await deleting;
-    return { key, b, existsWhileOpen, settled };
+    return { key, b, existsWhileOpen, settled, aWhileOpen };
   }
 
-  // SQLite has one writer at a time, and better-sqlite3 waits for a lock synchronously (the event
-  // loop stops): a transaction held open by one client of this process while another writes
-  // cannot be staged there (the waiting write stops the holder too, until the busy timeout).
-  it.skipIf(provider === "sqlite")("is not deleted while the copying write is in flight", async () => {
-    const { key, b, existsWhileOpen, settled } = await copyWhileOwnerGoes("copied.png", "commit");
+  it("is not deleted while the copying write is in flight", async () => {
+    const { key, b, existsWhileOpen, settled, aWhileOpen } = await copyWhileOwnerGoes("copied.png", "commit");
+    // SQLite: one writer, so the delete's transaction waits for the copy's.
+    if (provider === "sqlite") expect(aWhileOpen).not.toBeNull();
+    else expect(aWhileOpen).toBeNull();
     expect(settled).toBeUndefined();
     expect(existsWhileOpen).toBe(true);
     expect((await plain.user.findUniqueOrThrow({ where: { id: b.id } })).avatar).toBe(key);
     expect(await storages.default.exists(key)).toBe(true);
   });
 
-  // SQLite: as above (a transaction held open while another client writes).
-  it.skipIf(provider === "sqlite")(
-    "a deletion waiting for a copy in flight goes on when the copy rolls back",
+  it.runIf(provider === "mysql")(
+    "MySQL, REPEATABLE READ: the delete of the key's last row waits for the copying transaction, with the same outcome",
     async () => {
-      const { key, existsWhileOpen, settled } = await copyWhileOwnerGoes("deferred.png", "rollback");
-      expect((settled as Error).message).toBe("the copy rolls back");
-      expect(existsWhileOpen).toBe(true); // waiting: the copy might still commit
-      // Nobody references it now: the deletion went on once the copy's lock was released.
-      expect(await storages.default.exists(key)).toBe(false);
+      const { key, b, existsWhileOpen, settled, aWhileOpen } = await copyWhileOwnerGoes("rr-copy.png", "commit", {
+        isolationLevel: "RepeatableRead",
+      });
+      expect(aWhileOpen).not.toBeNull(); // waiting on the copy's gap lock
+      expect(settled).toBeUndefined();
+      expect(existsWhileOpen).toBe(true);
+      expect((await plain.user.findUniqueOrThrow({ where: { id: b.id } })).avatar).toBe(key);
+      expect(await storages.default.exists(key)).toBe(true);
     },
   );
+
+  it("a deletion waiting for a copy in flight goes on when the copy rolls back", async () => {
+    const { key, existsWhileOpen, settled, aWhileOpen } = await copyWhileOwnerGoes("deferred.png", "rollback");
+    if (provider === "sqlite")
+      expect(aWhileOpen).not.toBeNull(); // one writer (above)
+    else expect(aWhileOpen).toBeNull();
+    expect((settled as Error).message).toBe("the copy rolls back");
+    expect(existsWhileOpen).toBe(true); // waiting: the copy might still commit
+    // Nobody references it now: the deletion went on once the copy's lock was released.
+    expect(await storages.default.exists(key)).toBe(false);
+  });
 
   it("a copy arriving after this process deleted the key fails with FILE_NOT_FOUND; a key stored again is taken", async () => {
     const a = await prisma.user.create({

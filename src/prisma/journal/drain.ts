@@ -13,7 +13,7 @@ import { type LifecycleContext, lifecycleContext, referencedKeys } from "../file
 import type { FileFieldsMetadataShape } from "../metadata-types.js";
 import { type Coordination, coordinationFor } from "./coordination.js";
 import type { JournalRecord } from "./journal.js";
-import type { SqlClient } from "./sql.js";
+import { type SqlClient, transactionOptions } from "./sql.js";
 
 /** What a drain did. */
 export interface DrainReport {
@@ -37,7 +37,10 @@ export interface DrainOptions<Meta extends FileFieldsMetadataShape> extends S3Fi
 
 /** A client the drain runs on: raw SQL, interactive transactions, the models' delegates. */
 export interface DrainClient extends SqlClient {
-  $transaction<T>(fn: (tx: SqlClient) => Promise<T>, options?: { timeout?: number; maxWait?: number }): Promise<T>;
+  $transaction<T>(
+    fn: (tx: SqlClient) => Promise<T>,
+    options?: { timeout?: number; maxWait?: number; isolationLevel?: string },
+  ): Promise<T>;
 }
 
 const DEFAULT_BATCH = 500;
@@ -108,7 +111,10 @@ async function drainBatch(
 ): Promise<number> {
   const { journal } = coordination;
   const decided = await retrying(coordination, () =>
-    client.$transaction((tx) => decideBatch(tx, coordination, ctx, options), BATCH_TRANSACTION),
+    client.$transaction(
+      (tx) => decideBatch(tx, coordination, ctx, options),
+      transactionOptions(coordination.dialect, BATCH_TRANSACTION),
+    ),
   );
   report.claimed += decided.claimed;
   report.dropped += decided.dropped;

@@ -10,6 +10,7 @@
 import type { FileFieldsMetadataShape } from "../metadata-types.js";
 import {
   type Dialect,
+  explainUnsupported,
   type JournalField,
   type KeyLock,
   Params,
@@ -116,7 +117,12 @@ export class Journal {
       const b = this.#params();
       statements = [a.statement(clear(a), "execute"), b.statement(insert(b))];
     }
-    const results = await this.#run(client, statements);
+    let results: unknown[];
+    try {
+      results = await this.#run(client, statements);
+    } catch (error) {
+      throw explainUnsupported(this.#dialect, error);
+    }
     const rows = results.at(-1) as { id: bigint }[];
     return BigInt(rows[0]!.id);
   }

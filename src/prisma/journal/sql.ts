@@ -104,6 +104,12 @@ export interface Dialect {
   readonly readLatest: string;
   /** A statement that takes the database's write lock (SQLite), or none. */
   writeLock(journal: Table): Statement | undefined;
+  /**
+   * The isolation level of our own transactions, where the default does not suit: MySQL's
+   * REPEATABLE READ makes a locking read lock the gaps between index entries too, so that writes
+   * recording other keys of the journal would wait for ours.
+   */
+  readonly isolationLevel?: "ReadCommitted";
   /** ` FOR UPDATE SKIP LOCKED` or the database's equivalent. */
   readonly skipLocked: string;
   /** The current time as Prisma keeps `DateTime` columns (UTC), read when evaluated (not at the transaction's start). */
@@ -131,6 +137,11 @@ export interface Dialect {
    * inside whichever transaction is open, and goes with its rollback.
    */
   readonly sharedConnection: boolean;
+}
+
+/** Options of our own transactions on `dialect`: `base` plus its isolation level, if it sets one. */
+export function transactionOptions<T extends object>(dialect: Dialect, base: T): T & { isolationLevel?: string } {
+  return dialect.isolationLevel ? { ...base, isolationLevel: dialect.isolationLevel } : base;
 }
 
 /** Storage names have no ":" (the generator checks them), so "storage:key" is unambiguous. */
@@ -186,6 +197,7 @@ const mysql: Dialect = {
   table: (fields, model) => tableOf(mysql, fields, model),
   forUpdate: " FOR UPDATE",
   readLatest: " LOCK IN SHARE MODE",
+  isolationLevel: "ReadCommitted",
   writeLock: () => undefined,
   skipLocked: " FOR UPDATE SKIP LOCKED",
   // UTC_TIMESTAMP() is the statement's start; SYSDATE() moves. Their sum is the clock in UTC
@@ -316,6 +328,22 @@ function databaseError(error: unknown): { code?: string; message?: string } {
     code: typeof code === "string" || typeof code === "number" ? String(code) : undefined,
     message: typeof message === "string" ? message : undefined,
   };
+}
+
+/**
+ * A syntax error from a MySQL server without what the journal's statements need (MySQL itself
+ * has no `INSERT … RETURNING`; MariaDB before 10.6 no `SKIP LOCKED`), as a configuration error
+ * that says so; otherwise `error` itself.
+ */
+export function explainUnsupported(dialect: Dialect, error: unknown): unknown {
+  if (dialect.kind !== "mysql") return error;
+  const { code, message } = databaseError(error);
+  if (code !== "1064" || !/RETURNING|SKIP LOCKED/i.test(message ?? "")) return error;
+  return new PrismaS3FilesError(
+    "CONFIGURATION",
+    "prisma-s3-files needs MariaDB 10.6 or later on the mysql provider (INSERT … RETURNING and SKIP LOCKED); this server refused them",
+    { cause: error },
+  );
 }
 
 /** The journal model's metadata: its name and the dialect of its database. */
