@@ -20,10 +20,12 @@ import type { PrismaClient } from "./generated/prisma/client.js";
  * The Prisma client with file fields: `user.avatar` reads as a `FieldFile` (or `null`). Direct
  * uploads over 8 MiB get a multipart plan with 5 MiB parts, smaller ones a form POST; `secret`
  * signs their grant tokens (at least 32 characters, the same in every process of the app).
+ * `files` is the generated `s3Files` of the database's provider (`openDatabase` gives it): its
+ * metadata says which SQL the file journal is written in.
  */
-export function withFiles(prisma: PrismaClient, session: S3Session, secret: string) {
+export function withFiles(prisma: PrismaClient, session: S3Session, secret: string, files: typeof s3Files = s3Files) {
   return prisma.$extends(
-    s3Files(session, {
+    files(session, {
       directUploads: { secret, multipartThreshold: 8 * 1024 * 1024, partSize: 5 * 1024 * 1024 },
     }),
   );

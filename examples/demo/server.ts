@@ -6,7 +6,9 @@
  * - DEMO_DATA_DIR: where the embedded database and S3 server keep their data (default .demo-data)
  * - PRISMA_S3_FILES_SECRET: signs direct-upload grant tokens (default: a random secret kept in
  *   DEMO_DATA_DIR/grant-secret)
- * - DATABASE_URL: use this PostgreSQL database instead of the embedded one (migrated on start)
+ * - DATABASE_URL: use this database instead of the embedded one, migrated on start:
+ *   postgresql://... (PostgreSQL), mysql://... or mariadb://... (MySQL, or MariaDB 10.6+; the
+ *   database is created if missing), file:./demo.db (SQLite, created if missing)
  * - S3_ENDPOINT, S3_REGION, S3_BUCKET, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE:
  *   use this S3 service instead of the embedded one
  *
@@ -33,7 +35,7 @@ const [database, storage, clientScript] = await Promise.all([
   bundleClient(),
 ]);
 // One session and one extended client for the whole process.
-const prisma = withFiles(database.prisma, storage.session, grantSecret(dataDir));
+const prisma = withFiles(database.prisma, storage.session, grantSecret(dataDir), database.s3Files);
 const app = createApp({
   prisma,
   session: storage.session,

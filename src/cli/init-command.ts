@@ -15,6 +15,9 @@ import {
 import { parseCommandArgs } from "./config.js";
 
 /** The streams and directory the command works with; `process`'s by default. */
+/** The providers the journal's runtime has a dialect for (src/prisma/journal/sql.ts). */
+const SUPPORTED_PROVIDERS: ReadonlySet<string> = new Set(["postgresql", "postgres", "cockroachdb", "mysql", "sqlite"]);
+
 export interface InitIO {
   stdout: { write(chunk: string): unknown };
   stderr: { write(chunk: string): unknown };
@@ -225,9 +228,13 @@ export async function initCommand(
     `  npx prisma migrate dev --name ${JOURNAL_MIGRATION_NAME}`,
     "  npx prisma generate",
   ];
-  if (result.provider !== undefined && result.provider !== "postgresql") {
+  if (result.provider === "mysql") {
     lines.push(
-      `Note: the journal's runtime supports PostgreSQL for now; ${result.provider} is planned (issue #15), so s3Files() refuses it until then.`,
+      "Note: on MySQL's provider prisma-s3-files needs MariaDB 10.6 or later (MySQL has no INSERT … RETURNING).",
+    );
+  } else if (result.provider !== undefined && !SUPPORTED_PROVIDERS.has(result.provider)) {
+    lines.push(
+      `Note: s3Files() supports PostgreSQL, MariaDB and SQLite; it refuses ${result.provider} with a CONFIGURATION error.`,
     );
   }
   io.stdout.write(`${lines.join("\n")}\n`);

@@ -93,7 +93,7 @@ describe("prisma-s3-files init", () => {
     expect(readFileSync(join(dir, "prisma/schema.prisma"), "utf8")).toBe(once);
   });
 
-  it("writes the provider's form (MySQL), and notes that only PostgreSQL runs for now", async () => {
+  it("writes the provider's form (MySQL), and notes that MySQL's provider needs MariaDB 10.6+", async () => {
     const dir = project({ "schema.prisma": schema("mysql").trimEnd() }); // no final newline
     const result = await init(dir);
     expect(result.code).toBe(0);
@@ -101,7 +101,15 @@ describe("prisma-s3-files init", () => {
     expect(text).toBe(`${schema("mysql")}\n${journalModelSource("mysql")}`);
     expect(text).toContain("objectKey String   @db.VarChar(1024)");
     expect(result.stdout).toContain("to schema.prisma for mysql.");
-    expect(result.stdout).toContain("issue #15");
+    expect(result.stdout).toContain("needs MariaDB 10.6 or later");
+  });
+
+  it("says nothing more for SQLite (supported), and that another provider is refused", async () => {
+    const sqlite = await init(project({ "schema.prisma": schema("sqlite") }));
+    expect(sqlite.code).toBe(0);
+    expect(sqlite.stdout).not.toContain("Note:");
+    const sqlserver = await init(project({ "schema.prisma": schema("sqlserver") }));
+    expect(sqlserver.stdout).toContain("it refuses sqlserver with a CONFIGURATION error");
   });
 
   it("uses the generator's journal = name", async () => {

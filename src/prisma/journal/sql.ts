@@ -184,10 +184,13 @@ const postgres: Dialect = {
   sharedConnection: false,
 };
 
-/** Journal ids below zero are key locks (MySQL): autoincrement ids are positive. */
+/**
+ * Journal ids below zero are key locks (MySQL): autoincrement ids are positive. 31 bits, so that
+ * an `Int` id column holds them too; two keys sharing one only wait for each other.
+ */
 function lockId(k: KeyLock): bigint {
   const digest = createHash("sha256").update(lockName(k)).digest();
-  return -(digest.readBigUInt64BE(0) >> 2n) - 1n;
+  return -BigInt(digest.readUInt32BE(0) >>> 1) - 1n;
 }
 
 const mysql: Dialect = {
