@@ -1340,7 +1340,13 @@ describe("client-supplied file names (Django's uploaded-file rules)", () => {
       data: { email: email(), avatar: upload(PNG, { filename: `${"l".repeat(1000)}.png` }), badge: dummyKey() },
     });
     const base = long.avatar!.name.slice(`avatars/${month}`.length);
-    expect(base).toBe(`${"l".repeat(251)}.png`);
+    const maxLength = fileFields.User.fileFields.avatar.maxLength;
+    if (maxLength === null) expect(base).toBe(`${"l".repeat(251)}.png`);
+    else {
+      // MySQL: the column holds 191 characters (the metadata's maxLength), and the name is cut to fit it.
+      expect(long.avatar!.name.length).toBeLessThanOrEqual(maxLength);
+      expect(base).toMatch(/^l+(_[A-Za-z0-9]{7})?\.png$/);
+    }
     expect(await memory.exists(long.avatar!.name)).toBe(true);
     expect(memory.keys().sort()).toEqual([traversal.avatar!.name, windows.avatar!.name, long.avatar!.name].sort());
     await client.$disconnect();

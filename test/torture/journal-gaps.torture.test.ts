@@ -56,7 +56,9 @@ async function someoneWaits(): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const rows = await db.query(
       provider === "mysql"
-        ? "SELECT 1 FROM information_schema.innodb_trx t JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id WHERE t.trx_state = 'LOCK WAIT' AND p.db = database()"
+        ? // MariaDB's innodb_trx did not list the waiting transaction (10.11, a locking INSERT … SELECT
+          // at READ COMMITTED): a locking statement of another connection still running is the wait.
+          "SELECT 1 FROM information_schema.processlist WHERE db = database() AND id <> connection_id() AND command IN ('Query', 'Execute') AND info LIKE '%FOR UPDATE%'"
         : "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
     );
     if (rows.length > 0) return;
