@@ -31,7 +31,7 @@ import {
 } from "./file-lifecycle.js";
 import type { Coordination } from "./journal/coordination.js";
 import { type DrainClient, drain, retrying } from "./journal/drain.js";
-import type { JournalEntry } from "./journal/journal.js";
+import type { JournalEntry, Where } from "./journal/journal.js";
 import { explainUnsupported, raw, type SqlClient, type Statement, transactionOptions } from "./journal/sql.js";
 import type { TransactionScope } from "./transactions.js";
 import { type KeyAssignment, type OldKeySelect, relatedRowsSelect, type WritePlan } from "./write-plan.js";
@@ -228,9 +228,10 @@ async function storePhase(
   if (req.plan.uploads.length === 0) return [];
   const { ctx, coordination } = env;
   const records: { id: bigint; storage: Storage; key: string }[] = [];
+  const where: Where = recorder === env.base ? "standalone" : "tx";
   const storing = storeUploads(req.plan.uploads, ctx, async (a, name) => {
     const entry = { storage: ctx.storageId(a.model, a.field), key: name, owner: `${a.model}.${a.field}` };
-    const id = await coordination.journal.recordUpload(recorder, entry, env.uploadExpirySeconds);
+    const id = await coordination.journal.recordUpload(recorder, entry, env.uploadExpirySeconds, where);
     records.push({ id, storage: ctx.storageOf(a.model, a.field), key: name });
   });
   // A batch may fail while this upload runs (its query then never does): the rollback waits,
@@ -263,7 +264,7 @@ async function storePhase(
     record: records.findLast((r) => r.storage === o.storage && r.key === o.key)!.id,
   }));
   const unused = records.filter((r) => !uploads.some((u) => u.record === r.id)).map((r) => r.id);
-  await coordination.journal.forget(recorder, unused).catch(ctx.report);
+  await coordination.journal.forget(recorder, unused, where).catch(ctx.report);
   return uploads;
 }
 

@@ -182,7 +182,7 @@ async function decideBatch(
       outcome.doomed.push({ storage, name, keys: [...doomed], records: group.filter((r) => doomed.has(r.key)) });
     }
   }
-  await journal.forget(tx, done);
+  await journal.forget(tx, done, "tx");
   await journal.decide(tx, deciding, DECISION_LEASE_SECONDS);
   await journal.runIn(tx, journal.unlockKeys(records));
   return outcome;

@@ -45,6 +45,9 @@ export interface JournaledColumn {
   delaySeconds: number;
 }
 
+/** Where a statement runs: in a transaction the caller holds (`tx`), or on a client outside any. */
+export type Where = "tx" | "standalone";
+
 /** Longest backoff between failed deletions of one record. */
 const MAX_BACKOFF_SECONDS = 3600;
 
@@ -74,13 +77,16 @@ export class Journal {
   }
 
   /**
-   * Runs statements outside a transaction of ours. Where every query shares one connection
-   * (SQLite), in a transaction of their own: outside one they would run inside whichever
-   * interactive transaction is open, and go with its rollback.
+   * Runs statements on `client`: in `tx` (a transaction), one by one; on a client outside any
+   * transaction (`standalone`), where every query shares one connection (SQLite), in a
+   * transaction of their own: outside one they would run inside whichever interactive
+   * transaction is open, and go with its rollback.
    */
-  async #run(client: SqlClient, statements: readonly Statement[]): Promise<unknown[]> {
-    const batch = (client as { $transaction?: (queries: unknown[]) => Promise<unknown[]> }).$transaction;
-    if (this.#dialect.sharedConnection && typeof batch === "function") {
+  async #run(client: SqlClient, statements: readonly Statement[], where: Where = "standalone"): Promise<unknown[]> {
+    if (where === "standalone" && this.#dialect.sharedConnection) {
+      const batch = (client as { $transaction?: (queries: unknown[]) => Promise<unknown[]> }).$transaction;
+      if (typeof batch !== "function")
+        throw new TypeError("a standalone journal statement needs a client with $transaction");
       return batch.call(
         client,
         statements.map((st) => raw(client, st)),
@@ -101,7 +107,7 @@ export class Journal {
    * Records an upload before its bytes are sent, committed on its own; due for the drain after
    * `expirySeconds`. A tombstone of the name (an object deleted before) goes: the name means new bytes now.
    */
-  async recordUpload(client: SqlClient, entry: JournalEntry, expirySeconds: number): Promise<bigint> {
+  async recordUpload(client: SqlClient, entry: JournalEntry, expirySeconds: number, where: Where): Promise<bigint> {
     const c = (f: JournalField) => this.#c(f);
     const d = this.#dialect;
     const insert = (q: Params) =>
@@ -119,7 +125,7 @@ export class Journal {
     }
     let results: unknown[];
     try {
-      results = await this.#run(client, statements);
+      results = await this.#run(client, statements, where);
     } catch (error) {
       throw explainUnsupported(this.#dialect, error);
     }
@@ -265,12 +271,11 @@ export class Journal {
   }
 
   /** Removes records (a failed write's uploads, once their objects are deleted). */
-  async forget(client: SqlClient, ids: readonly bigint[]): Promise<void> {
+  async forget(client: SqlClient, ids: readonly bigint[], where: Where): Promise<void> {
     if (ids.length === 0) return;
     const q = this.#params();
-    await this.#run(client, [
-      q.statement(`DELETE FROM ${this.table.sql} WHERE ${this.#c("id")} IN (${q.list(ids)})`, "execute"),
-    ]);
+    const sql = `DELETE FROM ${this.table.sql} WHERE ${this.#c("id")} IN (${q.list(ids)})`;
+    await this.#run(client, [q.statement(sql, "execute")], where);
   }
 
   /**
