@@ -251,11 +251,13 @@ async function storePhase(
   try {
     stored = await storing;
   } catch (error) {
-    // storeUploads deleted what it stored; the drain finishes what it could not.
-    await settleRecords(
-      env,
-      records.map((r) => r.id),
-    );
+    // storeUploads deleted what it stored; the drain finishes what it could not. Records made
+    // in the caller's transaction are not committed: a drain now would wait for their row locks
+    // (MySQL) or the connection (SQLite) while that transaction waits for us. After its commit
+    // (the caller may catch this and commit); a rollback takes them (see onRollback above).
+    const ids = records.map((r) => r.id);
+    if (where === "tx" && scope) scope.afterCommit.push(() => settleRecords(env, ids));
+    else await settleRecords(env, ids);
     throw error;
   }
   // Each object's record is the last one made under its name (a clash recorded others first).

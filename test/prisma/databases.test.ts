@@ -2,7 +2,7 @@
 // (vitest.config.ts): MySQL's REPEATABLE READ snapshots, SQLite's one shared connection.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MemoryStorage, type S3Session, S3Storage, strftime } from "../../src/index.js";
+import { MemoryStorage, type S3Session, S3Storage, StorageError, strftime } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
 import { upload } from "../../src/prisma/upload.js";
 import { dummyKey, fileFields, harnessSession, plainClient, provider } from "./client.js";
@@ -144,5 +144,45 @@ describe("writes outside an open interactive transaction", () => {
     expect((await plain.user.findUniqueOrThrow({ where: { id: owner.id } })).avatar).toBe(newer);
     expect(await storages.default.exists(newer)).toBe(true);
     expect(await storages.default.exists(old)).toBe(false);
+  });
+});
+
+describe("an upload failing inside an interactive transaction", () => {
+  /** A storage whose writes fail after the upload's journal record is made. */
+  class FailingStorage extends MemoryStorage {
+    protected override async writeObject(): Promise<string> {
+      throw new StorageError("the storage failed mid-upload");
+    }
+  }
+
+  it("fails the write at once: its record, not committed yet, is settled after the commit (MySQL waited on its row lock)", async () => {
+    const failing = new FailingStorage();
+    const client = plainClient().$extends(
+      s3Files(session, { fields: fileFields, storages: { ...storages, private: failing }, drain: false }),
+    );
+    try {
+      const started = Date.now();
+      const outcome = await client
+        .$transaction(
+          async (tx) => {
+            const e = await tx.user
+              .create({ data: { email: email(), badge: upload(Buffer.from("%PDF-1.7\n"), { filename: "f.pdf" }) } })
+              .catch((x: unknown) => x);
+            expect(e).toBeInstanceOf(StorageError);
+            // The caller goes on and commits the rest.
+            return tx.user.create({ data: { email: email(), badge: dummyKey() } });
+          },
+          { timeout: 10_000 },
+        )
+        .catch((x: unknown) => x);
+      expect(outcome).not.toBeInstanceOf(Error);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      // The failed upload's record committed with the transaction; the settle after the commit removed it.
+      expect(await plain.fileJournal.count({ where: { objectKey: { startsWith: "badges/f" }, kind: "upload" } })).toBe(
+        0,
+      );
+    } finally {
+      await client.$disconnect();
+    }
   });
 });
