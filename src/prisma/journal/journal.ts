@@ -118,6 +118,27 @@ export class Journal {
     if (this.#pg) {
       const q = this.#params();
       statements = [q.statement(`WITH cleared AS (${clear(q)}) ${insert(q)}`)];
+    } else if (this.#dialect.kind === "mysql") {
+      // Tombstones found first, then deleted by id: a DELETE by (storage, key) locks the index
+      // gap under REPEATABLE READ, and two uploads in callers' transactions inserting into that
+      // gap deadlock. (Read without a lock: a tombstone newer than the caller's snapshot stays.)
+      const q = this.#params();
+      const found = await client.$queryRawUnsafe<{ id: bigint }[]>(
+        `SELECT ${c("id")} AS id FROM ${this.table.sql} WHERE ${c("kind")} = 'gone' AND ${c("storage")} = ${q.p(entry.storage)} AND ${c("objectKey")} = ${q.p(entry.key)}`,
+        ...q.values,
+      );
+      const b = this.#params();
+      statements = [b.statement(insert(b))];
+      if (found.length > 0) {
+        const a = this.#params();
+        const ids = a.list(found.map((r) => r.id));
+        statements.unshift(
+          a.statement(
+            `DELETE FROM ${this.table.sql} WHERE ${c("id")} IN (${ids}) AND ${c("kind")} = 'gone'`,
+            "execute",
+          ),
+        );
+      }
     } else {
       const a = this.#params();
       const b = this.#params();
