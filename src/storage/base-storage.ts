@@ -360,13 +360,13 @@ export abstract class BaseStorage implements Storage {
       // Where the backend's write refuses a taken name (and moves on through nextName), the
       // requested name is tried as it is: no existence check before the first write.
       let target = await this.#claimName(name, maxLength, held, exclusive && this.clashesOnWrite());
-      await options.beforeWrite?.(target);
+      await beforeWrite(options, target);
       const nextName = async (): Promise<string> => {
         if (!exclusive) throw new StorageError("nextName() is only for exclusive writes", { fileName: target });
         signal?.throwIfAborted();
         // From the requested name, like Django's FileSystemStorage._save loop.
         target = await this.#claimName(name, maxLength, held);
-        await options.beforeWrite?.(target);
+        await beforeWrite(options, target);
         return target;
       };
 
@@ -442,7 +442,7 @@ export abstract class BaseStorage implements Storage {
     let stored: string;
     try {
       let target = await this.#claimName(name, maxLength, held);
-      if (target !== from) await options.beforeWrite?.(target);
+      if (target !== from) await beforeWrite(options, target);
       if (target === from) {
         // Only with fileOverwrite (else an existing source's name is never available): a no-op.
         if (!(await this.objectExists(from))) throw new FileNotFoundError(from);
@@ -454,7 +454,7 @@ export abstract class BaseStorage implements Storage {
         exclusive: !this.fileOverwrite,
         nextName: async () => {
           target = await this.#claimName(name, maxLength, held);
-          await options.beforeWrite?.(target);
+          await beforeWrite(options, target);
           return target;
         },
         leftBehind: (object) => left.push(object),
@@ -707,7 +707,24 @@ function normalizeRange(options: OpenOptions): ByteRange {
 }
 
 /** Our errors pass through; anything else becomes a {@link StorageError} carrying it as `cause`. */
+/** An error of the caller's `beforeWrite` hook, on its way out of the storage unchanged. */
+class HookError extends Error {
+  constructor(readonly error: unknown) {
+    super("the beforeWrite hook failed", { cause: error });
+  }
+}
+
+/** Runs the caller's `beforeWrite` hook; what it throws is the caller's, not a storage failure. */
+async function beforeWrite(options: { beforeWrite?: (name: string) => Promise<void> | void }, name: string) {
+  try {
+    await options.beforeWrite?.(name);
+  } catch (error) {
+    throw new HookError(error);
+  }
+}
+
 function wrapError(error: unknown, operation: string, name: string): unknown {
+  if (error instanceof HookError) return error.error;
   if (error instanceof PrismaS3FilesError || error instanceof RangeError) return error;
   return new StorageError(`Could not ${operation} ${JSON.stringify(name)}`, { cause: error, fileName: name });
 }

@@ -640,6 +640,20 @@ export function describeStorageConformance(label: string, setup: ConformanceSetu
         await expectNothingStored();
       });
 
+      it("a failing beforeWrite hook ends the save before it writes, with the hook's own error", async () => {
+        const failure = new Error("the journal refused");
+        const names: string[] = [];
+        const saving = storage.save("hooked.txt", Buffer.from("x"), {
+          beforeWrite: (name) => {
+            names.push(name);
+            throw failure;
+          },
+        });
+        await expect(saving).rejects.toBe(failure);
+        expect(names).toEqual(["hooked.txt"]);
+        await expectNothingStored();
+      });
+
       it("a failing save does not reserve its name: the next save gets it", async () => {
         const failing = (async function* () {
           yield Buffer.from("x");
