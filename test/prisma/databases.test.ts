@@ -186,3 +186,43 @@ describe("an upload failing inside an interactive transaction", () => {
     }
   });
 });
+
+describe("a replace waiting for another's row lock", () => {
+  it("records the key the other committed, though the column was NULL when it began (none orphaned)", async () => {
+    // Two clients: two pools, as two processes would have (one client queues its own writers of a
+    // row before they reach the database). SQLite: one client (one writer; see the README).
+    const other = provider === "sqlite" ? prisma : makeClient();
+    try {
+      const user = await prisma.user.create({ data: { email: email(), badge: dummyKey() } });
+      let locked!: () => void;
+      const holding = new Promise<void>((r) => (locked = r));
+      let release!: () => void;
+      const released = new Promise<void>((r) => (release = r));
+      const first = prisma.$transaction(async (tx) => {
+        const row = await tx.user.update({
+          where: { id: user.id },
+          data: { avatar: upload(PNG, { filename: "null-first.png" }) },
+        });
+        locked();
+        await released;
+        return row.avatar!.name;
+      });
+      await holding;
+      // Its lock statement begins while the column is NULL, and waits for the first's commit.
+      const second = started(
+        other.user.update({ where: { id: user.id }, data: { avatar: upload(PNG, { filename: "null-second.png" }) } }),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      release();
+      const firstKey = await first;
+      const secondKey = (await second).avatar!.name;
+      expect((await plain.user.findUniqueOrThrow({ where: { id: user.id } })).avatar).toBe(secondKey);
+      expect(await storages.default.exists(secondKey)).toBe(true);
+      // Before the fix, PostgreSQL pushed `IS NOT NULL` below the lock: the first's key was
+      // never recorded, and stayed behind with no row.
+      expect(await storages.default.exists(firstKey)).toBe(false);
+    } finally {
+      if (other !== prisma) await other.$disconnect();
+    }
+  });
+});

@@ -181,13 +181,14 @@ export class Journal {
         lock ?? q.statement(`SELECT 1 FROM ${table.sql} t WHERE ${where(q)} ORDER BY ${pk.join(", ")}${d.forUpdate}`),
       ];
     }
-    // Locked in a subquery: the clock is read once the lock is ours (a grace period counts from
-    // then, not from before a wait for the lock).
-    const locked = (q: Params) =>
-      `SELECT ${columns.map((col, i) => `t.${table.column(col.field)} AS c${i}`).join(", ")} FROM ${table.sql} t WHERE ${where(q)} ORDER BY ${pk.join(", ")}${d.forUpdate}`;
+    const selected = columns.map((col, i) => `t.${table.column(col.field)} AS c${i}`).join(", ");
     const q = this.#params();
     if (this.#pg) {
-      const lockedSql = locked(q);
+      // Locked in a subquery: the clock is read once the lock is ours (a grace period counts from
+      // then, not from before a wait for the lock). `OFFSET 0` keeps the planner from pushing
+      // `v.k IS NOT NULL` below the lock: a row whose column was NULL when the statement began
+      // would be skipped unlocked, and the key another writer committed meanwhile never recorded.
+      const lockedSql = `SELECT ${selected} FROM ${table.sql} t WHERE ${where(q)} ORDER BY ${pk.join(", ")} OFFSET 0 FOR UPDATE`;
       const rows = columns.map(
         (col, i) => `(${q.p(col.storage)}::text, r.c${i}, ${q.p(col.owner)}::text, ${q.p(col.delaySeconds)}::float8)`,
       );
@@ -197,13 +198,21 @@ export class Journal {
         ),
       ];
     }
-    // No LATERAL: a branch per column, each reading (and on MySQL locking) the same rows.
+    // No LATERAL: a branch per column over the same rows, read after a statement of their own
+    // locked them (MySQL; SQLite's write lock is taken by the INSERT itself), so that no filter
+    // can skip a row before its lock. MySQL reads the latest committed rows here either way: a
+    // consistent read at READ COMMITTED begins after the lock, INSERT … SELECT locks at REPEATABLE READ.
     // (`?` placeholders: parameters are taken in the order the text names them.)
+    const lock = d.forUpdate
+      ? [this.#params()].map((l) =>
+          l.statement(`SELECT 1 FROM ${table.sql} t WHERE ${where(l)} ORDER BY ${pk.join(", ")}${d.forUpdate}`),
+        )
+      : [];
     const branches = columns.map(
       (col, i) =>
-        `SELECT 'delete', ${q.p(col.storage)}, r.c${i}, ${q.p(col.owner)}, ${d.nowPlus(q.p(col.delaySeconds))}, ${d.now} FROM (${locked(q)}) AS r WHERE r.c${i} IS NOT NULL`,
+        `SELECT 'delete', ${q.p(col.storage)}, r.c${i}, ${q.p(col.owner)}, ${d.nowPlus(q.p(col.delaySeconds))}, ${d.now} FROM (SELECT ${selected} FROM ${table.sql} t WHERE ${where(q)}) AS r WHERE r.c${i} IS NOT NULL`,
     );
-    return [q.statement(`${this.#insertInto} ${branches.join(" UNION ALL ")}${returning}`)];
+    return [...lock, q.statement(`${this.#insertInto} ${branches.join(" UNION ALL ")}${returning}`)];
   }
 
   /**
