@@ -35,7 +35,10 @@ const { files, plain } = env;
 
 function errorCode(error: unknown): string {
   const code = (error as { code?: unknown })?.code;
-  if (typeof code === "string") return code;
+  // A raw query's failure (P2010) says which database error it was: the torture's report names it.
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { originalCode?: unknown } } } })?.meta
+    ?.driverAdapterError?.cause?.originalCode;
+  if (typeof code === "string") return code === "P2010" && cause !== undefined ? `${code}:${String(cause)}` : code;
   return `${(error as Error)?.name ?? "Error"}: ${String((error as Error)?.message ?? error).slice(0, 200)}`;
 }
 
