@@ -348,7 +348,8 @@ export abstract class BaseStorage implements Storage {
     const body = normalizeContent(content);
     signal?.throwIfAborted();
 
-    const exclusive = !this.fileOverwrite;
+    const exact = options.overwrite === true;
+    const exclusive = !this.fileOverwrite && !exact;
     const contentType = resolveContentType(name, { explicit: options.contentType, blobType: body.blobType });
     const metadata = { ...options.metadata };
     const onProgress = monotonicProgress(options.onProgress);
@@ -359,7 +360,7 @@ export abstract class BaseStorage implements Storage {
     try {
       // Where the backend's write refuses a taken name (and moves on through nextName), the
       // requested name is tried as it is: no existence check before the first write.
-      let target = await this.#claimName(name, maxLength, held, exclusive && this.clashesOnWrite());
+      let target = exact ? name : await this.#claimName(name, maxLength, held, exclusive && this.clashesOnWrite());
       await beforeWrite(options, target);
       const nextName = async (): Promise<string> => {
         if (!exclusive) throw new StorageError("nextName() is only for exclusive writes", { fileName: target });

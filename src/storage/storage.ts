@@ -44,6 +44,13 @@ export interface SaveOptions {
    * binding records the name in its journal here, so a crash after the write leaves a record.
    */
   beforeWrite?: (name: string) => Promise<void> | void;
+  /**
+   * Store under exactly `name` (validated, never renamed or shortened), replacing an object
+   * stored there: for files whose name is derived from another's, such as image variants, where
+   * writing the same name again must give the same object. Default: the storage's
+   * `fileOverwrite` (off: an available name is picked).
+   */
+  overwrite?: boolean;
 }
 
 export interface MoveOptions {

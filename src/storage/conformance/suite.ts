@@ -662,6 +662,25 @@ export function describeStorageConformance(label: string, setup: ConformanceSetu
         await expect(storage.save("retry.txt", failing)).rejects.toThrow("boom");
         expect(await storage.save("retry.txt", Buffer.from("ok"))).toBe("retry.txt");
       });
+
+      it("overwrite: true stores under exactly the name, replacing what is there, hook called once", async () => {
+        expect(await storage.save("derived/a.webp", Buffer.from("first"))).toBe("derived/a.webp");
+        const names: string[] = [];
+        const long = `derived/${"n".repeat(60)}.webp`;
+        const saved = await storage.save("derived/a.webp", Buffer.from("second"), {
+          overwrite: true,
+          beforeWrite: (name) => void names.push(name),
+        });
+        expect(saved).toBe("derived/a.webp");
+        expect(names).toEqual(["derived/a.webp"]);
+        expect(dec.decode(await storage.read("derived/a.webp"))).toBe("second");
+        // Never shortened: the name is what a reader derives, so it must be exactly this.
+        expect(await storage.save(long, Buffer.from("x"), { overwrite: true, maxLength: 20 })).toBe(long);
+        await expect(storage.save("../escape.webp", Buffer.from("x"), { overwrite: true })).rejects.toBeInstanceOf(
+          SuspiciousFileOperationError,
+        );
+        expect((await listAll()).sort()).toEqual(["derived/a.webp", long].sort());
+      });
     });
 
     describe("progress", () => {
