@@ -18,7 +18,7 @@ export interface FileFieldRef {
 /**
  * Why a file was refused: over `maxSize`; a type `accept` does not take; an image whose header
  * declares more pixels than `maxPixels`; (direct uploads) a size, SHA-256 or stored Content-Type
- * other than the grant declared.
+ * other than the grant declared; (variants) an image whose bytes could not be decoded.
  */
 export type FileValidationReason =
   | "too_large"
@@ -26,7 +26,8 @@ export type FileValidationReason =
   | "type_not_accepted"
   | "size_mismatch"
   | "checksum_mismatch"
-  | "content_type_mismatch";
+  | "content_type_mismatch"
+  | "corrupt_image";
 
 /** An upload broke a field's rules (`maxSize`, `accept`). Nothing was written. */
 export class FileValidationError extends PrismaS3FilesError {
@@ -95,7 +96,8 @@ function prefix(where: FileFieldRef): string {
   return "";
 }
 
-function sentence(where: FileFieldRef, text: string): string {
+/** `text` as an error message about the field: `User.avatar: text`, or `Text` when no field is known. */
+export function sentence(where: FileFieldRef, text: string): string {
   const start = prefix(where);
   return start === "" ? text.charAt(0).toUpperCase() + text.slice(1) : start + text;
 }
@@ -183,7 +185,7 @@ export function checkPixels(
 }
 
 /** `40 MP` or `1,500 pixels`. */
-function formatPixels(pixels: number): string {
+export function formatPixels(pixels: number): string {
   if (pixels >= 1e6) return `${Number((pixels / 1e6).toFixed(2))} MP`;
   return `${pixels.toLocaleString("en-US")} pixels`;
 }
