@@ -19,6 +19,7 @@ Commands:
   init        Add the file journal model to the Prisma schema (once, before migrating).
   drain       Delete the files whose deletion is due and uploads that never committed (cron).
   sweep       Delete objects no row references (orphans); --dry-run lists them.
+  variants    --stale: build image variants missing or made from an old spec.
   help        Show this help; \`help <command>\` shows a command's options.
 
 As a Prisma generator (schema.prisma):
@@ -43,6 +44,7 @@ const commands: Record<string, Command> = {
   init: async (args) => (await import("../cli/init-command.js")).initCommand(args),
   drain: async (args) => (await import("../cli/drain-command.js")).drainCommand(args),
   sweep: async (args) => (await import("../cli/sweep-command.js")).sweepCommand(args),
+  variants: async (args) => (await import("../cli/variants-command.js")).variantsCommand(args),
 };
 
 /** Whether this process was started by `prisma generate`. */

@@ -33,6 +33,12 @@ export { type DrainOptions, type DrainReport, drainFiles } from "../prisma/journ
 export { type MultipartSweepReport, type SweepOptions, type SweepReport, sweepOrphans } from "../prisma/sweep.js";
 export type { FilesExtension } from "../prisma/types.js";
 export { type Upload, type UploadOptions, upload } from "../prisma/upload.js";
+export {
+  type RebuildOptions,
+  type RebuildProgress,
+  type RebuildReport,
+  rebuildVariants,
+} from "../prisma/variants-rebuild.js";
 // Type only: the generated module names it; the class comes from `prisma-s3-files/s3`.
 export type { S3Session } from "../session/session.js";
 export { ContentTooLargeError } from "../storage/content.js";

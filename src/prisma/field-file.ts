@@ -2,6 +2,7 @@ import { PrismaS3FilesError } from "../errors.js";
 import { StoredFile } from "../files/stored-file.js";
 import type { FileContent, Storage } from "../storage/storage.js";
 import type { FileMetadata } from "./file-metadata.js";
+import { currentVariantKey } from "./file-variants.js";
 import { modelDelegate } from "./prisma-internals.js";
 import { type UploadOptions, upload } from "./upload.js";
 
@@ -15,11 +16,15 @@ export interface RowBinding {
 
 type Row = Record<string, unknown>;
 
-/** The metadata and dimension columns of a file field, by the `@file` option naming them. */
+/**
+ * The metadata and dimension columns of a file field, by the `@file` option naming them, and
+ * its variants (`@file(variants)`: spec text by name).
+ */
 export interface MetadataColumnNames {
   readonly metadata?: string | undefined;
   readonly widthField?: string | undefined;
   readonly heightField?: string | undefined;
+  readonly variants?: { readonly [name: string]: string } | undefined;
 }
 type Delegate = { update(args: unknown): Promise<Row> };
 
@@ -29,7 +34,7 @@ type Delegate = { update(args: unknown): Promise<Row> };
  * `save()` and `delete()` write the row through the same client (inside its transaction, if it
  * was read in one). Serializes as its key.
  */
-export class FieldFile extends StoredFile {
+export class FieldFile<Variant extends string = never> extends StoredFile {
   readonly #model: string;
   readonly #field: string;
   readonly #row: Row | undefined;
@@ -98,6 +103,26 @@ export class FieldFile extends StoredFile {
     if (metadata === undefined) return undefined;
     const value = metadata?.[key];
     return typeof value === "number" ? value : null;
+  }
+
+  /**
+   * Image variant `name` of this file (`@file(variants: { thumb: "cover 128x128 webp" })`), as a
+   * {@link StoredFile}: `user.avatar?.variant("thumb").url()`. Its key is derived from this
+   * file's key and the variant's spec, so no storage call is made here; the names are typed from
+   * the schema. A variant made under an earlier spec is not this one (`npx prisma-s3-files
+   * variants --stale` rebuilds them).
+   *
+   * @throws PrismaS3FilesError `CONFIGURATION` for a name the field does not declare.
+   */
+  variant(name: Variant): StoredFile {
+    const variants = this.#columns.variants;
+    const meta = { variants } as Parameters<typeof currentVariantKey>[0];
+    try {
+      return new StoredFile(this.storage, currentVariantKey(meta, this.name, name));
+    } catch (error) {
+      if (!(error instanceof PrismaS3FilesError)) throw error;
+      throw new PrismaS3FilesError("CONFIGURATION", `${this.#model}.${this.#field}: ${error.message}`);
+    }
   }
 
   /** The Prisma model the value was read from, e.g. `User`. */

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { LeftBehindError, PrismaS3FilesError } from "../errors.js";
+import { ImageProcessor } from "../files/image-processor.js";
 import { IMAGE_HEAD_BYTES, type ImageDimensions, readImageDimensions } from "../files/image-size.js";
 import { defaultFileName, uploadedFileName } from "../files/uploaded-name.js";
 import {
@@ -10,7 +11,7 @@ import {
   nameForContent,
   toFileValidationError,
 } from "../files/validation.js";
-import { normalizeContent, resolveContentType } from "../storage/content.js";
+import { isBlob, normalizeContent, resolveContentType } from "../storage/content.js";
 import { generateFilename } from "../storage/naming.js";
 import type { FileContent, Storage } from "../storage/storage.js";
 import {
@@ -27,6 +28,7 @@ import {
   hasMetadataColumns,
   writeFileMetadata,
 } from "./file-metadata.js";
+import { checkVariantSource, fieldVariants, type StoredVariant, storeVariants } from "./file-variants.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { modelDelegate } from "./prisma-internals.js";
 import { discardUpload, type PendingUpload, takeUpload } from "./upload.js";
@@ -67,6 +69,8 @@ export interface LifecycleContext {
   report(error: unknown): void;
   /** Browser direct uploads: grant signing and limits. */
   directUploads: ResolvedDirectUploads;
+  /** Makes image variants (sharp, loaded on first use), with its own bound on decodes at once. */
+  images: ImageProcessor;
 }
 
 /** The context for `fields` and their resolved storages (by storage name). */
@@ -92,6 +96,7 @@ export function lifecycleContext(
     storageIds: () => [...byId.keys()],
     report,
     directUploads,
+    images: new ImageProcessor(),
   };
 }
 
@@ -178,6 +183,7 @@ export async function storeUploads(
       // Decompression bombs stop here, before a byte is stored.
       const dimensions = readImageDimensions(head, detectedType);
       checkPixels(dimensions, a.meta.maxPixels ?? DEFAULT_MAX_PIXELS, where);
+      checkVariantSource(a.meta, detectedType, contentType, where);
       // The stored name and type follow the content (PNG bytes named `x.exe` are stored as `x.png`).
       const named = nameForContent(clientName ?? defaultFileName(contentType), contentType, detectedType);
       prepared.push({ kind: "upload", a, where, pending, content, clientName, dimensions, ...named });
@@ -196,6 +202,23 @@ export async function storeUploads(
         });
         const maxLength = a.meta.maxLength === null ? {} : { maxLength: a.meta.maxLength };
         const journaled = beforeWrite ? { beforeWrite: (n: string) => beforeWrite(a, n) } : {};
+        const original = (key: string): StoredObject => ({
+          storage,
+          key,
+          model: a.model,
+          field: a.field,
+          conditional: a.conditional,
+        });
+        // The original first (a failure below removes it), then each variant as it is stored.
+        const variantsOf = async (s: Storage, key: string, contentType: string, bytes: Uint8Array) => {
+          stored.push(original(key));
+          const made: StoredVariant[] = [];
+          try {
+            await storeVariants(ctx.images, s, a.meta, { key, contentType, bytes }, where, made, journaled.beforeWrite);
+          } finally {
+            for (const v of made) stored.push(original(v.key));
+          }
+        };
         try {
           let key: string;
           if (p.kind === "grant") {
@@ -214,6 +237,11 @@ export async function storeUploads(
               throw error;
             }
             if (hasMetadataColumns(a.meta)) writeFileMetadata(a.record, a.meta, facts);
+            if (fieldVariants(a.meta).length > 0) {
+              checkVariantSource(a.meta, facts.contentType, facts.contentType, where);
+              const bytes = await storage.read(key);
+              await variantsOf(storage, key, facts.contentType, bytes);
+            }
           } else {
             // The SHA-256 is computed as the storage reads the bytes, only where a column keeps it.
             const digest = a.meta.metadata === undefined ? undefined : digestContent(p.content);
@@ -237,9 +265,11 @@ export async function storeUploads(
               };
               writeFileMetadata(a.record, a.meta, facts);
             }
+            if (fieldVariants(a.meta).length > 0) {
+              await variantsOf(storage, key, p.contentType, await contentBytes(p.content, storage, key));
+            }
           }
-          const object = { storage, key, model: a.model, field: a.field, conditional: a.conditional };
-          stored.push(object);
+          if (!stored.some((o) => o.storage === storage && o.key === key)) stored.push(original(key));
           a.replace(key);
         } catch (error) {
           failedFast = true; // start no further uploads
@@ -266,6 +296,14 @@ export async function storeUploads(
     await deleteObjects(stored, ctx);
     throw error;
   }
+}
+
+/** An upload's bytes for its variants: the content itself when it is in memory, else read back once stored. */
+async function contentBytes(content: FileContent, storage: Storage, key: string): Promise<Uint8Array> {
+  const normalized = normalizeContent(content);
+  if (normalized.bytes !== undefined) return normalized.bytes;
+  if (isBlob(content)) return new Uint8Array(await content.arrayBuffer());
+  return storage.read(key);
 }
 
 /**

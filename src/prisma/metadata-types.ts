@@ -33,6 +33,11 @@ export interface FileFieldMetadata {
   readonly heightField?: string;
   /** Largest image accepted, in pixels (width × height); absent: 40,000,000. */
   readonly maxPixels?: number;
+  /**
+   * Images derived from each upload (`@file(variants: { thumb: "cover 128x128 webp" })`): spec
+   * text by variant name; absent: none.
+   */
+  readonly variants?: { readonly [name: string]: string };
 }
 
 /** A relation field: the model it points to and whether it holds a list (`Post[]`). */

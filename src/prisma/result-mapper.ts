@@ -39,7 +39,7 @@ export function compileMappers(
       field,
       storage: storageFor(model, field),
       // Metadata columns, for FieldFile.metadata/width/height; the same object for every row.
-      columns: { metadata: f.metadata, widthField: f.widthField, heightField: f.heightField },
+      columns: { metadata: f.metadata, widthField: f.widthField, heightField: f.heightField, variants: f.variants },
     }));
     const relations = Object.entries(meta.relations)
       .filter(([, r]) => reaches.has(r.model))

@@ -1,9 +1,11 @@
+import { VARIANTS_PREFIX } from "../files/variants.js";
 import type { S3Session } from "../session/session.js";
 import { BaseStorage } from "../storage/base-storage.js";
 import type { ObjectInfo, Storage } from "../storage/storage.js";
 import { pendingKeyExpiry, resolveDirectUploads } from "./direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
 import { type LifecycleContext, lifecycleContext, referencedKeys, storageId } from "./file-lifecycle.js";
+import { originalOf } from "./file-variants.js";
 import { type Coordination, coordinationFor } from "./journal/coordination.js";
 import type { DrainClient } from "./journal/drain.js";
 import { type SqlClient, transactionOptions } from "./journal/sql.js";
@@ -111,6 +113,8 @@ export async function sweepOrphans<const Meta extends FileFieldsMetadataShape>(
     for (const f of Object.values(meta.fileFields)) {
       const set = prefixes.get(f.storage) ?? new Set<string>();
       set.add(staticPrefix(f.uploadTo));
+      // Variants live under `variants/<original key>/`.
+      if (f.variants !== undefined) set.add(VARIANTS_PREFIX + staticPrefix(f.uploadTo));
       prefixes.set(f.storage, set);
     }
   }
@@ -262,14 +266,17 @@ async function sweepPending(
 async function removeOrphans(sweep: Sweep, storage: Storage, name: string, candidates: ObjectInfo[]): Promise<number> {
   const { client, coordination, ctx, report } = sweep;
   const keys = candidates.map((o) => o.name);
+  // A variant is kept while its original is: their keys are asked and locked together.
+  const asked = [...new Set([...keys, ...keys.flatMap((k) => originalOf(k) ?? [])])];
   const id = storageId(storage);
-  const locks = keys.map((key) => ({ storage: id, key }));
+  const locks = asked.map((key) => ({ storage: id, key }));
   const decide = async (tx: SqlClient, lock: boolean) => {
     if (lock) await coordination.journal.runIn(tx, coordination.journal.lockKeys(locks));
     // Records first, rows second (see Journal.liveKeys).
-    const recorded = await coordination.journal.recordedKeys(tx, id, keys);
-    const held = await referencedKeys(tx, name, keys, ctx);
-    const orphans = candidates.filter((o) => !recorded.has(o.name) && !held.has(o.name));
+    const recorded = await coordination.journal.recordedKeys(tx, id, asked);
+    const held = await referencedKeys(tx, name, asked, ctx);
+    const kept = (k: string | undefined) => k !== undefined && (recorded.has(k) || held.has(k));
+    const orphans = candidates.filter((o) => !kept(o.name) && !kept(originalOf(o.name)));
     for (const o of orphans) report.orphans.push({ storage: name, key: o.name, size: o.size });
     if (report.dryRun || orphans.length === 0) return orphans.length;
     // Copies of these keys are refused from our commit on, whatever the request's outcome.

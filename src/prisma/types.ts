@@ -5,8 +5,15 @@ import type { FieldFile } from "./field-file.js";
 import type { FileFieldMetadata, FileFieldsMetadataShape } from "./metadata-types.js";
 import type { UploadOptions } from "./upload.js";
 
+/** The variant names a field declares (`never` for none: every name is a type error). */
+export type VariantName<F extends FileFieldMetadata> = F extends { readonly variants: infer V }
+  ? keyof V & string
+  : never;
+
 /** What a file column reads as: `FieldFile`, or `FieldFile | null` for an optional column. */
-export type FileValue<F extends FileFieldMetadata> = F["nullable"] extends false ? FieldFile : FieldFile | null;
+export type FileValue<F extends FileFieldMetadata> = F["nullable"] extends false
+  ? FieldFile<VariantName<F>>
+  : FieldFile<VariantName<F>> | null;
 
 type FileColumns<Meta extends FileFieldsMetadataShape, M extends keyof Meta> = Meta[M]["fileFields"];
 

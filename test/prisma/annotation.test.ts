@@ -87,6 +87,7 @@ describe("parseFileAnnotation: valid forms", () => {
         widthField: "w",
         heightField: "h",
         maxPixels: 2_000_000,
+        variants: null,
       },
     ],
     ["metadata", '@file(metadata: "avatarMeta")', options({ metadata: "avatarMeta" })],
@@ -96,6 +97,11 @@ describe("parseFileAnnotation: valid forms", () => {
       options({ widthField: "avatarWidth", heightField: "avatarHeight" }),
     ],
     ["maxPixels", "@file(maxPixels: 12000000)", options({ maxPixels: 12_000_000 })],
+    [
+      "variants, spread over lines, canonical spec text",
+      '@file(variants: {\n  thumb: "cover 128x128 webp",\n  card:  "inside   640x480 avif q50",\n})',
+      options({ variants: { thumb: "cover 128x128 webp", card: "inside 640x480 avif q50" } }),
+    ],
     [
       "surrounded by text on other lines",
       'The user\'s picture, optional.\n@file(uploadTo: "avatars/", storage: "public")\nShown on the profile page.',
@@ -183,7 +189,7 @@ describe("parseFileAnnotation: errors name the model, the field and the problem"
     [
       "unknown option",
       '@file(uplodTo: "x")',
-      'User.avatar: unknown option "uplodTo" in @file(...) (known: uploadTo, storage, maxSize, accept, keepFiles, deleteAfterSeconds, maxLength, metadata, widthField, heightField, maxPixels)',
+      'User.avatar: unknown option "uplodTo" in @file(...) (known: uploadTo, storage, maxSize, accept, keepFiles, deleteAfterSeconds, maxLength, metadata, widthField, heightField, maxPixels, variants)',
     ],
     [
       "duplicate option",
@@ -250,6 +256,23 @@ describe("parseFileAnnotation: errors name the model, the field and the problem"
       'User.avatar: maxLength must be a positive integer, got the string "10"',
     ],
     ["maxPixels zero", "@file(maxPixels: 0)", "User.avatar: maxPixels must be a positive integer, got 0"],
+    [
+      "variants not an object",
+      '@file(variants: ["cover 1x1 webp"])',
+      'User.avatar: variants must be an object of named specs, e.g. { thumb: "cover 128x128 webp" }, got an array',
+    ],
+    ["variants empty", "@file(variants: {})", "User.avatar: variants must name at least one variant"],
+    [
+      "variant spec not a string",
+      "@file(variants: { thumb: 128 })",
+      "User.avatar: variants.thumb must be a spec in double quotes, got number 128",
+    ],
+    [
+      "variant name twice",
+      '@file(variants: { a: "cover 1x1 webp", a: "cover 2x2 webp" })',
+      'User.avatar: malformed @file(...): "a" is given twice in {...}',
+    ],
+    ["variant spec malformed", '@file(variants: { thumb: "squash 128x128 webp" })', "User.avatar: variants.thumb: "],
     [
       "maxPixels string",
       '@file(maxPixels: "40MP")',

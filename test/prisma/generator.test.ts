@@ -4,7 +4,7 @@
  * own generated module. All `prisma generate` runs start together in `beforeAll`.
  */
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -970,5 +970,49 @@ describe("the prisma-s3-files bin as a CLI", () => {
     const result = await run(process.execPath, ["--import", "tsx", bin, "help"], root);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain("Usage: prisma-s3-files <command>");
+  });
+});
+
+describe("prisma generate and image variants (@file(variants))", () => {
+  const models = `model Photo {
+  id      Int     @id
+  /// @file(uploadTo: "p/", variants: { thumb: "cover  128x128 webp", card: "inside 640x640 avif q50" })
+  picture String?
+}
+
+${journalModelSource("postgresql")}`;
+  let withSharp: Run;
+  let withoutSharp: Run;
+  beforeAll(async () => {
+    // sharp resolves from the schema's folder upwards: linked into one project, absent from the other.
+    await mkdir(join(tmp, "variants-sharp", "node_modules"), { recursive: true });
+    await symlink(join(root, "node_modules", "sharp"), join(tmp, "variants-sharp", "node_modules", "sharp"), "dir");
+    [withSharp, withoutSharp] = await Promise.all([
+      generate("variants-sharp", models),
+      generate("variants-nosharp", models),
+    ]);
+  }, 60_000);
+
+  it("emits each variant's canonical spec text", async () => {
+    expect(withSharp.code, withSharp.stderr).toBe(0);
+    const source = await readFile(join(tmp, "variants-sharp", "out", "index.ts"), "utf8");
+    expect(source).toContain(
+      '        variants: {\n          thumb: "cover 128x128 webp",\n          card: "inside 640x640 avif q50",\n        },\n',
+    );
+    const mod = (await import(pathToFileURL(join(tmp, "variants-sharp", "out", "index.ts")).href)) as {
+      fileFields: FileFieldsMetadataShape;
+    };
+    expect(mod.fileFields.Photo!.fileFields.picture!.variants).toEqual({
+      thumb: "cover 128x128 webp",
+      card: "inside 640x640 avif q50",
+    });
+  });
+
+  it("fails at generate time, naming sharp, where the project cannot resolve it", () => {
+    expect(withoutSharp.code).not.toBe(0);
+    expect(withoutSharp.stdout + withoutSharp.stderr).toContain(
+      "Photo.picture declares image variants, which need the optional package sharp: npm install sharp",
+    );
+    expect(existsSync(join(tmp, "variants-nosharp", "out", "index.ts"))).toBe(false);
   });
 });

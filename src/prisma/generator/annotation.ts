@@ -13,6 +13,7 @@
  * annotation := "@file" [ "(" [ option { "," option } [ "," ] ] ")" ]
  * option     := identifier ":" value
  * value      := string | number | "true" | "false" | "[" [ value { "," value } [ "," ] ] "]"
+ *             | "{" [ identifier ":" value { "," identifier ":" value } [ "," ] ] "}"
  * string     := '"' { any character but '"' and '\' | '\"' | '\\' } '"'
  * number     := JSON number, e.g. 5000000, 1.5, 1e6
  * ```
@@ -36,12 +37,14 @@
  * | `widthField`         | string, an `Int?` field of the model     | none                                    |
  * | `heightField`        | string, an `Int?` field of the model     | none                                    |
  * | `maxPixels`          | positive integer (width × height)        | 40,000,000 for uploads that are images  |
+ * | `variants`           | `{ name: "spec", ... }` (image variants) | none                                    |
  *
  * Size units ({@link parseSize}): decimal `B`, `KB`/`kB`, `MB`, `GB`, `TB` are powers of 1000
  * (`"5MB"` is 5,000,000 bytes), binary `KiB`, `MiB`, `GiB`, `TiB` are powers of 1024 (`"10 MiB"`
  * is 10,485,760 bytes). Units are case-insensitive; a space between number and unit is allowed.
  */
 import { PrismaS3FilesError } from "../../errors.js";
+import { formatVariantSpec, isVariantName, parseVariantSpec } from "../../files/variants.js";
 
 /** The options of one file field, normalized. */
 export interface FileFieldOptions {
@@ -67,6 +70,11 @@ export interface FileFieldOptions {
   heightField: string | null;
   /** Largest image (width × height) accepted; `null`: the default, 40 megapixels. */
   maxPixels: number | null;
+  /**
+   * Derived images made from each upload, by name: the spec in its canonical text (see
+   * `parseVariantSpec`); `null`: none.
+   */
+  variants: Record<string, string> | null;
 }
 
 /** Where an annotation was found, for error messages. */
@@ -104,6 +112,7 @@ export const FILE_OPTION_NAMES = [
   "widthField",
   "heightField",
   "maxPixels",
+  "variants",
 ] as const;
 
 export type FileOptionName = (typeof FILE_OPTION_NAMES)[number];
@@ -122,6 +131,7 @@ export function defaultFileFieldOptions(): FileFieldOptions {
     widthField: null,
     heightField: null,
     maxPixels: null,
+    variants: null,
   };
 }
 
@@ -153,7 +163,12 @@ export function hasFileAnnotation(documentation: string | null | undefined): boo
 // Values
 // ---------------------------------------------------------------------------------------------
 
-type Value = string | number | boolean | Value[];
+type Value = string | number | boolean | Value[] | ObjectValue;
+
+/** `{ name: value, ... }`, its entries in the order written (a class, so it is told from an array). */
+class ObjectValue {
+  constructor(readonly entries: [string, Value][]) {}
+}
 
 class Syntax extends Error {}
 
@@ -199,6 +214,7 @@ class Reader {
     const c = this.peek();
     if (c === '"') return this.string();
     if (c === "[") return this.array();
+    if (c === "{") return this.object();
     if (c === "-" || /[0-9]/.test(c)) return this.number();
     const start = this.pos;
     const word = this.identifier();
@@ -210,7 +226,7 @@ class Reader {
     }
     if (c === "'") this.fail("expected a value: strings need double quotes, not single quotes,");
     if (c === "") this.fail('expected a value, then ")"');
-    this.fail("expected a value (a double-quoted string, a number, true, false or [...])");
+    this.fail("expected a value (a double-quoted string, a number, true, false, [...] or {...})");
   }
 
   string(): string {
@@ -269,10 +285,38 @@ class Reader {
       this.fail('expected "," or "]" in array');
     }
   }
+
+  object(): ObjectValue {
+    this.pos++; // {
+    const entries: [string, Value][] = [];
+    for (;;) {
+      this.skipSpace();
+      if (this.peek() === "}") {
+        this.pos++;
+        return new ObjectValue(entries);
+      }
+      const name = this.identifier();
+      if (name === null) this.fail("expected a name in {...}");
+      if (entries.some(([n]) => n === name)) this.fail(`${JSON.stringify(name)} is given twice in {...}`);
+      this.skipSpace();
+      if (this.peek() !== ":") this.fail(`expected ":" after ${JSON.stringify(name)}`);
+      this.pos++;
+      entries.push([name, this.value()]);
+      this.skipSpace();
+      const c = this.peek();
+      if (c === ",") {
+        this.pos++;
+        continue;
+      }
+      if (c === "}") continue;
+      this.fail('expected "," or "}" in {...}');
+    }
+  }
 }
 
 function describe(value: Value): string {
   if (Array.isArray(value)) return "an array";
+  if (value instanceof ObjectValue) return "an object";
   if (typeof value === "string") return `the string ${JSON.stringify(value)}`;
   return `${typeof value} ${String(value)}`;
 }
@@ -428,6 +472,24 @@ function applyOption(options: FileFieldOptions, name: FileOptionName, value: Val
       if (typeof value !== "number") return expected("a positive integer (width × height)");
       if (!Number.isSafeInteger(value) || value <= 0) return `maxPixels must be a positive integer, got ${value}`;
       options.maxPixels = value;
+      return null;
+    }
+    case "variants": {
+      if (!(value instanceof ObjectValue))
+        return expected('an object of named specs, e.g. { thumb: "cover 128x128 webp" }');
+      if (value.entries.length === 0) return "variants must name at least one variant";
+      const variants: Record<string, string> = {};
+      for (const [variant, spec] of value.entries) {
+        if (!isVariantName(variant)) {
+          return `variants: ${JSON.stringify(variant)} is not a variant name (a letter, then letters, digits or "_", at most 32)`;
+        }
+        if (typeof spec !== "string")
+          return `variants.${variant} must be a spec in double quotes, got ${describe(spec)}`;
+        const parsed = parseVariantSpec(spec);
+        if ("error" in parsed) return `variants.${variant}: ${parsed.error}`;
+        variants[variant] = formatVariantSpec(parsed);
+      }
+      options.variants = variants;
       return null;
     }
   }

@@ -29,6 +29,7 @@ export interface FileFieldMetadata {
   readonly widthField?: string;
   readonly heightField?: string;
   readonly maxPixels?: number;
+  readonly variants?: { readonly [name: string]: string };
 }
 
 /** A relation field: the model it points to, whether it holds a list, whether deletes cascade to it. */
@@ -91,7 +92,14 @@ function fileFieldSource(field: FileFieldMetadata, indent: string): string {
     const value = field[name];
     if (value !== undefined) entries.push([name, value]);
   }
-  return `{\n${entries.map(([k, v]) => `${indent}  ${k}: ${literal(v)},\n`).join("")}${indent}}`;
+  const lines = entries.map(([k, v]) => `${indent}  ${k}: ${literal(v)},\n`);
+  if (field.variants !== undefined) {
+    const variants = Object.entries(field.variants).map(
+      ([n, spec]) => `${indent}    ${key(n)}: ${JSON.stringify(spec)},\n`,
+    );
+    lines.push(`${indent}  variants: {\n${variants.join("")}${indent}  },\n`);
+  }
+  return `{\n${lines.join("")}${indent}}`;
 }
 
 function relationSource(relation: RelationMetadata): string {

@@ -24,10 +24,13 @@
  * and this generator needs neither (it reads only the DMMF).
  */
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import type { GeneratorManifest, GeneratorOptions } from "@prisma/generator-helper";
 // A CommonJS package whose exports Node cannot detect statically: import its module.exports.
 import generatorHelper from "@prisma/generator-helper";
+import { PrismaS3FilesError } from "../../errors.js";
+import type { FileFieldsMetadataShape } from "../metadata-types.js";
 import { emitModule } from "./emit.js";
 import { buildMetadata, readGeneratorConfig } from "./metadata.js";
 
@@ -67,6 +70,7 @@ export async function generate(options: GeneratorOptions): Promise<string> {
   const config = readGeneratorConfig(options.generator.config, options.generator.name);
   const provider = options.datasources[0]?.activeProvider ?? options.datasources[0]?.provider;
   const metadata = buildMetadata(options.dmmf.datamodel, { ...config, provider });
+  requireSharpFor(metadata, options.schemaPath);
   const source = emitModule(metadata, { runtime: config.runtime ?? "prisma-s3-files" });
   await mkdir(output, { recursive: true });
   const file = join(output, "index.ts");
@@ -74,6 +78,29 @@ export async function generate(options: GeneratorOptions): Promise<string> {
   await writeFile(temporary, source);
   await rename(temporary, file);
   return file;
+}
+
+/**
+ * Variants are made with sharp, an optional peer dependency: a schema that declares them fails
+ * here, not at the first upload in production, when sharp cannot be resolved from the schema's
+ * project. `from` is the schema file (resolution walks up its `node_modules` folders).
+ */
+export function requireSharpFor(metadata: FileFieldsMetadataShape, from: string): void {
+  const declaring = Object.entries(metadata).flatMap(([model, m]) =>
+    Object.entries(m.fileFields)
+      .filter(([, f]) => f.variants !== undefined)
+      .map(([field]) => `${model}.${field}`),
+  );
+  if (declaring.length === 0) return;
+  try {
+    createRequire(join(dirname(from), "noop.js")).resolve("sharp");
+  } catch (cause) {
+    throw new PrismaS3FilesError(
+      "GENERATOR_CONFIG",
+      `${declaring.join(", ")} declare${declaring.length === 1 ? "s" : ""} image variants, which need the optional package sharp: npm install sharp`,
+      { cause },
+    );
+  }
 }
 
 /** Serves Prisma's generator protocol on stdin/stderr until Prisma closes the pipe. */

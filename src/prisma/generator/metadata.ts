@@ -151,7 +151,7 @@ function fileField(
       `maxLength ${maxLength} exceeds the column's length (${field.nativeType ? `@db.${field.nativeType[0]}` : `String on ${provider}: VARCHAR`}(${columnLength}))`,
     );
   }
-  const { metadata, widthField, heightField, maxPixels, ...rest } = options;
+  const { metadata, widthField, heightField, maxPixels, variants, ...rest } = options;
   const columns = { metadata, widthField, heightField };
   for (const [option, name] of Object.entries(columns) as [keyof typeof columns, string | null][]) {
     if (name === null) continue;
@@ -172,6 +172,7 @@ function fileField(
     ...(widthField === null ? {} : { widthField }),
     ...(heightField === null ? {} : { heightField }),
     ...(maxPixels === null ? {} : { maxPixels }),
+    ...(variants === null ? {} : { variants }),
   };
 }
 

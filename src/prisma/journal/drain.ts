@@ -10,6 +10,7 @@ import type { Storage } from "../../storage/storage.js";
 import { resolveDirectUploads } from "../direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "../extension.js";
 import { type LifecycleContext, lifecycleContext, referencedKeys } from "../file-lifecycle.js";
+import { hasVariants, listVariants, originalOf } from "../file-variants.js";
 import type { FileFieldsMetadataShape } from "../metadata-types.js";
 import { type Coordination, coordinationFor } from "./coordination.js";
 import type { JournalRecord } from "./journal.js";
@@ -90,6 +91,8 @@ export async function drain(
 /** Records a batch decided to delete, by storage: deleted after the deciding transaction. */
 interface Doomed {
   storage: Storage;
+  /** The storage's journal id. */
+  id: string;
   name: string;
   keys: string[];
   records: JournalRecord[];
@@ -128,6 +131,24 @@ async function drainBatch(
     report.deleted += result.deleted.length;
     const errors = new Map(result.failed.map((f) => [f.name, describe(f.error)]));
     for (const f of result.failed) ctx.report(f.error);
+    // An original's variants go with it; until they are gone its record stays (tried again).
+    if (hasVariants(ctx, d.id)) {
+      for (const key of result.deleted) {
+        if (originalOf(key) !== undefined) continue;
+        try {
+          const variants = await listVariants(d.storage, key);
+          if (variants.length === 0) continue;
+          const gone = await d.storage.deleteMany(variants);
+          report.deleted += gone.deleted.length;
+          for (const f of gone.failed) ctx.report(f.error);
+          if (gone.failed.length > 0)
+            errors.set(key, `variant ${gone.failed[0]!.name}: ${describe(gone.failed[0]!.error)}`);
+        } catch (error) {
+          ctx.report(error);
+          errors.set(key, `its variants: ${describe(error)}`);
+        }
+      }
+    }
     await journal.bury(
       client,
       d.records.filter((r) => !errors.has(r.key)).map((r) => r.id),
@@ -158,7 +179,13 @@ async function decideBatch(
   // Tombstones past their time: nothing to delete.
   const done: bigint[] = claimed.filter((r) => r.kind === "gone").map((r) => r.id);
   const records = claimed.filter((r) => r.kind !== "gone");
-  await journal.runIn(tx, journal.lockKeys(records));
+  // A variant's record (`variants/<key>/...`) is decided by its original: its key is locked too.
+  const originals = records.flatMap((r) => {
+    const original = originalOf(r.key);
+    return original === undefined ? [] : [{ storage: r.storage, key: original }];
+  });
+  const locked = [...records, ...originals];
+  await journal.runIn(tx, journal.lockKeys(locked));
   const claimedIds = records.map((r) => r.id);
   const byStorage = new Map<string, JournalRecord[]>();
   for (const r of records) byStorage.set(r.storage, [...(byStorage.get(r.storage) ?? []), r]);
@@ -167,10 +194,12 @@ async function decideBatch(
     // Claimed only for storages this process has (see Journal.claim).
     const { storage, name } = ctx.storageById(storageId)!;
     const keys = [...new Set(group.map((r) => r.key))];
+    const asked = [...new Set([...keys, ...keys.flatMap((k) => originalOf(k) ?? [])])];
     // Records first, rows second (see Journal.liveKeys).
-    const live = await journal.liveKeys(tx, storageId, keys, claimedIds);
-    const held = await referencedKeys(tx, name, keys, ctx);
-    const doomed = new Set(keys.filter((k) => !live.has(k) && !held.has(k)));
+    const live = await journal.liveKeys(tx, storageId, asked, claimedIds);
+    const held = await referencedKeys(tx, name, asked, ctx);
+    const kept = (k: string | undefined) => k !== undefined && (live.has(k) || held.has(k));
+    const doomed = new Set(keys.filter((k) => !kept(k) && !kept(originalOf(k))));
     for (const r of group) {
       if (doomed.has(r.key)) deciding.push(r.id);
       else {
@@ -179,12 +208,18 @@ async function decideBatch(
       }
     }
     if (doomed.size > 0) {
-      outcome.doomed.push({ storage, name, keys: [...doomed], records: group.filter((r) => doomed.has(r.key)) });
+      outcome.doomed.push({
+        storage,
+        id: storageId,
+        name,
+        keys: [...doomed],
+        records: group.filter((r) => doomed.has(r.key)),
+      });
     }
   }
   await journal.forget(tx, done, "tx");
   await journal.decide(tx, deciding, DECISION_LEASE_SECONDS);
-  await journal.runIn(tx, journal.unlockKeys(records));
+  await journal.runIn(tx, journal.unlockKeys(locked));
   return outcome;
 }
 

@@ -1,0 +1,185 @@
+/**
+ * Image variants of a file field (`@file(variants: { thumb: "cover 128x128 webp" })`, issue #18):
+ * made from each upload in the same write as the original, stored under a key derived from the
+ * original's key and a digest of the spec (`variants/<key>/<name>-<digest>.<ext>`), and so found
+ * again from the row alone. They follow their original: recorded in the journal before their
+ * bytes (a crash leaves records the drain finishes), taken with it when the row commits, deleted
+ * with it by the drain, and kept by the sweep exactly while a row holds the original.
+ */
+import { PrismaS3FilesError } from "../errors.js";
+import type { ImageProcessor } from "../files/image-processor.js";
+import { DEFAULT_MAX_PIXELS, FileValidationError } from "../files/validation.js";
+import {
+  formatVariantSpec,
+  parseVariantKey,
+  parseVariantSpec,
+  type VariantSpec,
+  variantContentType,
+  variantKey,
+  variantPrefix,
+} from "../files/variants.js";
+import type { Storage } from "../storage/storage.js";
+import type { FileFieldMetadata, FileFieldsMetadataShape } from "./metadata-types.js";
+
+/** One variant a field declares. */
+export interface FieldVariant {
+  name: string;
+  spec: VariantSpec;
+  /** Its canonical spec text, as the generated metadata holds it. */
+  text: string;
+}
+
+const parsed = new WeakMap<object, FieldVariant[]>();
+
+/** The variants a field declares (none: `[]`), parsed once per metadata object. */
+export function fieldVariants(meta: FileFieldMetadata): FieldVariant[] {
+  const declared = meta.variants;
+  if (declared === undefined) return [];
+  let out = parsed.get(declared);
+  if (out === undefined) {
+    out = Object.entries(declared).map(([name, text]) => {
+      const spec = parseVariantSpec(text);
+      if ("error" in spec) {
+        // Hand-written or edited metadata: the generator refuses this at generate time.
+        throw new PrismaS3FilesError("CONFIGURATION", `variant ${JSON.stringify(name)}: ${spec.error}`);
+      }
+      return { name, spec, text: formatVariantSpec(spec) };
+    });
+    parsed.set(declared, out);
+  }
+  return out;
+}
+
+/** The key variant `name` of the file at `key` has under the field's current spec. */
+export function currentVariantKey(meta: FileFieldMetadata, key: string, name: string): string {
+  const variant = fieldVariants(meta).find((v) => v.name === name);
+  if (variant === undefined) {
+    const known = fieldVariants(meta).map((v) => JSON.stringify(v.name));
+    throw new PrismaS3FilesError(
+      "CONFIGURATION",
+      `no variant ${JSON.stringify(name)} (this field's: ${known.length === 0 ? "none" : known.join(", ")})`,
+    );
+  }
+  return variantKey(key, variant.name, variant.spec);
+}
+
+/** Raster types the variants are made from; SVG only where the field accepts it by name. */
+const RASTER = new Set([
+  "image/png",
+  "image/jpeg",
+  "image/gif",
+  "image/webp",
+  "image/avif",
+  "image/heic",
+  "image/heif",
+  "image/tiff",
+]);
+
+/** Whether an upload of `detectedType` can be made into the field's variants. */
+export function variantSource(
+  meta: FileFieldMetadata,
+  detectedType: string | undefined,
+): { allowSvg: boolean } | undefined {
+  const allowSvg = meta.accept?.includes("image/svg+xml") ?? false;
+  if (detectedType !== undefined && RASTER.has(detectedType)) return { allowSvg };
+  if (detectedType === "image/svg+xml" && allowSvg) return { allowSvg };
+  return undefined;
+}
+
+/**
+ * Refuses, before anything is stored, an upload the field cannot make variants of: not an image,
+ * or an SVG the field does not accept by name (SVG is never rasterised unless asked for).
+ */
+export function checkVariantSource(
+  meta: FileFieldMetadata,
+  detectedType: string | undefined,
+  declaredType: string,
+  where: { model: string; field: string },
+): void {
+  if (fieldVariants(meta).length === 0 || variantSource(meta, detectedType)) return;
+  const what = detectedType ?? declaredType;
+  const svg = what === "image/svg+xml";
+  throw new FileValidationError(
+    "type_not_accepted",
+    `${where.model}.${where.field}: makes image variants, and ${svg ? 'an SVG is only rasterised where the field accepts "image/svg+xml" by name' : `the upload is not an image they can be made from (${what})`}`,
+    { ...where, declaredType, ...(detectedType === undefined ? {} : { detectedType }) },
+  );
+}
+
+/** A variant stored for an upload. */
+export interface StoredVariant {
+  name: string;
+  key: string;
+}
+
+/**
+ * Makes the field's variants of `source` (the original's bytes) and stores each under its derived
+ * key, each name passed to `beforeWrite` (the journal) before its bytes go. The names are exact:
+ * writing one again replaces it with the same image. On a failure, the variants stored so far
+ * are in `stored` for the caller to remove.
+ */
+export async function storeVariants(
+  images: ImageProcessor,
+  storage: Storage,
+  meta: FileFieldMetadata,
+  original: { key: string; contentType: string; bytes: Uint8Array },
+  where: { model: string; field: string },
+  stored: StoredVariant[],
+  beforeWrite?: (name: string) => Promise<void>,
+  only?: readonly string[],
+): Promise<void> {
+  const variants = fieldVariants(meta).filter((v) => only === undefined || only.includes(v.name));
+  if (variants.length === 0) return;
+  const source = variantSource(meta, original.contentType);
+  const made = await images.makeVariants(
+    original.bytes,
+    variants.map((v) => ({ name: v.name, spec: v.spec })),
+    {
+      maxPixels: meta.maxPixels ?? DEFAULT_MAX_PIXELS,
+      contentType: original.contentType,
+      allowSvg: source?.allowSvg ?? false,
+      where,
+    },
+  );
+  for (const variant of made) {
+    const spec = variants.find((v) => v.name === variant.name)!.spec;
+    const key = variantKey(original.key, variant.name, spec);
+    await storage.save(key, variant.bytes, {
+      contentType: variantContentType(spec.format),
+      overwrite: true,
+      ...(beforeWrite ? { beforeWrite } : {}),
+    });
+    stored.push({ name: variant.name, key });
+  }
+}
+
+/**
+ * Every variant stored for the original at `key`, under any spec (old ones too): what goes when
+ * the original goes.
+ */
+export async function listVariants(storage: Storage, key: string): Promise<string[]> {
+  const prefix = variantPrefix(key);
+  const out: string[] = [];
+  for await (const o of storage.listAll(prefix.replace(/\/+$/, ""))) {
+    // listAll takes a directory: keep only this original's variants (not `<key>x/...`).
+    if (o.name.startsWith(prefix) && parseVariantKey(o.name)?.original === key) out.push(o.name);
+  }
+  return out;
+}
+
+/** The original's key of a variant's key; `undefined` for a key that is no variant's. */
+export function originalOf(key: string): string | undefined {
+  return parseVariantKey(key)?.original;
+}
+
+/** Whether any field whose storage has the journal's id `storageId` declares variants. */
+export function hasVariants(
+  ctx: { fields: FileFieldsMetadataShape; storageId(model: string, field: string): string },
+  storageId: string,
+): boolean {
+  return Object.entries(ctx.fields).some(([model, m]) =>
+    Object.entries(m.fileFields).some(
+      ([field, f]) => f.variants !== undefined && ctx.storageId(model, field) === storageId,
+    ),
+  );
+}
