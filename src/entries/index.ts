@@ -26,13 +26,19 @@ export { type ImageDimensions, readImageDimensions } from "../files/image-size.j
 export { DEFAULT_MAX_PIXELS, FileValidationError } from "../files/validation.js";
 export type { DirectUploadOptions, UploadGrantOptions } from "../prisma/direct-uploads.js";
 export { type S3FilesOptions, s3Files } from "../prisma/extension.js";
-export { FieldFile } from "../prisma/field-file.js";
+export { FieldFile, LazyVariantFile } from "../prisma/field-file.js";
 export type { FileMetadata } from "../prisma/file-metadata.js";
 export { isGrantToken } from "../prisma/grant-token.js";
 export { type DrainOptions, type DrainReport, drainFiles } from "../prisma/journal/drain.js";
 export { type MultipartSweepReport, type SweepOptions, type SweepReport, sweepOrphans } from "../prisma/sweep.js";
 export type { FilesExtension } from "../prisma/types.js";
 export { type Upload, type UploadOptions, upload } from "../prisma/upload.js";
+export {
+  createVariantHandler,
+  type LazyVariantOptions,
+  type VariantClaims,
+  type VariantHandlerOptions,
+} from "../prisma/variant-urls.js";
 export {
   type RebuildOptions,
   type RebuildProgress,

@@ -6,14 +6,16 @@
  * ## Spec grammar
  *
  * ```text
- * spec    = fit " " size " " format [ " " quality ]
+ * spec    = fit " " size " " format [ " " quality ] [ " lazy" ]
  * fit     = "cover" | "contain" | "fill" | "inside" | "outside"
  * size    = W "x" H            ; integers 1..16384 (16383 for webp), no sign, no leading zero
  * format  = "webp" | "avif" | "jpeg" | "png"
  * quality = "q" Q              ; integer 1..100; not allowed with png
  * ```
  *
- * e.g. `"cover 128x128 webp"`, `"inside 640x640 avif q50"`. Lower case only; tokens are separated
+ * e.g. `"cover 128x128 webp"`, `"inside 640x640 avif q50"`, `"inside 2048x2048 webp lazy"`. `lazy`
+ * says when, not what: the variant is made on its first request through a signed URL instead of
+ * in the write (it is not part of the digest). Lower case only; tokens are separated
  * by one or more spaces (leading and trailing spaces are ignored). `fit` has sharp's meaning:
  *
  * - `cover`: fills W×H exactly, cropping what overflows (centre);
@@ -52,11 +54,13 @@ export interface VariantSpec {
   format: VariantFormat;
   /** 1..100; absent: the format's default. Never set for `png`. */
   quality?: number;
+  /** Made on its first request (a signed derivation URL), not in the write. Not part of the digest. */
+  lazy?: true;
 }
 
 /** The grammar in one line, quoted by every parse error. */
 export const VARIANT_SPEC_GRAMMAR =
-  '"<fit> <W>x<H> <format> [q<quality>]" (fit: cover, contain, fill, inside or outside; W and H: 1..16384; ' +
+  '"<fit> <W>x<H> <format> [q<quality>] [lazy]" (fit: cover, contain, fill, inside or outside; W and H: 1..16384; ' +
   'format: webp, avif, jpeg or png; quality: 1..100, not for png), e.g. "cover 128x128 webp"';
 
 const FORMAT_INFO: Record<VariantFormat, { extension: string; contentType: string }> = {
@@ -97,6 +101,8 @@ export function parseVariantSpec(text: string): VariantSpec | { error: string } 
   const fail = (why: string) => ({ error: `${why}; a variant spec is ${VARIANT_SPEC_GRAMMAR}` });
   if (typeof text !== "string") return fail(`expected a string, got ${text === null ? "null" : typeof text}`);
   const tokens = text.trim() === "" ? [] : text.trim().split(/ +/);
+  const lazy = tokens.length > 3 && tokens[tokens.length - 1] === "lazy";
+  if (lazy) tokens.pop();
   if (tokens.length < 3) return fail(`${quote(text)} has ${tokens.length} of the 3 or 4 tokens`);
   if (tokens.length > 4) return fail(`unexpected ${quote(tokens[4] ?? "")} after the quality`);
   const [fitText = "", sizeText = "", formatText = "", qualityText] = tokens;
@@ -129,6 +135,7 @@ export function parseVariantSpec(text: string): VariantSpec | { error: string } 
     if (quality === undefined) return fail(`quality ${quote(qualityText)} is not q1..q100`);
     spec.quality = quality;
   }
+  if (lazy) spec.lazy = true;
   return spec;
 }
 
@@ -140,7 +147,7 @@ export function isVariantSpecError(value: VariantSpec | { error: string }): valu
 /** The canonical text of a spec: single spaces, quality last when set. `parseVariantSpec` gives the spec back. */
 export function formatVariantSpec(spec: VariantSpec): string {
   const quality = spec.quality === undefined ? "" : ` q${spec.quality}`;
-  return `${spec.fit} ${spec.width}x${spec.height} ${spec.format}${quality}`;
+  return `${spec.fit} ${spec.width}x${spec.height} ${spec.format}${quality}${spec.lazy ? " lazy" : ""}`;
 }
 
 /**
@@ -157,7 +164,7 @@ export const VARIANT_SPEC_VERSION = 1;
  */
 export function variantSpecDigest(spec: VariantSpec): string {
   return createHash("sha256")
-    .update(`v${VARIANT_SPEC_VERSION} ${formatVariantSpec(spec)}`)
+    .update(`v${VARIANT_SPEC_VERSION} ${formatVariantSpec({ ...spec, lazy: undefined } as VariantSpec)}`)
     .digest("hex")
     .slice(0, 12);
 }

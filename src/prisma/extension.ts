@@ -26,6 +26,7 @@ import { compileMappers, mapRows, ROW_OPERATIONS } from "./result-mapper.js";
 import { transactionOverride, transactionScope } from "./transactions.js";
 import type { FilesExtension } from "./types.js";
 import { discardUpload, type UploadOptions, upload } from "./upload.js";
+import { type LazyVariantOptions, VariantUrlSigner } from "./variant-urls.js";
 import { coordinatedWrite, RowQueue } from "./write-path.js";
 import { planWrite, strayUpload, type WritePlan } from "./write-plan.js";
 
@@ -69,6 +70,12 @@ export interface S3FilesOptions<Meta extends FileFieldsMetadataShape> {
    * longest upload plus its transaction.
    */
   uploadExpirySeconds?: number;
+  /**
+   * Lazy variants (`"... lazy"` in a variant's spec): `file.variant(name).url()` is a signed
+   * URL at `baseUrl`, where {@link createVariantHandler} (with the same options) makes the
+   * variant on its first request. Without it, a lazy variant's `url()` throws `CONFIGURATION`.
+   */
+  lazyVariants?: LazyVariantOptions;
 }
 
 /** The parameters of Prisma's `$allOperations` query hook that the binding uses. */
@@ -109,7 +116,8 @@ export function s3Files<const Meta extends FileFieldsMetadataShape>(
     options.onCleanupError ??
     ((error: unknown) => console.warn(`prisma-s3-files: cleanup failed: ${(error as Error)?.message ?? error}`));
   const ctx = lifecycleContext(fields, storages, report, resolveDirectUploads(options.directUploads));
-  const mappers = compileMappers(fields, ctx.storageOf);
+  const signer = options.lazyVariants ? new VariantUrlSigner(options.lazyVariants) : undefined;
+  const mappers = compileMappers(fields, ctx.storageOf, signer ? (claims) => signer.url(claims) : undefined);
   const coordination = coordinationFor(fields);
   const rowQueue = new RowQueue();
   const uploadExpirySeconds = options.uploadExpirySeconds ?? 3600;

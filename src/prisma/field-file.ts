@@ -1,10 +1,12 @@
 import { PrismaS3FilesError } from "../errors.js";
 import { StoredFile } from "../files/stored-file.js";
+import { variantSpecDigest } from "../files/variants.js";
 import type { FileContent, Storage } from "../storage/storage.js";
 import type { FileMetadata } from "./file-metadata.js";
-import { currentVariantKey } from "./file-variants.js";
+import { currentVariantKey, fieldVariants } from "./file-variants.js";
 import { modelDelegate } from "./prisma-internals.js";
 import { type UploadOptions, upload } from "./upload.js";
+import type { VariantClaims } from "./variant-urls.js";
 
 /** How a file read from a row reaches that row again: the client it was read with (a transaction's, if any). */
 export interface RowBinding {
@@ -25,6 +27,45 @@ export interface MetadataColumnNames {
   readonly widthField?: string | undefined;
   readonly heightField?: string | undefined;
   readonly variants?: { readonly [name: string]: string } | undefined;
+  /** The signed URL of a lazy variant (`s3Files({ lazyVariants })`); absent when not configured. */
+  readonly lazyVariantUrl?: ((claims: VariantClaims) => string) | undefined;
+}
+
+/**
+ * A lazy variant (`"... lazy"` in its spec): the object once made, under its derived key, but
+ * `url()` is the app's signed URL that makes it on the first request (see
+ * `createVariantHandler`), since it may not be stored yet.
+ */
+export class LazyVariantFile extends StoredFile {
+  readonly #claims: VariantClaims;
+  readonly #url: ((claims: VariantClaims) => string) | undefined;
+
+  constructor(
+    storage: Storage,
+    key: string,
+    claims: VariantClaims,
+    url: ((claims: VariantClaims) => string) | undefined,
+  ) {
+    super(storage, key);
+    this.#claims = claims;
+    this.#url = url;
+  }
+
+  /**
+   * The signed URL of the app's variant route: it redirects to the stored variant, made first if
+   * needed. Options of storage URLs do not apply (the handler picks the storage's URL).
+   *
+   * @throws PrismaS3FilesError `CONFIGURATION` when `s3Files` has no `lazyVariants` option.
+   */
+  override async url(): Promise<string> {
+    if (!this.#url) {
+      throw new PrismaS3FilesError(
+        "CONFIGURATION",
+        `${this.#claims.model}.${this.#claims.field}: variant "${this.#claims.name}" is lazy; its URL needs s3Files(session, { lazyVariants: { secret, baseUrl } }) and createVariantHandler() at baseUrl`,
+      );
+    }
+    return this.#url(this.#claims);
+  }
 }
 type Delegate = { update(args: unknown): Promise<Row> };
 
@@ -117,12 +158,23 @@ export class FieldFile<Variant extends string = never> extends StoredFile {
   variant(name: Variant): StoredFile {
     const variants = this.#columns.variants;
     const meta = { variants } as Parameters<typeof currentVariantKey>[0];
+    let key: string;
     try {
-      return new StoredFile(this.storage, currentVariantKey(meta, this.name, name));
+      key = currentVariantKey(meta, this.name, name);
     } catch (error) {
       if (!(error instanceof PrismaS3FilesError)) throw error;
       throw new PrismaS3FilesError("CONFIGURATION", `${this.#model}.${this.#field}: ${error.message}`);
     }
+    const declared = fieldVariants(meta).find((v) => v.name === name)!;
+    if (!declared.spec.lazy) return new StoredFile(this.storage, key);
+    const claims = {
+      model: this.#model,
+      field: this.#field,
+      key: this.name,
+      name,
+      digest: variantSpecDigest(declared.spec),
+    };
+    return new LazyVariantFile(this.storage, key, claims, this.#columns.lazyVariantUrl);
   }
 
   /** The Prisma model the value was read from, e.g. `User`. */

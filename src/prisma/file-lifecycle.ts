@@ -28,7 +28,7 @@ import {
   hasMetadataColumns,
   writeFileMetadata,
 } from "./file-metadata.js";
-import { checkVariantSource, fieldVariants, type StoredVariant, storeVariants } from "./file-variants.js";
+import { checkVariantSource, hasEagerVariants, type StoredVariant, storeVariants } from "./file-variants.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { modelDelegate } from "./prisma-internals.js";
 import { discardUpload, type PendingUpload, takeUpload } from "./upload.js";
@@ -232,13 +232,14 @@ export async function storeUploads(
             let facts: FileMetadata;
             try {
               facts = await verifyAttached(storage, key, p.grant.claims, a.meta);
+              // A field with variants takes images only (checked once the bytes are there).
+              checkVariantSource(a.meta, facts.contentType, facts.contentType, where);
             } catch (error) {
               await storage.delete(key).catch((e: unknown) => ctx.report(e));
               throw error;
             }
             if (hasMetadataColumns(a.meta)) writeFileMetadata(a.record, a.meta, facts);
-            if (fieldVariants(a.meta).length > 0) {
-              checkVariantSource(a.meta, facts.contentType, facts.contentType, where);
+            if (hasEagerVariants(a.meta)) {
               const bytes = await storage.read(key);
               await variantsOf(storage, key, facts.contentType, bytes);
             }
@@ -265,7 +266,7 @@ export async function storeUploads(
               };
               writeFileMetadata(a.record, a.meta, facts);
             }
-            if (fieldVariants(a.meta).length > 0) {
+            if (hasEagerVariants(a.meta)) {
               await variantsOf(storage, key, p.contentType, await contentBytes(p.content, storage, key));
             }
           }

@@ -50,6 +50,11 @@ export function fieldVariants(meta: FileFieldMetadata): FieldVariant[] {
   return out;
 }
 
+/** Whether the field makes variants in the write (any not marked `lazy`). */
+export function hasEagerVariants(meta: FileFieldMetadata): boolean {
+  return fieldVariants(meta).some((v) => !v.spec.lazy);
+}
+
 /** The key variant `name` of the file at `key` has under the field's current spec. */
 export function currentVariantKey(meta: FileFieldMetadata, key: string, name: string): string {
   const variant = fieldVariants(meta).find((v) => v.name === name);
@@ -116,7 +121,7 @@ export interface StoredVariant {
  * Makes the field's variants of `source` (the original's bytes) and stores each under its derived
  * key, each name passed to `beforeWrite` (the journal) before its bytes go. The names are exact:
  * writing one again replaces it with the same image. On a failure, the variants stored so far
- * are in `stored` for the caller to remove.
+ * are in `stored` for the caller to remove. Makes the eager variants, or those `only` names.
  */
 export async function storeVariants(
   images: ImageProcessor,
@@ -128,7 +133,8 @@ export async function storeVariants(
   beforeWrite?: (name: string) => Promise<void>,
   only?: readonly string[],
 ): Promise<void> {
-  const variants = fieldVariants(meta).filter((v) => only === undefined || only.includes(v.name));
+  // By default the eager ones (a write's); `only` names any, lazy ones included.
+  const variants = fieldVariants(meta).filter((v) => (only === undefined ? !v.spec.lazy : only.includes(v.name)));
   if (variants.length === 0) return;
   const source = variantSource(meta, original.contentType);
   const made = await images.makeVariants(

@@ -1,6 +1,7 @@
 import type { Storage } from "../storage/storage.js";
 import { FieldFile, type RowBinding } from "./field-file.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
+import type { VariantClaims } from "./variant-urls.js";
 
 /** Replaces file-column strings by {@link FieldFile}s in one row (and the rows nested in it), in place. */
 type RowMapper = (row: Record<string, unknown>, client: unknown) => void;
@@ -29,6 +30,7 @@ export const ROW_OPERATIONS: ReadonlySet<string> = new Set([
 export function compileMappers(
   metadata: FileFieldsMetadataShape,
   storageFor: (model: string, field: string) => Storage,
+  lazyVariantUrl?: (claims: VariantClaims) => string,
 ): Map<string, RowMapper> {
   const reaches = modelsReachingFiles(metadata);
   const mappers = new Map<string, RowMapper>();
@@ -39,7 +41,13 @@ export function compileMappers(
       field,
       storage: storageFor(model, field),
       // Metadata columns, for FieldFile.metadata/width/height; the same object for every row.
-      columns: { metadata: f.metadata, widthField: f.widthField, heightField: f.heightField, variants: f.variants },
+      columns: {
+        metadata: f.metadata,
+        widthField: f.widthField,
+        heightField: f.heightField,
+        variants: f.variants,
+        lazyVariantUrl,
+      },
     }));
     const relations = Object.entries(meta.relations)
       .filter(([, r]) => reaches.has(r.model))

@@ -11,7 +11,6 @@
  */
 import { FileNotFoundError } from "../errors.js";
 import type { S3Session } from "../session/session.js";
-import type { Storage } from "../storage/storage.js";
 import { resolveDirectUploads } from "./direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
 import { delegate, type LifecycleContext, lifecycleContext } from "./file-lifecycle.js";
@@ -115,9 +114,11 @@ async function rebuildOne(
   const meta = ctx.fields[model]!.fileFields[field]!;
   const storage = ctx.storageOf(model, field);
   // Compare: what the key says should be there against what is.
-  const expected = new Map(fieldVariants(meta).map((v) => [currentVariantKey(meta, key, v.name), v.name]));
+  const variants = fieldVariants(meta);
+  const expected = new Map(variants.map((v) => [currentVariantKey(meta, key, v.name), v]));
   const present = new Set(await listVariants(storage, key));
-  const missing = [...expected].filter(([k]) => !present.has(k)).map(([, name]) => name);
+  // Lazy variants are made on their first request; only eager ones are built here.
+  const missing = [...expected].filter(([k, v]) => !present.has(k) && !v.spec.lazy).map(([, v]) => v.name);
   const stale = [...present].filter((k) => !expected.has(k));
   // An original that is not there has nothing to make variants of (FileNotFoundError, reported).
   if (missing.length > 0 && !(await storage.exists(key))) throw new FileNotFoundError(key);
@@ -130,20 +131,24 @@ async function rebuildOne(
     deleted = result.deleted.length;
   }
   if (missing.length === 0) return { built: 0, deleted };
-  return { built: await build(client, ctx, storage, model, field, key, missing), deleted };
+  return { built: await buildVariants(client, ctx, model, field, key, missing), deleted };
 }
 
-/** Builds variants `names` of `key`, each recorded before it is written, then settled by the drain. */
-async function build(
+/**
+ * Builds variants `names` of the original at `key` (lazy ones too) and stores them, each recorded
+ * in the journal before it is written, then settled by the drain: kept while a row holds the
+ * original, deleted otherwise. Returns how many were stored.
+ */
+export async function buildVariants(
   client: DrainClient,
   ctx: LifecycleContext,
-  storage: Storage,
   model: string,
   field: string,
   key: string,
-  names: string[],
+  names: readonly string[],
 ): Promise<number> {
   const meta = ctx.fields[model]!.fileFields[field]!;
+  const storage = ctx.storageOf(model, field);
   const coordination = coordinationFor(ctx.fields);
   const stat = await storage.stat(key);
   const bytes = await storage.read(key);

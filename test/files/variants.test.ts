@@ -219,3 +219,21 @@ describe("variant keys", () => {
     expect(parseVariantKey(key)).toBeUndefined();
   });
 });
+
+describe("lazy variants", () => {
+  it("a trailing `lazy` marks the spec; it round-trips and leaves the digest (and so the key) alone", () => {
+    const lazy = spec("inside 2048x2048 webp q70 lazy");
+    expect(lazy).toEqual({ fit: "inside", width: 2048, height: 2048, format: "webp", quality: 70, lazy: true });
+    expect(formatVariantSpec(lazy)).toBe("inside 2048x2048 webp q70 lazy");
+    expect(spec("cover 10x10 png lazy")).toEqual({ fit: "cover", width: 10, height: 10, format: "png", lazy: true });
+    const eager = spec("inside 2048x2048 webp q70");
+    expect(variantSpecDigest(lazy)).toBe(variantSpecDigest(eager));
+    expect(variantKey("a.png", "big", lazy)).toBe(variantKey("a.png", "big", eager));
+  });
+
+  it("`lazy` only last, once, and never in place of a token", () => {
+    expect(parseVariantSpec("cover 10x10 lazy")).toMatchObject({ error: expect.stringContaining("unknown format") });
+    expect(parseVariantSpec("cover 10x10 webp lazy q50")).toMatchObject({ error: expect.stringContaining("q50") });
+    expect(parseVariantSpec("cover 10x10 webp lazy lazy")).toMatchObject({ error: expect.stringContaining("lazy") });
+  });
+});

@@ -10,7 +10,15 @@ import { createHash, randomBytes } from "node:crypto";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parseVariantKey } from "../../src/files/variants.js";
-import { FileValidationError, PrismaS3FilesError, type S3Session, S3Storage, StoredFile } from "../../src/index.js";
+import {
+  createVariantHandler,
+  FileValidationError,
+  LazyVariantFile,
+  PrismaS3FilesError,
+  type S3Session,
+  S3Storage,
+  StoredFile,
+} from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
 import type { FileFieldsMetadataShape } from "../../src/prisma/metadata-types.js";
 import { sweepOrphans } from "../../src/prisma/sweep.js";
@@ -115,7 +123,7 @@ describe("variants made in the write", () => {
     // @ts-expect-error: "huge" is not one of the field's variants.
     const call = () => photo.picture!.variant("huge");
     expect(call).toThrow(PrismaS3FilesError);
-    expect(call).toThrow(/Photo\.picture: no variant "huge" \(this field's: "thumb", "card"\)/);
+    expect(call).toThrow(/Photo\.picture: no variant "huge" \(this field's: "thumb", "card", "big"\)/);
     const scanned = await prisma.photo.create({ data: { scan: upload(Buffer.from("x"), { filename: "x.txt" }) } });
     // @ts-expect-error: a field without variants takes no name.
     expect(() => scanned.scan!.variant("thumb")).toThrow(/no variant "thumb" \(this field's: none\)/);
@@ -342,5 +350,107 @@ describe("rebuildVariants (`variants --stale`)", () => {
     } finally {
       await after.$disconnect();
     }
+  });
+});
+
+describe("lazy variants: made on the first request through a signed URL", () => {
+  const secret = randomBytes(32).toString("hex");
+  const baseUrl = "http://app.test/files/variants";
+  const storages = () => ({ default: storage, private: storage, public: storage });
+  const lazyClient = () =>
+    plainClient().$extends(
+      s3Files(session, { fields: fileFields, storages: storages(), lazyVariants: { secret, baseUrl } }),
+    );
+  const handler = () =>
+    createVariantHandler(plain, session, {
+      fields: fileFields,
+      storages: storages(),
+      lazyVariants: { secret, baseUrl },
+    });
+
+  it("not made in the write; the URL is the app's, signed; the first GET makes it and redirects to it", async () => {
+    const client = lazyClient();
+    try {
+      const photo = await client.photo.create({
+        data: { picture: upload(await picture(200, 100), { filename: "lazy.png" }) },
+      });
+      const big = photo.picture!.variant("big");
+      expect(big).toBeInstanceOf(LazyVariantFile);
+      expect(big.name).toMatch(/^variants\/pictures\/lazy\.png\/big-[0-9a-f]{12}\.png$/);
+      expect(await storage.exists(big.name)).toBe(false);
+      const url = await big.url();
+      expect(url).toMatch(/^http:\/\/app\.test\/files\/variants\/psfv1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+
+      const response = await handler()(new Request(url));
+      expect(response.status).toBe(302);
+      expect(response.headers.get("location")).toBe(await storage.url(big.name));
+      const made = await sharp(await storage.read(big.name)).metadata();
+      expect([made.format, made.width, made.height]).toEqual(["png", 100, 50]);
+      // The second request finds it: no save.
+      const saves = storage.saves;
+      expect((await handler()(new Request(url, { method: "HEAD" }))).status).toBe(302);
+      expect(storage.saves).toBe(saves);
+      // It goes with its original.
+      await client.photo.delete({ where: { id: photo.id } });
+      expect(await storedFor(photo.picture!.name)).toEqual([]);
+    } finally {
+      await client.$disconnect();
+    }
+  });
+
+  it("refused (404) without a valid signature, for another secret's token, or once no row holds the original; nothing made", async () => {
+    const client = lazyClient();
+    try {
+      const photo = await client.photo.create({
+        data: { picture: upload(await picture(50, 50), { filename: "guarded.png" }) },
+      });
+      const big = photo.picture!.variant("big");
+      const url = await big.url();
+      const token = url.split("/").pop()!;
+      const [prefix, payload, signature] = token.split(".");
+      // The payload asking for another original, with the signature kept.
+      const other = Buffer.from(JSON.stringify(["Photo", "picture", "pictures/other.png", "big", "x"])).toString(
+        "base64url",
+      );
+      const forged = [
+        `${baseUrl}/${prefix}.${other}.${signature}`,
+        `${baseUrl}/${prefix}.${payload}.${"A".repeat(43)}`,
+        `${baseUrl}/not-a-token`,
+      ];
+      for (const u of forged) expect((await handler()(new Request(u))).status, u).toBe(404);
+      const elsewhere = createVariantHandler(plain, session, {
+        fields: fileFields,
+        storages: storages(),
+        lazyVariants: { secret: randomBytes(32).toString("hex"), baseUrl },
+      });
+      expect((await elsewhere(new Request(url))).status).toBe(404);
+      expect((await handler()(new Request(url, { method: "POST" }))).status).toBe(405);
+      expect(await storage.exists(big.name)).toBe(false);
+
+      await plain.photo.update({ where: { id: photo.id }, data: { picture: null } });
+      expect((await handler()(new Request(url))).status).toBe(404);
+      expect(await storage.exists(big.name)).toBe(false);
+    } finally {
+      await client.$disconnect();
+    }
+  });
+
+  it("a lazy variant's url() without lazyVariants configured: CONFIGURATION, naming the option", async () => {
+    const photo = await prisma.photo.create({
+      data: { picture: upload(await picture(20, 20), { filename: "nocfg.png" }) },
+    });
+    await expect(photo.picture!.variant("big").url()).rejects.toThrow(
+      /Photo\.picture: variant "big" is lazy; its URL needs s3Files\(session, \{ lazyVariants/,
+    );
+  });
+
+  it("a secret under 32 bytes is refused", () => {
+    expect(() =>
+      createVariantHandler(plain, session, {
+        fields: fileFields,
+        storages: storages(),
+        lazyVariants: { secret: "short", baseUrl },
+      }),
+    ).toThrow(/at least 32 bytes/);
   });
 });
