@@ -6,7 +6,9 @@
  * when missing or made from an old spec, without touching originals. The test schema's
  * `Photo.picture`: `variants: { thumb: "cover 32x32 webp", card: "inside 64x48 avif q50" }`.
  */
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parseVariantKey } from "../../src/files/variants.js";
@@ -20,13 +22,15 @@ import {
   StoredFile,
 } from "../../src/index.js";
 import { s3Files } from "../../src/prisma/extension.js";
+import { drainFiles } from "../../src/prisma/journal/drain.js";
 import type { FileFieldsMetadataShape } from "../../src/prisma/metadata-types.js";
 import { sweepOrphans } from "../../src/prisma/sweep.js";
 import { upload } from "../../src/prisma/upload.js";
 import { rebuildVariants } from "../../src/prisma/variants-rebuild.js";
 import { pngHeader } from "../files/images.js";
 import { listKeys } from "../harness/s3.js";
-import { fileFields, harnessSession, plainClient } from "./client.js";
+import { fileFields, harnessSession, plainClient, provider } from "./client.js";
+import { postUpload } from "./direct-upload-support.js";
 
 const s3 = inject("s3");
 const tag = randomBytes(4).toString("hex");
@@ -201,6 +205,37 @@ describe("variants made in the write", () => {
       }),
     ).rejects.toThrow();
     expect(await storedFor("pictures/ghost.png")).toEqual([]);
+  });
+});
+
+describe("direct uploads", () => {
+  it("an attached direct upload gets its variants from the verified object", async () => {
+    const secret = randomBytes(32).toString("hex");
+    const client = plainClient().$extends(
+      s3Files(session, {
+        fields: fileFields,
+        storages: { default: storage, private: storage, public: storage },
+        directUploads: { secret },
+      }),
+    );
+    try {
+      const bytes = await picture(90, 60);
+      const grant = await client.photo.uploadGrant("picture", {
+        filename: "direct.png",
+        contentType: "image/png",
+        size: bytes.length,
+      });
+      expect((await postUpload(grant, bytes, "image/png")).status).toBeLessThan(300);
+      const photo = await client.photo.create({ data: { picture: grant.token } });
+      const key = photo.picture!.name;
+      expect(await storedFor(key)).toEqual(
+        [key, photo.picture!.variant("card").name, photo.picture!.variant("thumb").name].sort(),
+      );
+      const card = await sharp(await storage.read(photo.picture!.variant("card").name)).metadata();
+      expect([card.width, card.height]).toEqual([64, 43]);
+    } finally {
+      await client.$disconnect();
+    }
   });
 });
 
@@ -453,4 +488,47 @@ describe("lazy variants: made on the first request through a signed URL", () => 
       }),
     ).toThrow(/at least 32 bytes/);
   });
+});
+
+describe("a process that dies mid-write", () => {
+  it("leaves records; once they expire the drain removes the original and the variant it stored, and no row names them", async () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", fileURLToPath(new URL("./variants-crash-worker.ts", import.meta.url))],
+      {
+        env: {
+          ...process.env,
+          VARIANTS_CRASH: JSON.stringify({ provider, databaseUrl: inject("databaseUrl"), s3, location }),
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    let err = "";
+    child.stderr.on("data", (c: Buffer) => {
+      err += c.toString();
+    });
+    const stored = await new Promise<string>((resolve, reject) => {
+      child.stdout.on("data", (c: Buffer) => {
+        out += c.toString();
+        const m = /STORED (\S+)\n/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      child.on("exit", (code) => reject(new Error(`the worker exited (${code}) before the hang: ${out}${err}`)));
+    });
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+    const original = parseVariantKey(stored)!.original;
+    // What the dead process left: the original and the thumbnail, no row.
+    expect(await storedFor(original)).toHaveLength(2);
+    expect(await plain.photo.count({ where: { title: "crashed" } })).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // its uploadExpirySeconds: 1
+    const report = await drainFiles(plain, session, {
+      fields: fileFields,
+      storages: { default: storage, private: storage, public: storage },
+    });
+    expect(report.failed).toEqual([]);
+    expect(await storedFor(original)).toEqual([]);
+  }, 60_000);
 });
