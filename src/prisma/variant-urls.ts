@@ -9,7 +9,7 @@
  * so browsers and CDNs cache them); the spec's digest in them changes when the spec does.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { PrismaS3FilesError } from "../errors.js";
+import { FileNotFoundError, PrismaS3FilesError } from "../errors.js";
 import type { S3Session } from "../session/session.js";
 import { resolveDirectUploads } from "./direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
@@ -144,7 +144,13 @@ export function createVariantHandler<const Meta extends FileFieldsMetadataShape>
     if (!held.has(claims.key)) return notFound();
     // Phase 3: made once; concurrent first requests write the same object under the same key.
     if (!(await storage.exists(key))) {
-      await buildVariants(client as DrainClient, ctx, claims.model, claims.field, claims.key, [claims.name]);
+      try {
+        await buildVariants(client as DrainClient, ctx, claims.model, claims.field, claims.key, [claims.name]);
+      } catch (error) {
+        // The original went meanwhile (or a row names a key the storage lacks): nothing to make.
+        if (error instanceof FileNotFoundError && error.fileName === claims.key) return notFound();
+        throw error;
+      }
     }
     return new Response(null, {
       status: 302,

@@ -470,6 +470,21 @@ describe("lazy variants: made on the first request through a signed URL", () => 
     }
   });
 
+  it("404 when a row holds the original but the storage lost it; nothing made", async () => {
+    const client = lazyClient();
+    try {
+      const photo = await client.photo.create({
+        data: { picture: upload(await picture(30, 30), { filename: "lost.png" }) },
+      });
+      await storage.delete(photo.picture!.name);
+      const big = photo.picture!.variant("big");
+      expect((await handler()(new Request(await big.url()))).status).toBe(404);
+      expect(await storage.exists(big.name)).toBe(false);
+    } finally {
+      await client.$disconnect();
+    }
+  });
+
   it("a lazy variant's url() without lazyVariants configured: CONFIGURATION, naming the option", async () => {
     const photo = await prisma.photo.create({
       data: { picture: upload(await picture(20, 20), { filename: "nocfg.png" }) },

@@ -311,7 +311,12 @@ async function checkAfter(i: number, op: Op, pre: Snapshot, outcome: { failed: b
       stats.unattributedCleanupErrors.push(`op #${i} ${op.label}: ${unattributed.join("; ")} → ${orphans.join(", ")}`);
       for (const k of orphans) allow(store, k, "unattributed cleanup error");
     } else if (orphans.length > 0) {
-      orphanViolation(i, `unreferenced object(s) in ${store} nobody reported: ${orphans.join(", ")} after ${op.label}`);
+      const records = await plain.fileJournal.findMany({ where: { objectKey: { in: orphans } } });
+      const still = await objects();
+      orphanViolation(
+        i,
+        `unreferenced object(s) in ${store} nobody reported: ${orphans.join(", ")} after ${op.label}; records now: ${JSON.stringify(records, (_k, v) => (typeof v === "bigint" ? String(v) : v))}; still stored: ${orphans.filter((k) => still[store].has(k)).join(", ")}`,
+      );
       for (const k of orphans) allow(store, k, "VIOLATION (reported above)");
     }
   }
