@@ -118,17 +118,18 @@ export interface ImageProcessorOptions {
   sharp?: SharpLoader;
 }
 
-/** Types whose bytes sharp decodes with its prebuilt binaries, and the image-size reader (mostly) knows. */
+/** Types whose bytes sharp's prebuilt binaries decode. */
 const RASTER_TYPES = new Set([
   "image/png",
   "image/jpeg",
   "image/gif",
   "image/webp",
   "image/avif",
-  "image/heic",
   "image/heif",
   "image/tiff",
 ]);
+// Not HEIC: sharp's prebuilt binaries decode AV1 (AVIF) but not HEVC, so a phone's HEIC would
+// otherwise be called corrupt. (A generic `image/heif` may be either; sharp says which.)
 const RASTER_NAMES = "PNG, JPEG, GIF, WebP, AVIF, HEIF or TIFF";
 
 /** What an SVG may sniff as: the sniffer reports an SVG whose root is past its first 4 KiB as XML or text. */

@@ -306,6 +306,12 @@ describe("ImageProcessor.makeVariants", () => {
     const e = await refusal(processor.makeVariants(pdf, variants, { maxPixels: MP, contentType: "image/png" }));
     expect(e).toMatchObject({ reason: "type_not_accepted", detectedType: "application/pdf" });
     expect(e.message).toContain("not from application/pdf");
+    // HEVC-coded HEIC: sharp's prebuilt binaries cannot decode it, so it is a type, not a corruption.
+    const heic = Buffer.concat([Buffer.from([0, 0, 0, 24]), Buffer.from("ftypheic\0\0\0\0mif1heic", "latin1")]);
+    expect(sniffContentType(heic)).toBe("image/heic");
+    expect(
+      await refusal(processor.makeVariants(heic, variants, { maxPixels: MP, contentType: "image/heic" })),
+    ).toMatchObject({ reason: "type_not_accepted", detectedType: "image/heic" });
   });
 
   const svg = Buffer.from(
