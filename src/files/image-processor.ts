@@ -19,8 +19,12 @@ import { mimeEssence, sniffContentType } from "./sniff.js";
 import { checkPixels, type FileFieldRef, FileValidationError, formatPixels, sentence } from "./validation.js";
 import { type VariantSpec, variantContentType } from "./variants.js";
 
-/** sharp's default export. Referenced by type only: this module loads without sharp installed. */
-export type Sharp = typeof sharpFunction;
+/**
+ * sharp's default export. Not exported, and named in no exported signature, so that this
+ * module's declarations never import the optional package (a project without sharp and without
+ * `skipLibCheck` would fail to compile them).
+ */
+type Sharp = typeof sharpFunction;
 
 /**
  * Loads sharp: resolves to its module namespace or its default export (the `sharp` function).
@@ -31,11 +35,17 @@ export type SharpLoader = () => Promise<unknown>;
 const importSharp: SharpLoader = () => import("sharp");
 
 /**
- * Loads sharp through `loader` (default: `import("sharp")`). Throws a `CONFIGURATION`
- * {@link PrismaS3FilesError} naming the package when it is not installed or cannot load (e.g. no
- * prebuilt binary for the platform); the loader's error is its `cause`.
+ * Loads sharp through `loader` (default: `import("sharp")`), e.g. to fail early when variants
+ * are declared. Throws a `CONFIGURATION` {@link PrismaS3FilesError} naming the package when it
+ * is not installed or cannot load (e.g. no prebuilt binary for the platform); the loader's error
+ * is its `cause`. Resolves to sharp's function, typed `unknown` so that these declarations never
+ * name the optional package.
  */
-export async function loadSharp(loader: SharpLoader = importSharp): Promise<Sharp> {
+export function loadSharp(loader: SharpLoader = importSharp): Promise<unknown> {
+  return loadSharpFunction(loader);
+}
+
+async function loadSharpFunction(loader: SharpLoader): Promise<Sharp> {
   let loaded: unknown;
   try {
     loaded = await loader();
@@ -168,7 +178,7 @@ export class ImageProcessor {
   /** sharp, loaded once per processor. */
   private sharp(): Promise<Sharp> {
     if (!this.loading) {
-      const loading = loadSharp(this.loader);
+      const loading = loadSharpFunction(this.loader);
       this.loading = loading;
       loading.catch(() => {
         if (this.loading === loading) this.loading = undefined;
