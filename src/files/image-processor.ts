@@ -19,8 +19,12 @@ import { mimeEssence, sniffContentType } from "./sniff.js";
 import { checkPixels, type FileFieldRef, FileValidationError, formatPixels, sentence } from "./validation.js";
 import { type VariantSpec, variantContentType } from "./variants.js";
 
-/** sharp's default export. Referenced by type only: this module loads without sharp installed. */
-export type Sharp = typeof sharpFunction;
+/**
+ * sharp's default export. Not exported, and named in no exported signature, so that this
+ * module's declarations never import the optional package (a project without sharp and without
+ * `skipLibCheck` would fail to compile them).
+ */
+type Sharp = typeof sharpFunction;
 
 /**
  * Loads sharp: resolves to its module namespace or its default export (the `sharp` function).
@@ -31,11 +35,17 @@ export type SharpLoader = () => Promise<unknown>;
 const importSharp: SharpLoader = () => import("sharp");
 
 /**
- * Loads sharp through `loader` (default: `import("sharp")`). Throws a `CONFIGURATION`
- * {@link PrismaS3FilesError} naming the package when it is not installed or cannot load (e.g. no
- * prebuilt binary for the platform); the loader's error is its `cause`.
+ * Loads sharp through `loader` (default: `import("sharp")`), e.g. to fail early when variants
+ * are declared. Throws a `CONFIGURATION` {@link PrismaS3FilesError} naming the package when it
+ * is not installed or cannot load (e.g. no prebuilt binary for the platform); the loader's error
+ * is its `cause`. Resolves to sharp's function, typed `unknown` so that these declarations never
+ * name the optional package.
  */
-export async function loadSharp(loader: SharpLoader = importSharp): Promise<Sharp> {
+export function loadSharp(loader: SharpLoader = importSharp): Promise<unknown> {
+  return loadSharpFunction(loader);
+}
+
+async function loadSharpFunction(loader: SharpLoader): Promise<Sharp> {
   let loaded: unknown;
   try {
     loaded = await loader();
@@ -118,17 +128,18 @@ export interface ImageProcessorOptions {
   sharp?: SharpLoader;
 }
 
-/** Types whose bytes sharp decodes with its prebuilt binaries, and the image-size reader (mostly) knows. */
+/** Types whose bytes sharp's prebuilt binaries decode. */
 const RASTER_TYPES = new Set([
   "image/png",
   "image/jpeg",
   "image/gif",
   "image/webp",
   "image/avif",
-  "image/heic",
   "image/heif",
   "image/tiff",
 ]);
+// Not HEIC: sharp's prebuilt binaries decode AV1 (AVIF) but not HEVC, so a phone's HEIC would
+// otherwise be called corrupt. (A generic `image/heif` may be either; sharp says which.)
 const RASTER_NAMES = "PNG, JPEG, GIF, WebP, AVIF, HEIF or TIFF";
 
 /** What an SVG may sniff as: the sniffer reports an SVG whose root is past its first 4 KiB as XML or text. */
@@ -167,7 +178,7 @@ export class ImageProcessor {
   /** sharp, loaded once per processor. */
   private sharp(): Promise<Sharp> {
     if (!this.loading) {
-      const loading = loadSharp(this.loader);
+      const loading = loadSharpFunction(this.loader);
       this.loading = loading;
       loading.catch(() => {
         if (this.loading === loading) this.loading = undefined;

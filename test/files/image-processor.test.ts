@@ -217,6 +217,23 @@ describe("ImageProcessor.makeVariants", () => {
     expect(gpsTag(keptMeta.exif)).toBe(true);
   });
 
+  it("strips the colour profile after converting to sRGB, so colours survive (Display P3 input)", async () => {
+    // sRGB (200, 100, 50) stored as Display P3 pixels (about 187, 105, 62) with the P3 profile attached.
+    const input = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 100, b: 50 } } })
+      .withIccProfile("p3")
+      .png()
+      .toBuffer();
+    expect((await sharp(input).metadata()).icc).toBeDefined();
+    const [made] = await processor.makeVariants(input, [{ name: "v", spec: spec("fill 16x16 png") }], {
+      maxPixels: MP,
+      contentType: "image/png",
+    });
+    expect((await sharp(made!.bytes).metadata()).icc).toBeUndefined();
+    const [r = 0, g = 0, b = 0] = await colourAt(made!.bytes, 4, 4);
+    // Within rounding of the sRGB colour; the P3 numbers read as sRGB would be off by 13 in red.
+    expect(Math.max(Math.abs(r - 200), Math.abs(g - 100), Math.abs(b - 50))).toBeLessThanOrEqual(3);
+  });
+
   it("refuses a 20,000 × 20,000 PNG from its header, without loading or calling sharp, in under 200 ms", async () => {
     const { state, loader } = instrumentedSharp();
     const guarded = new ImageProcessor({ sharp: loader });
@@ -306,6 +323,12 @@ describe("ImageProcessor.makeVariants", () => {
     const e = await refusal(processor.makeVariants(pdf, variants, { maxPixels: MP, contentType: "image/png" }));
     expect(e).toMatchObject({ reason: "type_not_accepted", detectedType: "application/pdf" });
     expect(e.message).toContain("not from application/pdf");
+    // HEVC-coded HEIC: sharp's prebuilt binaries cannot decode it, so it is a type, not a corruption.
+    const heic = Buffer.concat([Buffer.from([0, 0, 0, 24]), Buffer.from("ftypheic\0\0\0\0mif1heic", "latin1")]);
+    expect(sniffContentType(heic)).toBe("image/heic");
+    expect(
+      await refusal(processor.makeVariants(heic, variants, { maxPixels: MP, contentType: "image/heic" })),
+    ).toMatchObject({ reason: "type_not_accepted", detectedType: "image/heic" });
   });
 
   const svg = Buffer.from(
