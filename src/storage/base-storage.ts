@@ -360,14 +360,14 @@ export abstract class BaseStorage implements Storage {
     try {
       // Where the backend's write refuses a taken name (and moves on through nextName), the
       // requested name is tried as it is: no existence check before the first write.
+      // From the requested name, like Django's FileSystemStorage._save loop.
+      const another = () => this.#claimName(name, maxLength, held);
       let target = exact ? name : await this.#claimName(name, maxLength, held, exclusive && this.clashesOnWrite());
-      await beforeWrite(options, target);
+      target = await this.#announce(options, target, exclusive, another);
       const nextName = async (): Promise<string> => {
         if (!exclusive) throw new StorageError("nextName() is only for exclusive writes", { fileName: target });
         signal?.throwIfAborted();
-        // From the requested name, like Django's FileSystemStorage._save loop.
-        target = await this.#claimName(name, maxLength, held);
-        await beforeWrite(options, target);
+        target = await this.#announce(options, await another(), exclusive, another);
         return target;
       };
 
@@ -442,8 +442,10 @@ export abstract class BaseStorage implements Storage {
     const left: LeftBehindObject[] = [];
     let stored: string;
     try {
-      let target = await this.#claimName(name, maxLength, held);
-      if (target !== from) await beforeWrite(options, target);
+      const exclusive = !this.fileOverwrite;
+      const another = () => this.#claimName(name, maxLength, held);
+      let target = await another();
+      if (target !== from) target = await this.#announce(options, target, exclusive, another);
       if (target === from) {
         // Only with fileOverwrite (else an existing source's name is never available): a no-op.
         if (!(await this.objectExists(from))) throw new FileNotFoundError(from);
@@ -452,10 +454,9 @@ export abstract class BaseStorage implements Storage {
       stored = await this.moveObject({
         from,
         name: target,
-        exclusive: !this.fileOverwrite,
+        exclusive,
         nextName: async () => {
-          target = await this.#claimName(name, maxLength, held);
-          await beforeWrite(options, target);
+          target = await this.#announce(options, await another(), exclusive, another);
           return target;
         },
         leftBehind: (object) => left.push(object),
@@ -487,6 +488,31 @@ export abstract class BaseStorage implements Storage {
    */
   protected clashesOnWrite(): boolean {
     return false;
+  }
+
+  /**
+   * Tells the caller's `beforeWrite` hook the name about to be written, and returns it. A
+   * `FileExistsError` from the hook says the name is taken in a way only the caller knows (the
+   * Prisma binding's journal: a drain is deleting that name): another is claimed, as for a clash
+   * in the storage (the refused one stays reserved until the save ends, so it is not picked
+   * again). Not for writes that must keep their name (`overwrite`, `fileOverwrite`).
+   */
+  async #announce(
+    options: { beforeWrite?: (name: string) => Promise<void> | void },
+    target: string,
+    exclusive: boolean,
+    another: () => Promise<string>,
+  ): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await beforeWrite(options, target);
+        return target;
+      } catch (error) {
+        const refused = error instanceof HookError && error.error instanceof FileExistsError;
+        if (!refused || !exclusive || attempt >= MAX_NAME_CLAIMS) throw error;
+        target = await another();
+      }
+    }
   }
 
   /**

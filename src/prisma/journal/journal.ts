@@ -7,6 +7,7 @@
  * has deleted an object, its record stays for a while as a `gone` tombstone: a write copying that
  * key (read from a row before the deletion) is refused instead of pointing a row at nothing.
  */
+import { FileExistsError } from "../../errors.js";
 import type { FileFieldsMetadataShape } from "../metadata-types.js";
 import {
   type Dialect,
@@ -18,6 +19,7 @@ import {
   type SqlClient,
   type Statement,
   type Table,
+  transactionOptions,
 } from "./sql.js";
 
 /** A claimed record, as the drain sees it. */
@@ -105,19 +107,24 @@ export class Journal {
 
   /**
    * Records an upload before its bytes are sent, committed on its own; due for the drain after
-   * `expirySeconds`. A tombstone of the name (an object deleted before) goes: the name means new bytes now.
+   * `expirySeconds`. A tombstone of the name (an object deleted before) goes: the name means new
+   * bytes now. Under the name's key lock, and refused with `FileExistsError` (the storage then
+   * picks another name) while a drain is deleting that name: a record of a save that failed
+   * before its bytes leaves a name free in the storage that its drain still deletes, and an
+   * upload taking it then would be what that deletion removes.
    */
   async recordUpload(client: SqlClient, entry: JournalEntry, expirySeconds: number, where: Where): Promise<bigint> {
     const c = (f: JournalField) => this.#c(f);
     const d = this.#dialect;
+    const lock = [{ storage: entry.storage, key: entry.key }];
     const insert = (q: Params) =>
       `${this.#insertInto} VALUES ('upload', ${q.p(entry.storage)}, ${q.p(entry.key)}, ${q.p(entry.owner)}, ${d.nowPlus(q.p(expirySeconds))}, ${d.now}) RETURNING ${c("id")} AS id`;
     const clear = (q: Params) =>
       `DELETE FROM ${this.table.sql} WHERE ${c("kind")} = 'gone' AND ${c("storage")} = ${q.p(entry.storage)} AND ${c("objectKey")} = ${q.p(entry.key)}`;
-    let statements: Statement[];
+    let record: Statement[];
     if (this.#pg) {
       const q = this.#params();
-      statements = [q.statement(`WITH cleared AS (${clear(q)}) ${insert(q)}`)];
+      record = [q.statement(`WITH cleared AS (${clear(q)}) ${insert(q)}`)];
     } else if (this.#dialect.kind === "mysql") {
       // Tombstones found first, then deleted by id: a DELETE by (storage, key) locks the index
       // gap under REPEATABLE READ, and two uploads in callers' transactions inserting into that
@@ -128,11 +135,11 @@ export class Journal {
         ...q.values,
       );
       const b = this.#params();
-      statements = [b.statement(insert(b))];
+      record = [b.statement(insert(b))];
       if (found.length > 0) {
         const a = this.#params();
         const ids = a.list(found.map((r) => r.id));
-        statements.unshift(
+        record.unshift(
           a.statement(
             `DELETE FROM ${this.table.sql} WHERE ${c("id")} IN (${ids}) AND ${c("kind")} = 'gone'`,
             "execute",
@@ -142,16 +149,51 @@ export class Journal {
     } else {
       const a = this.#params();
       const b = this.#params();
-      statements = [a.statement(clear(a), "execute"), b.statement(insert(b))];
+      record = [a.statement(clear(a), "execute"), b.statement(insert(b))];
     }
+    // The drain decides under the same key lock: it sees this record, or this sees its decision.
+    const statements = [
+      ...this.lockKeys(lock),
+      this.#refuseDeleting(entry.storage, entry.key),
+      ...record,
+      ...this.unlockKeys(lock),
+    ];
+    const inserted = statements.indexOf(record.at(-1)!);
     let results: unknown[];
     try {
-      results = await this.#run(client, statements, where);
+      results = await this.#runTogether(client, statements, where);
     } catch (error) {
+      if (d.isCheckFailure(error)) throw new FileExistsError(entry.key, { cause: error });
       throw explainUnsupported(this.#dialect, error);
     }
-    const rows = results.at(-1) as { id: bigint }[];
+    const rows = results[inserted] as { id: bigint }[];
     return BigInt(rows[0]!.id);
+  }
+
+  /** A check that fails while a drain is deleting `key` (its record is `deleting`). */
+  #refuseDeleting(storage: string, key: string): Statement {
+    const c = (f: JournalField) => this.#c(f);
+    const q = this.#params();
+    const inner = `SELECT count(*) AS n FROM (SELECT ${c("id")} FROM ${this.table.sql} WHERE ${c("kind")} = 'deleting' AND ${c("storage")} = ${q.p(storage)} AND ${c("objectKey")} = ${q.p(key)}${this.#dialect.readLatest}) AS x`;
+    return this.#dialect.check(this.table, `(${inner}) AS g`, "g.n = 0", q.values);
+  }
+
+  /**
+   * Runs statements as one unit: in `tx`, one by one (the caller's transaction); otherwise in a
+   * transaction of their own (a batch `$transaction`).
+   */
+  async #runTogether(client: SqlClient, statements: readonly Statement[], where: Where): Promise<unknown[]> {
+    if (where === "tx") return this.runIn(client, statements);
+    const batch = (client as { $transaction?: (queries: unknown[], options?: unknown) => Promise<unknown[]> })
+      .$transaction;
+    if (typeof batch !== "function")
+      throw new TypeError("a standalone journal statement needs a client with $transaction");
+    return batch.call(
+      client,
+      statements.map((st) => raw(client, st)),
+      // Waiting for the key lock a drain holds while it decides (60 s at most).
+      transactionOptions(this.#dialect, { maxWait: 30_000, timeout: 70_000 }),
+    );
   }
 
   /**
