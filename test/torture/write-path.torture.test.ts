@@ -322,7 +322,10 @@ async function checkAfter(i: number, op: Op, pre: Snapshot, outcome: { failed: b
       for (const k of orphans) if (recorded.has(k)) allow(store, k, "recorded: left to a drain");
       const unexplained = orphans.filter((k) => !recorded.has(k) && still.has(k));
       if (unexplained.length > 0) {
-        orphanViolation(i, `unreferenced object(s) in ${store} nobody reported: ${unexplained.join(", ")} after ${op.label}`);
+        orphanViolation(
+          i,
+          `unreferenced object(s) in ${store} nobody reported: ${unexplained.join(", ")} after ${op.label}`,
+        );
         for (const k of unexplained) allow(store, k, "VIOLATION (reported above)");
       }
     }
