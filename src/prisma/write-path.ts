@@ -265,8 +265,14 @@ async function storePhase(
     ...o,
     record: records.findLast((r) => r.storage === o.storage && r.key === o.key)!.id,
   }));
+  // A clash's record names an object another write stored. A drain that found the key
+  // unreferenced meanwhile left its deletion to this record: the drain decides it again now,
+  // not a silent forget (made in the caller's transaction, it is visible to drains after commit).
   const unused = records.filter((r) => !uploads.some((u) => u.record === r.id)).map((r) => r.id);
-  await coordination.journal.forget(recorder, unused, where).catch(ctx.report);
+  if (unused.length > 0) {
+    if (where === "tx" && scope) scope.afterCommit.push(() => settleRecords(env, unused));
+    else await settleRecords(env, unused);
+  }
   return uploads;
 }
 

@@ -396,3 +396,65 @@ describe("an upload and a drain deleting the same name", () => {
     }
   });
 });
+
+describe("a clash's record", () => {
+  it("an upload that clashed with a key whose deletion deferred to its record: the key is deleted once the upload moves on", async () => {
+    // A storage that tries the requested name first (as S3 with If-None-Match does): the
+    // upload's record names the taken key while its write is refused and it picks another.
+    let taken = "";
+    let pause!: () => void;
+    let paused!: () => void;
+    const atClash = new Promise<void>((r) => {
+      paused = r;
+    });
+    const resume = new Promise<void>((r) => {
+      pause = r;
+    });
+    class Optimistic extends MemoryStorage {
+      protected override clashesOnWrite(): boolean {
+        return true;
+      }
+      protected override async writeObject(request: WriteObjectRequest): Promise<string> {
+        if (request.name === taken && this.#armed) {
+          this.#armed = false;
+          paused();
+          await resume;
+        }
+        return super.writeObject(request);
+      }
+      #armed = false;
+      arm() {
+        this.#armed = true;
+      }
+    }
+    const avatars = new Optimistic();
+    const client = plainClient().$extends(
+      s3Files(session, { fields: fileFields, storages: { ...storages, default: avatars } }),
+    );
+    try {
+      const owner = await client.user.create({
+        data: { email: email(), badge: dummyKey(), avatar: upload(PNG, { filename: `clash-${tag}.png` }) },
+      });
+      taken = owner.avatar!.name;
+      avatars.arm();
+      // Started now (a Prisma promise runs when awaited or then'd).
+      const uploading = client.user
+        .create({ data: { email: email(), badge: dummyKey(), avatar: upload(PNG, { filename: `clash-${tag}.png` }) } })
+        .then((u) => u);
+      await atClash;
+      // The owner goes while the upload's record names its key: the deletion defers to it.
+      await client.user.delete({ where: { id: owner.id } });
+      pause();
+      const other = await uploading;
+      expect(other.avatar!.name).not.toBe(taken);
+      expect(await avatars.exists(other.avatar!.name)).toBe(true);
+      expect(await avatars.exists(taken)).toBe(false);
+      expect(
+        await plain.fileJournal.count({ where: { objectKey: taken, kind: { in: ["upload", "delete", "deleting"] } } }),
+      ).toBe(0);
+    } finally {
+      pause();
+      await client.$disconnect();
+    }
+  });
+});
