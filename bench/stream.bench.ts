@@ -41,6 +41,7 @@ import type { Bench, BenchContext } from "./lib/report.js";
  *   reuse would fail the run.
  *
  * Env: `BENCH_STREAM_MIB` (default 1024), `BENCH_STREAM_ROUNDS` (default 2),
+ * `BENCH_STREAM_STORAGE_QUEUE` (the storage's queueSize; lib-storage keeps 4),
  * `BENCH_STREAM_VERBOSE=1` (per-run numbers on stderr), `BENCH_STREAM_NODE_ARGS` (extra node
  * flags for the measured processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
  * `BENCH_STREAM_TMPDIR` (where an s3rver keeps its files; default the OS temp dir),
@@ -58,6 +59,8 @@ const VERBOSE = process.env.BENCH_STREAM_VERBOSE === "1";
 const FIRST = process.env.BENCH_STREAM_FIRST === "lib-storage" ? 1 : 0;
 const PART_SIZE = Number(process.env.BENCH_STREAM_PART_MIB ?? 5) * MiB;
 const QUEUE_SIZE = 4;
+/** The storage's queueSize (`BENCH_STREAM_STORAGE_QUEUE`, default 4 like lib-storage's): the memory/throughput trade-off. */
+const STORAGE_QUEUE = Math.max(1, Math.floor(Number(process.env.BENCH_STREAM_STORAGE_QUEUE ?? QUEUE_SIZE)));
 /** Chunk size of the generated body. */
 const CHUNK = MiB;
 /** Warm-up body: small (a single PutObject), so it does not pre-grow the allocator before the baseline. */
@@ -274,7 +277,7 @@ async function runJob(job: Job): Promise<RunResult> {
     const library = job.variant.startsWith("storage") ? "storage" : "lib-storage";
     const variant =
       library === "storage"
-        ? storageVariant(new S3Storage({ session, partSize: PART_SIZE, queueSize: QUEUE_SIZE }))
+        ? storageVariant(new S3Storage({ session, partSize: PART_SIZE, queueSize: STORAGE_QUEUE }))
         : libStorageVariant(session.client, target.bucket);
     // Warm-up on a small body of its own (modules, sockets, the conditional-write probe).
     const warm = new GeneratedBody(pool, WARMUP_BYTES);
@@ -440,7 +443,7 @@ const bench: Bench = {
   baseline: "lib-storage",
   description:
     `${SIZE_MIB} MiB generated body: S3Storage.save()+open() vs lib-storage Upload + GetObject ` +
-    `(partSize ${PART_SIZE / MiB} MiB, queueSize 4, ${ROUNDS} rounds, one process per run)`,
+    `(partSize ${PART_SIZE / MiB} MiB, queueSize ${STORAGE_QUEUE} / 4, ${ROUNDS} rounds, one process per run)`,
   async run(ctx) {
     const total = Math.round(SIZE_MIB * MiB);
     if (!(total > 0))
@@ -512,10 +515,10 @@ const bench: Bench = {
       ctx.report("storage", "read_throughput_ratio_vs_lib_storage", ratio("read"), "x");
       const w = worstOf(results.storage.write);
       const own = worstOf(results["storage/recycled-source"].write);
-      const parts = (QUEUE_SIZE * PART_SIZE) / MiB;
+      const parts = (STORAGE_QUEUE * PART_SIZE) / MiB;
       console.error(
         `stream: storage write peak RSS growth ${w.peakRssGrowthMiB.toFixed(1)} MiB = ArrayBuffers ` +
-          `${w.atPeak.arrayBuffersMiB.toFixed(1)} (part buffers ${parts}: ${QUEUE_SIZE} × ${PART_SIZE / MiB} MiB; ` +
+          `${w.atPeak.arrayBuffersMiB.toFixed(1)} (part buffers ${parts}: ${STORAGE_QUEUE} × ${PART_SIZE / MiB} MiB; ` +
           `the rest the source's chunks awaiting GC) + JS heap ${w.atPeak.heapMiB.toFixed(1)} + native ` +
           `${nativeRest(w).toFixed(1)} (ArrayBuffers reached +${w.maxArrayBuffersMiB.toFixed(1)} during the run: the ` +
           `allocator keeps the pages of the chunks the GC freed). With a source that recycles its buffers the same ` +
