@@ -154,7 +154,9 @@ class GeneratedBody {
     let turn = 0;
     const { total } = this;
     const pool = this.#pool;
-    const ring = Array.from({ length: RING }, () => Buffer.alloc(CHUNK));
+    // Written through now, before the baseline: zero-filled memory is mapped lazily, and pages
+    // first touched during the write would count as its growth.
+    const ring = Array.from({ length: RING }, () => Buffer.allocUnsafeSlow(CHUNK).fill(0xa5));
     return new Readable({
       highWaterMark: CHUNK,
       read() {
