@@ -166,9 +166,9 @@ export async function* readableChunks(stream: Readable, destroyOnReturn = true):
   stream.on("data", onData);
   try {
     for (;;) {
-      const chunk = queue.shift();
-      if (chunk !== undefined) {
-        yield chunk;
+      if (queue.length > 0) {
+        // An object-mode stream's undefined is a chunk too: asBytes refuses it, as before.
+        yield queue.shift();
         continue;
       }
       if (failure) throw failure.error;

@@ -96,3 +96,11 @@ async function drain(chunks: AsyncIterable<unknown>, afterFirst?: () => void): P
   }
   return n;
 }
+
+describe("readableChunks with object-mode streams", () => {
+  it("hands over every object, undefined included, for the caller to refuse", async () => {
+    const values: unknown[] = [];
+    for await (const v of readableChunks(Readable.from(["a", undefined, "b"]))) values.push(v);
+    expect(values).toEqual(["a", undefined, "b"]);
+  });
+});
