@@ -5,6 +5,7 @@ import { statfsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { getHeapStatistics } from "node:v8";
 import { DeleteObjectCommand, GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { createSession } from "../src/session/session.js";
@@ -28,11 +29,19 @@ import type { Bench, BenchContext } from "./lib/report.js";
  * - Rounds alternate which variant goes first. A throughput is all bytes over all seconds of its
  *   rounds (one slow round is not averaged away by a fast one); RSS growth is the worst round,
  *   reported with what it was made of at its peak: ArrayBuffers (for a write, the part buffers in
- *   flight, queueSize × partSize, and the source's chunks not yet collected), the JS heap, and
- *   the native rest (freed memory the C allocator keeps, code, sockets). A summary line on stderr
- *   spells it out for the storage's write.
+ *   flight, queueSize × partSize, and the source's chunks not yet collected; for a read, the
+ *   socket's read buffers not yet collected), the JS heap (pages in use, not reserved), and the
+ *   native rest. The highest ArrayBuffer growth seen at any sample is reported too: the C
+ *   allocator keeps the pages of buffers the GC freed, so an earlier ArrayBuffer high-water mark
+ *   shows up later as "native". Summary lines on stderr spell it out.
+ * - The library's own share of a write: the `…/recycled-source` variants (first round only) save
+ *   the same bytes from a source that cycles through a fixed ring of 1 MiB buffers, so the source
+ *   leaves no garbage and what the write holds is the uploader's own (part buffers, requests,
+ *   sockets). The read phase checks every byte, so a consumer that kept a chunk past the ring's
+ *   reuse would fail the run.
  *
  * Env: `BENCH_STREAM_MIB` (default 1024), `BENCH_STREAM_ROUNDS` (default 2),
+ * `BENCH_STREAM_STORAGE_QUEUE` (the storage's queueSize; lib-storage keeps 4),
  * `BENCH_STREAM_VERBOSE=1` (per-run numbers on stderr), `BENCH_STREAM_NODE_ARGS` (extra node
  * flags for the measured processes, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`),
  * `BENCH_STREAM_TMPDIR` (where an s3rver keeps its files; default the OS temp dir),
@@ -50,6 +59,8 @@ const VERBOSE = process.env.BENCH_STREAM_VERBOSE === "1";
 const FIRST = process.env.BENCH_STREAM_FIRST === "lib-storage" ? 1 : 0;
 const PART_SIZE = Number(process.env.BENCH_STREAM_PART_MIB ?? 5) * MiB;
 const QUEUE_SIZE = 4;
+/** The storage's queueSize (`BENCH_STREAM_STORAGE_QUEUE`, default 4 like lib-storage's): the memory/throughput trade-off. */
+const STORAGE_QUEUE = Math.max(1, Math.floor(Number(process.env.BENCH_STREAM_STORAGE_QUEUE ?? QUEUE_SIZE)));
 /** Chunk size of the generated body. */
 const CHUNK = MiB;
 /** Warm-up body: small (a single PutObject), so it does not pre-grow the allocator before the baseline. */
@@ -60,9 +71,13 @@ const ROLE_ENV = "PSF_BENCH_STREAM_ROLE";
 const SERVER_TMPDIR = process.env.BENCH_STREAM_TMPDIR || undefined;
 
 type VariantName = "storage" | "lib-storage";
+/** A write variant: a library, and whether its source recycles its chunks (the library's own share). */
+type WriteVariant = VariantName | `${VariantName}/recycled-source`;
+/** Buffers in the recycled source's ring: more than any uploader here keeps of a source (about a part's worth, 5-6 chunks). */
+const RING = 16;
 
 interface Job {
-  variant: VariantName;
+  variant: WriteVariant;
   /** A run measures one half: `write` saves the body under `key`, `read` reads it back and deletes it. */
   phase: "write" | "read";
   target: S3Target;
@@ -77,8 +92,10 @@ interface RunResult {
   /** Seconds of the phase: the write (save() / Upload.done()) or the read (open() / GetObject to the end of the stream, every byte verified). */
   seconds: number;
   peakRssGrowthMiB: number;
-  /** Growth of the JS heap and of ArrayBuffer memory at the RSS peak (MiB): what the RSS peak is made of. */
+  /** Growth of the JS heap (pages in use) and of ArrayBuffer memory at the RSS peak (MiB): what the RSS peak is made of. */
   atPeak: { heapMiB: number; arrayBuffersMiB: number };
+  /** The highest ArrayBuffer growth seen at any sample (MiB), peak or not. */
+  maxArrayBuffersMiB: number;
   /** The write phase's stored key (the read phase reads it). */
   key: string;
   /** The longest a request of the phase waited on the server with no byte moving (what the idle timeout must allow). */
@@ -127,6 +144,36 @@ class GeneratedBody {
     });
   }
 
+  /**
+   * The same bytes from a ring of RING fixed 1 MiB buffers, each refilled when its turn comes
+   * again: no garbage from the source, so a write's memory is the uploader's own. A consumer that
+   * keeps a chunk longer than RING - 1 further chunks sends wrong bytes, which the read catches.
+   */
+  recycledStream(): Readable {
+    let offset = 0;
+    let turn = 0;
+    const { total } = this;
+    const pool = this.#pool;
+    // Written through now, before the baseline: zero-filled memory is mapped lazily, and pages
+    // first touched during the write would count as its growth.
+    const ring = Array.from({ length: RING }, () => Buffer.allocUnsafeSlow(CHUNK).fill(0xa5));
+    return new Readable({
+      highWaterMark: CHUNK,
+      read() {
+        if (offset >= total) {
+          this.push(null);
+          return;
+        }
+        const length = Math.min(CHUNK, total - offset);
+        const start = GeneratedBody.#start(offset / CHUNK);
+        const chunk = (ring[turn++ % RING] as Buffer).subarray(0, length);
+        pool.copy(chunk, 0, start, start + length);
+        offset += length;
+        this.push(chunk);
+      },
+    });
+  }
+
   /** Consumes `stream`, comparing every byte with the body; throws on any difference or length mismatch. */
   async verify(stream: AsyncIterable<Uint8Array>): Promise<void> {
     const { total } = this;
@@ -155,8 +202,11 @@ class GeneratedBody {
 /** Samples the process RSS every SAMPLE_MS from a baseline taken after a full GC. */
 class RssSampler {
   readonly #baseline: NodeJS.MemoryUsage;
+  /** JS heap pages in use at the baseline: heapTotal counts reserved semi-space pages never touched. */
+  readonly #baselineHeap: number;
   #peak: number;
   #atPeak = { heapMiB: 0, arrayBuffersMiB: 0 };
+  #maxArrayBuffers = 0;
   readonly #timer: NodeJS.Timeout;
 
   constructor() {
@@ -168,27 +218,32 @@ class RssSampler {
       console.error("stream bench: gc is not exposed; the RSS baseline includes uncollected garbage");
     }
     this.#baseline = process.memoryUsage();
+    this.#baselineHeap = getHeapStatistics().total_physical_size;
     this.#peak = this.#baseline.rss;
     this.#timer = setInterval(() => this.sample(), SAMPLE_MS);
   }
 
   sample(): void {
-    const rss = process.memoryUsage.rss();
-    if (rss <= this.#peak) return;
-    this.#peak = rss;
     const m = process.memoryUsage();
-    const b = this.#baseline;
+    const arrayBuffers = (m.arrayBuffers - this.#baseline.arrayBuffers) / MiB;
+    if (arrayBuffers > this.#maxArrayBuffers) this.#maxArrayBuffers = arrayBuffers;
+    if (m.rss <= this.#peak) return;
+    this.#peak = m.rss;
     this.#atPeak = {
-      heapMiB: (m.heapTotal - b.heapTotal) / MiB,
-      arrayBuffersMiB: (m.arrayBuffers - b.arrayBuffers) / MiB,
+      heapMiB: (getHeapStatistics().total_physical_size - this.#baselineHeap) / MiB,
+      arrayBuffersMiB: arrayBuffers,
     };
   }
 
   /** Stops sampling; the peak growth in MiB and what it was made of. */
-  stop(): { growthMiB: number; atPeak: RunResult["atPeak"] } {
+  stop(): { growthMiB: number; atPeak: RunResult["atPeak"]; maxArrayBuffersMiB: number } {
     this.sample();
     clearInterval(this.#timer);
-    return { growthMiB: (this.#peak - this.#baseline.rss) / MiB, atPeak: this.#atPeak };
+    return {
+      growthMiB: (this.#peak - this.#baseline.rss) / MiB,
+      atPeak: this.#atPeak,
+      maxArrayBuffersMiB: this.#maxArrayBuffers,
+    };
   }
 }
 
@@ -210,6 +265,7 @@ async function timed(total: number, key: string, action: () => Promise<unknown>)
     seconds: elapsed,
     peakRssGrowthMiB: memory.growthMiB,
     atPeak: memory.atPeak,
+    maxArrayBuffersMiB: memory.maxArrayBuffersMiB,
     key: typeof stored === "string" ? stored : key,
     longestSilenceMs: 0,
   };
@@ -220,19 +276,22 @@ async function runJob(job: Job): Promise<RunResult> {
   const pool = Buffer.from(job.seed, "base64");
   const session = createSession(sessionOptionsFor(target));
   try {
+    const library = job.variant.startsWith("storage") ? "storage" : "lib-storage";
     const variant =
-      job.variant === "storage"
-        ? storageVariant(new S3Storage({ session, partSize: PART_SIZE, queueSize: QUEUE_SIZE }))
+      library === "storage"
+        ? storageVariant(new S3Storage({ session, partSize: PART_SIZE, queueSize: STORAGE_QUEUE }))
         : libStorageVariant(session.client, target.bucket);
     // Warm-up on a small body of its own (modules, sockets, the conditional-write probe).
     const warm = new GeneratedBody(pool, WARMUP_BYTES);
-    const warmKey = await variant.write(warm, `warmup/${job.key}`);
+    const warmKey = await variant.write(warm.stream(), warm.total, `warmup/${job.key}`);
     await warm.verify(await variant.read(warmKey));
     await variant.remove(warmKey);
     const body = new GeneratedBody(pool, job.total);
     const silence = () => session.stats().timeouts.longestSilenceMs;
     if (job.phase === "write") {
-      const result = await timed(job.total, job.key, () => variant.write(body, job.key));
+      // Made before the baseline: the recycled source's ring is the source's memory, not the write's.
+      const source = job.variant.endsWith("/recycled-source") ? body.recycledStream() : body.stream();
+      const result = await timed(job.total, job.key, () => variant.write(source, body.total, job.key));
       return { ...result, longestSilenceMs: silence() };
     }
     const result = await timed(job.total, job.key, async () => body.verify(await variant.read(job.key)));
@@ -244,8 +303,8 @@ async function runJob(job: Job): Promise<RunResult> {
 }
 
 interface Variant {
-  /** Writes `body` under (about) `key`; resolves with the key it was stored under. */
-  write(body: GeneratedBody, key: string): Promise<string>;
+  /** Writes the `total` bytes of `source` under (about) `key`; resolves with the key it was stored under. */
+  write(source: Readable, total: number, key: string): Promise<string>;
   read(key: string): Promise<Readable>;
   remove(key: string): Promise<void>;
 }
@@ -253,16 +312,16 @@ interface Variant {
 /** `S3Storage.save()` of the stream; `open()`. */
 function storageVariant(storage: S3Storage): Variant {
   return {
-    async write(body, key) {
+    async write(source, total, key) {
       let loaded = 0;
       // The storage's exact name: the read phase (another process) opens it as is.
-      const stored = await storage.save(key, body.stream(), {
+      const stored = await storage.save(key, source, {
         contentType: "application/octet-stream",
         onProgress: (p) => {
           loaded = p.loaded;
         },
       });
-      if (loaded !== body.total) throw new Error(`save() reported ${loaded} of ${body.total} bytes`);
+      if (loaded !== total) throw new Error(`save() reported ${loaded} of ${total} bytes`);
       return stored;
     },
     read: (key) => storage.open(key),
@@ -273,10 +332,10 @@ function storageVariant(storage: S3Storage): Variant {
 /** lib-storage's `Upload` of the stream on the same client; a plain GetObject. */
 function libStorageVariant(client: S3Client, bucket: string): Variant {
   return {
-    async write(body, key) {
+    async write(source, _total, key) {
       await new Upload({
         client,
-        params: { Bucket: bucket, Key: key, Body: body.stream(), ContentType: "application/octet-stream" },
+        params: { Bucket: bucket, Key: key, Body: source, ContentType: "application/octet-stream" },
         partSize: PART_SIZE,
         queueSize: QUEUE_SIZE,
       }).done();
@@ -386,7 +445,7 @@ const bench: Bench = {
   baseline: "lib-storage",
   description:
     `${SIZE_MIB} MiB generated body: S3Storage.save()+open() vs lib-storage Upload + GetObject ` +
-    `(partSize ${PART_SIZE / MiB} MiB, queueSize 4, ${ROUNDS} rounds, one process per run)`,
+    `(partSize ${PART_SIZE / MiB} MiB, queueSize ${STORAGE_QUEUE} / 4, ${ROUNDS} rounds, one process per run)`,
   async run(ctx) {
     const total = Math.round(SIZE_MIB * MiB);
     if (!(total > 0))
@@ -396,15 +455,21 @@ const bench: Bench = {
     const server = await startServer();
     try {
       type Phases = { write: RunResult[]; read: RunResult[] };
-      const results: Record<VariantName, Phases> = {
+      const results: Record<WriteVariant, Phases> = {
         storage: { write: [], read: [] },
         "lib-storage": { write: [], read: [] },
+        "storage/recycled-source": { write: [], read: [] },
+        "lib-storage/recycled-source": { write: [], read: [] },
       };
       for (let round = 0; round < ROUNDS; round++) {
-        const order: VariantName[] =
+        const libraries: VariantName[] =
           (round + FIRST) % 2 === 0 ? ["storage", "lib-storage"] : ["lib-storage", "storage"];
+        const order: WriteVariant[] = [...libraries];
+        // The library's own share needs one round: without source garbage the peak hardly varies.
+        if (round === 0) order.push(...libraries.map((v) => `${v}/recycled-source` as const));
         for (const variant of order) {
-          const job = { variant, target: server.target, total, key: `stream/${variant}-${round}.bin`, seed };
+          const key = `stream/${variant.replace("/", "-")}-${round}.bin`;
+          const job = { variant, target: server.target, total, key, seed };
           const w = await runIsolated({ ...job, phase: "write" });
           const r = await runIsolated({ ...job, key: w.key, phase: "read" });
           results[variant].write.push(w);
@@ -417,25 +482,31 @@ const bench: Bench = {
               console.error(
                 `round ${round} ${variant} ${phase}: ${mibPerSecond(x.bytes, x.seconds).toFixed(1)} MiB/s, ` +
                   `peak RSS growth ${x.peakRssGrowthMiB.toFixed(1)} MiB (at the peak: JS heap +${x.atPeak.heapMiB.toFixed(1)}, ` +
-                  `ArrayBuffers +${x.atPeak.arrayBuffersMiB.toFixed(1)} MiB)`,
+                  `ArrayBuffers +${x.atPeak.arrayBuffersMiB.toFixed(1)} MiB; ArrayBuffers at most +${x.maxArrayBuffersMiB.toFixed(1)})`,
               );
             }
           }
         }
       }
-      for (const variant of ["storage", "lib-storage"] as const) {
-        for (const phase of ["write", "read"] as const) {
+      const worstOf = (runs: RunResult[]) => runs.reduce((a, b) => (b.peakRssGrowthMiB > a.peakRssGrowthMiB ? b : a));
+      const phasesOf = (variant: WriteVariant) =>
+        variant.endsWith("/recycled-source") ? (["write"] as const) : (["write", "read"] as const);
+      for (const variant of Object.keys(results) as WriteVariant[]) {
+        for (const phase of phasesOf(variant)) {
           const runs = results[variant][phase];
-          const worst = runs.reduce((a, b) => (b.peakRssGrowthMiB > a.peakRssGrowthMiB ? b : a));
+          const worst = worstOf(runs);
           report(ctx, variant, `${phase}_mib_s`, throughput(runs));
           report(ctx, variant, `${phase}_peak_rss_growth_mib`, worst.peakRssGrowthMiB, "MiB");
           // What the worst peak is made of: ArrayBuffers (for a write: the part buffers in flight,
           // queueSize × partSize, plus source chunks and socket reads not yet collected), the JS
-          // heap, and the rest (native: the allocator's free lists keeping freed chunks, code, sockets).
+          // heap's pages in use, and the rest (native: the allocator keeping the pages of buffers
+          // the GC freed, code, sockets).
           report(ctx, variant, `${phase}_peak_array_buffers_mib`, worst.atPeak.arrayBuffersMiB, "MiB");
           report(ctx, variant, `${phase}_peak_js_heap_mib`, worst.atPeak.heapMiB, "MiB");
-          const rest = worst.peakRssGrowthMiB - worst.atPeak.arrayBuffersMiB - worst.atPeak.heapMiB;
-          report(ctx, variant, `${phase}_peak_native_other_mib`, rest, "MiB");
+          report(ctx, variant, `${phase}_peak_native_other_mib`, nativeRest(worst), "MiB");
+          // The ArrayBuffer high-water mark of that run, peak or not: the "native" rest is mostly
+          // its excess over the ArrayBuffers at the peak (freed by the GC, kept by the allocator).
+          report(ctx, variant, `${phase}_max_array_buffers_mib`, worst.maxArrayBuffersMiB, "MiB");
           const silent = Math.max(...runs.map((r) => r.longestSilenceMs));
           ctx.report(variant, `${phase}_longest_server_silence_ms`, silent, "ms");
         }
@@ -444,13 +515,24 @@ const bench: Bench = {
         round3(throughput(results.storage[phase]) / throughput(results["lib-storage"][phase]));
       ctx.report("storage", "write_throughput_ratio_vs_lib_storage", ratio("write"), "x");
       ctx.report("storage", "read_throughput_ratio_vs_lib_storage", ratio("read"), "x");
-      const w = results.storage.write.reduce((a, b) => (b.peakRssGrowthMiB > a.peakRssGrowthMiB ? b : a));
+      const w = worstOf(results.storage.write);
+      const own = worstOf(results["storage/recycled-source"].write);
+      const parts = (STORAGE_QUEUE * PART_SIZE) / MiB;
       console.error(
         `stream: storage write peak RSS growth ${w.peakRssGrowthMiB.toFixed(1)} MiB = ArrayBuffers ` +
-          `${w.atPeak.arrayBuffersMiB.toFixed(1)} (of which part buffers ${(QUEUE_SIZE * PART_SIZE) / MiB}: ` +
-          `${QUEUE_SIZE} × ${PART_SIZE / MiB} MiB, the rest source chunks and socket reads awaiting GC) + JS heap ` +
-          `${w.atPeak.heapMiB.toFixed(1)} + native ${(w.peakRssGrowthMiB - w.atPeak.arrayBuffersMiB - w.atPeak.heapMiB).toFixed(1)} ` +
-          "(freed buffers the C allocator keeps for reuse, code compiled on the way, socket state)",
+          `${w.atPeak.arrayBuffersMiB.toFixed(1)} (part buffers ${parts}: ${STORAGE_QUEUE} × ${PART_SIZE / MiB} MiB; ` +
+          `the rest the source's chunks awaiting GC) + JS heap ${w.atPeak.heapMiB.toFixed(1)} + native ` +
+          `${nativeRest(w).toFixed(1)} (ArrayBuffers reached +${w.maxArrayBuffersMiB.toFixed(1)} during the run: the ` +
+          `allocator keeps the pages of the chunks the GC freed). With a source that recycles its buffers the same ` +
+          `save peaks at ${own.peakRssGrowthMiB.toFixed(1)} MiB (ArrayBuffers ${own.atPeak.arrayBuffersMiB.toFixed(1)}, ` +
+          `JS heap ${own.atPeak.heapMiB.toFixed(1)}): the uploader's own share; the difference is the source's garbage.`,
+      );
+      const r = worstOf(results.storage.read);
+      console.error(
+        `stream: storage read (open(): the SDK's GetObject body, as the lib-storage variant reads) peak RSS growth ` +
+          `${r.peakRssGrowthMiB.toFixed(1)} MiB = ArrayBuffers ${r.atPeak.arrayBuffersMiB.toFixed(1)} (Node's socket ` +
+          `read buffers, a fresh one of up to 64 KiB per read, awaiting GC) + JS heap ${r.atPeak.heapMiB.toFixed(1)} + ` +
+          `native ${nativeRest(r).toFixed(1)} (ArrayBuffers reached +${r.maxArrayBuffersMiB.toFixed(1)})`,
       );
     } finally {
       await server.stop();
@@ -458,6 +540,11 @@ const bench: Bench = {
   },
 };
 export default bench;
+
+/** RSS growth at the peak that is neither ArrayBuffers nor JS heap pages. */
+function nativeRest(run: RunResult): number {
+  return run.peakRssGrowthMiB - run.atPeak.arrayBuffersMiB - run.atPeak.heapMiB;
+}
 
 function mibPerSecond(bytes: number, seconds: number): number {
   return bytes / MiB / seconds;

@@ -1,5 +1,5 @@
 import { IncomingMessage } from "node:http";
-import { Readable } from "node:stream";
+import { finished, Readable } from "node:stream";
 import mime from "mime";
 import { StorageError } from "../errors.js";
 import { peekIterable, peekReadable, peekWebStream } from "./peek.js";
@@ -130,6 +130,66 @@ async function* fromWebStream(
 }
 
 /**
+ * The chunks of a `Readable` one at a time, each as it was pushed. Readable's own async iterator
+ * calls `read()`, which joins everything buffered into one new Buffer: a copy of bytes we copy
+ * again into a part, and garbage (a 2 MiB join about once per 5 MiB part when saving a stream of
+ * 1 MiB chunks, ~40% more bytes allocated). In flowing mode each 'data' event hands over one
+ * pushed chunk as is; the stream is paused while a chunk waits, so backpressure is kept.
+ * A stream with a 'readable' listener of someone else's cannot flow: it is read the usual way.
+ * On an early return the stream is destroyed (`destroyOnReturn`) or only paused.
+ */
+export async function* readableChunks(stream: Readable, destroyOnReturn = true): AsyncGenerator<unknown> {
+  if (stream.listenerCount("readable") > 0) {
+    yield* stream.iterator({ destroyOnReturn });
+    return;
+  }
+  const queue: unknown[] = [];
+  let ended = false;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const onData = (chunk: unknown) => {
+    queue.push(chunk);
+    stream.pause(); // one chunk at a time: the consumer's pace, not the source's
+    notify();
+  };
+  // End, error, or a close before the end (ERR_STREAM_PREMATURE_CLOSE), however it comes.
+  const stopWatching = finished(stream, (error) => {
+    if (error) failure = { error };
+    else ended = true;
+    notify();
+  });
+  stream.on("data", onData);
+  try {
+    for (;;) {
+      if (queue.length > 0) {
+        // An object-mode stream's undefined is a chunk too: asBytes refuses it, as before.
+        yield queue.shift();
+        continue;
+      }
+      if (failure) throw failure.error;
+      if (ended) return;
+      const next = new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      stream.resume();
+      await next;
+    }
+  } finally {
+    stream.off("data", onData);
+    stopWatching();
+    if (!ended && !failure) {
+      if (destroyOnReturn) stream.destroy();
+      else stream.pause();
+    }
+  }
+}
+
+/**
  * Stops a stream we will not read to the end. A server request body is only paused: destroying
  * it would close the socket before the application can answer (413, 422), which clients see as
  * a connection reset. Other streams are destroyed, without an error (destroy(err) would emit
@@ -193,11 +253,11 @@ export function normalizeContent(content: FileContent): NormalizedContent {
   if (content instanceof Readable) {
     // An HTTP request body must survive an early stop (the server still has to answer), so its
     // iterator must not destroy it on return.
-    const source = content instanceof IncomingMessage ? content.iterator({ destroyOnReturn: false }) : content;
+    const destroyOnReturn = !(content instanceof IncomingMessage);
     return streamed(
       content,
       "Readable",
-      () => asBytes(source),
+      () => asBytes(readableChunks(content, destroyOnReturn)),
       (bytes) => peekReadable(content, bytes),
       () => stopReadable(content),
     );

@@ -133,7 +133,12 @@ export async function startS3Proxy(target: S3Target, options: S3ProxyOptions = {
     };
     log.push(entry);
     const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+    try {
+      for await (const c of req) chunks.push(c as Buffer);
+    } catch {
+      // The client went away mid-body (an aborted upload's part): there is no one to answer.
+      return;
+    }
     const body = Buffer.concat(chunks);
     if (req.method === "POST" && url.searchParams.has("delete")) {
       entry.deleteKeys = [...body.toString("utf8").matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) =>
