@@ -13,6 +13,7 @@ const PRISMA_SUITES = [
   "test/prisma/direct-uploads-attacks.test.ts",
   "test/prisma/direct-uploads.test.ts",
   "test/prisma/image-metadata.test.ts",
+  "test/prisma/image-variants.test.ts",
   "test/prisma/prisma-internals.test.ts",
   "test/prisma/read-paths.test.ts",
   "test/prisma/uploaded-names.test.ts",
