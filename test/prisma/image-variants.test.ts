@@ -3,8 +3,9 @@
  * database: made in the write with their original, under keys derived from it and a digest of
  * their spec; replaced and deleted with it; nothing left by a rollback, a failed write or a bad
  * image; kept by the sweep exactly while a row holds the original; rebuilt by `rebuildVariants`
- * when missing or made from an old spec, without touching originals. The test schema's
- * `Photo.picture`: `variants: { thumb: "cover 32x32 webp", card: "inside 64x48 avif q50" }`.
+ * when missing or made from an old spec, without touching originals; lazy variants made on
+ * request through a signed URL; a process killed mid-write. The test schema's `Photo.picture`:
+ * `variants: { thumb: "cover 32x32 webp", card: "inside 64x48 avif q50", big: "inside 100x100 png lazy" }`.
  */
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
