@@ -341,60 +341,72 @@ describe("the write inside our transaction", () => {
 });
 
 describe("an upload and a drain deleting the same name", () => {
-  it("an upload does not take a name a drain has decided to delete: it gets another, and the drain deletes only what it decided", async () => {
-    // A failed save leaves its record and no object: the name is free in the storage, and the
-    // drain that takes the record deletes the name. An upload of the same name in between must
-    // not be what that deletion removes.
-    const name = `badges/deciding-${tag}.pdf`;
-    const id = storages.private.namespace;
-    await plain.fileJournal.create({
-      data: {
-        kind: "upload",
-        storage: id,
-        objectKey: name,
-        owner: "User.badge",
-        notBefore: new Date(Date.now() - 1000),
-      },
-    });
-    let release!: () => void;
-    let reached!: () => void;
-    const atDelete = new Promise<void>((resolve) => {
-      reached = resolve;
-    });
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    // The drain's storage stops at its deletion, after the decision committed.
-    class Pausing extends S3Storage {
-      override async deleteMany(names: readonly string[]) {
-        if (names.includes(name)) {
-          reached();
-          await released;
-        }
-        return super.deleteMany(names);
-      }
-    }
-    const draining = drainFiles(plain, session, {
-      fields: fileFields,
-      storages: { ...storages, private: new Pausing({ session, location: `${location}-private` }) },
-    });
-    await atDelete;
-    const client = plainClient().$extends(s3Files(session, { fields: fileFields, storages }));
-    try {
-      const user = await client.user.create({
-        data: { email: email(), badge: upload(Buffer.from("%PDF-1.4 new"), { filename: `deciding-${tag}.pdf` }) },
+  it.each([
+    ["on its own", false],
+    ["inside an interactive transaction (which goes on and commits)", true],
+  ])(
+    "an upload does not take a name a drain has decided to delete: it gets another, and the drain deletes only what it decided (%s)",
+    async (_label, interactive) => {
+      // A failed save leaves its record and no object: the name is free in the storage, and the
+      // drain that takes the record deletes the name. An upload of the same name in between must
+      // not be what that deletion removes.
+      const name = `badges/deciding-${interactive ? "tx-" : ""}${tag}.pdf`;
+      const id = storages.private.namespace;
+      await plain.fileJournal.create({
+        data: {
+          kind: "upload",
+          storage: id,
+          objectKey: name,
+          owner: "User.badge",
+          notBefore: new Date(Date.now() - 1000),
+        },
       });
-      release();
-      await draining;
-      expect(user.badge.name).not.toBe(name);
-      expect(await storages.private.exists(user.badge.name)).toBe(true);
-      const row = await plain.user.findUniqueOrThrow({ where: { id: user.id } });
-      expect(await storages.private.exists(row.badge)).toBe(true);
-    } finally {
-      release();
-      await client.$disconnect();
-    }
-  });
+      let release!: () => void;
+      let reached!: () => void;
+      const atDelete = new Promise<void>((resolve) => {
+        reached = resolve;
+      });
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      // The drain's storage stops at its deletion, after the decision committed.
+      class Pausing extends S3Storage {
+        override async deleteMany(names: readonly string[]) {
+          if (names.includes(name)) {
+            reached();
+            await released;
+          }
+          return super.deleteMany(names);
+        }
+      }
+      const draining = drainFiles(plain, session, {
+        fields: fileFields,
+        storages: { ...storages, private: new Pausing({ session, location: `${location}-private` }) },
+      });
+      await atDelete;
+      const client = plainClient().$extends(s3Files(session, { fields: fileFields, storages }));
+      try {
+        const data = { email: email(), badge: upload(Buffer.from("%PDF-1.4 new"), { filename: name.slice(7) }) };
+        const user = interactive
+          ? await client.$transaction(async (tx) => {
+              const created = await tx.user.create({ data });
+              // The transaction is still usable after the refused name (PostgreSQL aborts on an error).
+              await tx.user.count();
+              return created;
+            })
+          : await client.user.create({ data });
+        release();
+        await draining;
+        expect(user.badge.name).not.toBe(name);
+        expect(await storages.private.exists(user.badge.name)).toBe(true);
+        const row = await plain.user.findUniqueOrThrow({ where: { id: user.id } });
+        expect(await storages.private.exists(row.badge)).toBe(true);
+      } finally {
+        release();
+        await client.$disconnect();
+      }
+    },
+  );
 });
 
 describe("a clash's record", () => {
