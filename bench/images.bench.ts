@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { PrismaPg } from "@prisma/adapter-pg";
 import sharp from "sharp";
 import { ImageProcessor } from "../src/files/image-processor.js";
@@ -43,7 +44,9 @@ import type { Bench } from "./lib/report.js";
  * against PostgreSQL and the harness's S3 server (test/harness: `createTestDatabase`,
  * `createTestS3`), both started by the parent so that neither's memory nor CPU time is counted
  * in the measured process (an in-process s3rver would be). Each create stores the original, its
- * journal record and the 2 variants, then the row.
+ * journal record and the 2 variants, then the row. `hand-written` does the same write by hand
+ * (sharp, 3 PutObjects, a plain create): not in the default set; it tells the cost of storing at
+ * all from the library's own.
  *
  * Env: `BENCH_IMAGES_UPLOADS` (default 100), `BENCH_IMAGES_ROUNDS` (default 1),
  * `BENCH_IMAGES_IN_FLIGHT`, `BENCH_IMAGES_VARIANTS` (comma-separated; default
@@ -155,20 +158,60 @@ class CountingS3Storage extends S3Storage {
  * The variants measured, each a function preparing its runner in its own process. The baseline,
  * `sharp`, is the code an application would write without this package.
  */
+/** The baseline's work: one sharp pipeline per variant, all at once. */
+function sharpVariants(input: Uint8Array): Promise<Buffer[]> {
+  return Promise.all(
+    REQUESTS.map(({ spec: s }) =>
+      sharp(input)
+        .rotate()
+        .resize(s.width, s.height, { fit: s.fit })
+        .toFormat(s.format, s.quality === undefined ? {} : { quality: s.quality })
+        .toBuffer(),
+    ),
+  );
+}
+
 const VARIANTS: Record<string, (services?: Services) => Promise<Runner>> = {
   async sharp() {
-    return async (input) => {
-      const outputs = await Promise.all(
-        REQUESTS.map(({ spec: s }) =>
-          sharp(input)
-            .rotate()
-            .resize(s.width, s.height, { fit: s.fit })
-            .toFormat(s.format, s.quality === undefined ? {} : { quality: s.quality })
-            .toBuffer(),
-        ),
+    return async (input) => (await sharpVariants(input)).reduce((sum, b) => sum + b.length, 0);
+  },
+  /**
+   * The same write by hand, as an application without this package would write it: the
+   * baseline's sharp calls, then PutObject of the original and both variants at once, then a
+   * plain create. What s3Files costs over this is the library's; what this costs over `sharp`
+   * is storing and recording the files at all.
+   */
+  async "hand-written"(services?: Services) {
+    if (!services) throw new Error("the hand-written variant needs the services its parent started");
+    const session = createSession(sessionOptionsFor(services.s3));
+    const plain = new PrismaClient({ adapter: new PrismaPg({ connectionString: services.databaseUrl }) });
+    const prefix = `bench-images-hand-${process.pid}`;
+    let n = 0;
+    const put = (key: string, body: Uint8Array, contentType: string) =>
+      session.client.send(
+        new PutObjectCommand({
+          Bucket: services.s3.bucket,
+          Key: `${prefix}/${key}`,
+          Body: body,
+          ContentLength: body.length,
+          ContentType: contentType,
+        }),
       );
+    const runner: Runner = async (input) => {
+      const key = `pictures/photo-${n++}.jpg`;
+      const outputs = await sharpVariants(input);
+      await Promise.all([
+        put(key, input, "image/jpeg"),
+        ...outputs.map((b, i) => put(`variants/${key}/${REQUESTS[i]!.name}.${REQUESTS[i]!.spec.format}`, b, "image/*")),
+      ]);
+      await plain.photo.create({ data: { picture: key } });
       return outputs.reduce((sum, b) => sum + b.length, 0);
     };
+    runner.close = async () => {
+      await plain.$disconnect();
+      await session.destroy();
+    };
+    return runner;
   },
   /** One full-size decode per upload, the variants resized from its pixels (a "decode once" design). */
   async "sharp-decode-once"() {
@@ -229,7 +272,7 @@ const VARIANTS: Record<string, (services?: Services) => Promise<Runner>> = {
 
 const SELECTED = (process.env.BENCH_IMAGES_VARIANTS ?? "sharp,processor,s3Files").split(",").filter((v) => v !== "");
 /** The variants that need PostgreSQL and S3 (the parent starts them once for all runs). */
-const NEEDS_SERVICES = new Set(["s3Files"]);
+const NEEDS_SERVICES = new Set(["s3Files", "hand-written"]);
 for (const name of SELECTED) {
   if (!(name in VARIANTS)) {
     throw new Error(`BENCH_IMAGES_VARIANTS: unknown variant ${name}; known: ${Object.keys(VARIANTS).join(", ")}`);
@@ -393,6 +436,17 @@ const bench: Bench = {
           `images: ${variant} ${ratio.toFixed(3)}× sharp (goal ≥ 0.9: ${ratio >= 0.9 ? "met" : "MISSED"}; ` +
             `CPU per upload ${cpuRatio.toFixed(3)}× sharp's), ` +
             `peak RSS growth ${rss.toFixed(1)} MiB (goal ≤ 256: ${rss <= 256 ? "met" : "MISSED"})`,
+        );
+      }
+      const hand = results.get("hand-written");
+      const full = results.get("s3Files");
+      if (hand && full) {
+        // The library's own cost: the same stores and row, written by hand.
+        const ratio = throughput(full) / throughput(hand);
+        ctx.report("s3Files", "throughput_ratio_vs_hand_written", round(ratio, 3), "x");
+        console.error(
+          `images: s3Files ${ratio.toFixed(3)}× hand-written (CPU per upload ` +
+            `${(cpuPerUpload(full) / cpuPerUpload(hand)).toFixed(3)}× hand-written's)`,
         );
       }
     } finally {
