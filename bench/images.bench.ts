@@ -202,7 +202,13 @@ const VARIANTS: Record<string, (services?: Services) => Promise<Runner>> = {
       const outputs = await sharpVariants(input);
       await Promise.all([
         put(key, input, "image/jpeg"),
-        ...outputs.map((b, i) => put(`variants/${key}/${REQUESTS[i]!.name}.${REQUESTS[i]!.spec.format}`, b, "image/*")),
+        ...outputs.map((b, i) =>
+          put(
+            `variants/${key}/${REQUESTS[i]!.name}.${REQUESTS[i]!.spec.format}`,
+            b,
+            `image/${REQUESTS[i]!.spec.format}`,
+          ),
+        ),
       ]);
       await plain.photo.create({ data: { picture: key } });
       return outputs.reduce((sum, b) => sum + b.length, 0);
