@@ -4,10 +4,20 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { PrismaPg } from "@prisma/adapter-pg";
 import sharp from "sharp";
 import { ImageProcessor } from "../src/files/image-processor.js";
 import { DEFAULT_MAX_PIXELS } from "../src/files/validation.js";
-import { parseVariantSpec, type VariantSpec } from "../src/files/variants.js";
+import { parseVariantKey, parseVariantSpec, type VariantSpec } from "../src/files/variants.js";
+import { createSession, S3Storage } from "../src/index.js";
+import { s3Files } from "../src/prisma/extension.js";
+import type { FileFieldsMetadataShape } from "../src/prisma/metadata-types.js";
+import { upload } from "../src/prisma/upload.js";
+import { fileFields } from "../test/generated/files/index.js";
+import { PrismaClient } from "../test/generated/prisma/client.js";
+import { createTestDatabase, type TestDatabase } from "../test/harness/postgres.js";
+import { createTestS3, type S3Target, sessionOptionsFor, type TestS3 } from "../test/harness/s3.js";
 import type { Bench } from "./lib/report.js";
 
 /**
@@ -28,11 +38,20 @@ import type { Bench } from "./lib/report.js";
  *   (plain sharp: every pipeline of every upload in flight) takes a larger share of the cores.
  *
  * A variant is a function that prepares a runner in the child (see {@link VARIANTS}): adding one
- * (e.g. the full Prisma write through `s3Files`) is adding an entry.
+ * is adding an entry. `s3Files` is the full write path: `prisma.photo.create` with `upload()` of
+ * the JPEG into the test schema's `Photo.picture`, given the same 2 specs as the others (the
+ * bench passes its own copy of the generated metadata with that field's `variants` replaced),
+ * against PostgreSQL and the harness's S3 server (test/harness: `createTestDatabase`,
+ * `createTestS3`), both started by the parent so that neither's memory nor CPU time is counted
+ * in the measured process (an in-process s3rver would be). Each create stores the original, its
+ * journal record and the 2 variants, then the row. `hand-written` does the same write by hand
+ * (sharp, 3 PutObjects, a plain create): not in the default set; it tells the cost of storing at
+ * all from the library's own.
  *
  * Env: `BENCH_IMAGES_UPLOADS` (default 100), `BENCH_IMAGES_ROUNDS` (default 1),
- * `BENCH_IMAGES_IN_FLIGHT`, `BENCH_IMAGES_VARIANTS` (comma-separated; default `sharp,processor`;
- * also `sharp-decode-once`: one full decode per upload, the variants made from its pixels),
+ * `BENCH_IMAGES_IN_FLIGHT`, `BENCH_IMAGES_VARIANTS` (comma-separated; default
+ * `sharp,processor,s3Files`; also `sharp-decode-once`: one full decode per upload, the variants
+ * made from its pixels),
  * `BENCH_IMAGES_SHARP_CACHE=off` (`sharp.cache(false)` in every variant's process),
  * `BENCH_IMAGES_CONCURRENCY` (the processor's bound; default the cores).
  */
@@ -95,27 +114,110 @@ async function photo(seed: number): Promise<Buffer> {
 
 // ---------------------------------------------------------------- the variants
 
-/** What a variant does with one upload: makes its 2 variants, resolves with their total size in bytes. */
-type Runner = (input: Uint8Array) => Promise<number>;
+/**
+ * What a variant does with one upload: makes its 2 variants, resolves with their total size in
+ * bytes. `close` (optional) releases what the runner holds once the run is measured.
+ */
+type Runner = ((input: Uint8Array) => Promise<number>) & { close?: () => Promise<void> };
+
+/** Where the `s3Files` variant writes: started by the parent, handed to the child in its job. */
+interface Services {
+  s3: S3Target;
+  databaseUrl: string;
+}
+
+/** The generated metadata with `Photo.picture` declaring {@link SPECS} instead of the test schema's. */
+function benchFields(): typeof fileFields {
+  const photo = (fileFields as FileFieldsMetadataShape).Photo;
+  const picture = photo?.fileFields.picture;
+  if (!photo || !picture) throw new Error("the test schema has no Photo.picture");
+  const fields: FileFieldsMetadataShape = {
+    ...fileFields,
+    Photo: { ...photo, fileFields: { ...photo.fileFields, picture: { ...picture, variants: { ...SPECS } } } },
+  };
+  return fields as typeof fileFields;
+}
+
+/** An S3 storage that adds up the bytes of every variant it saves, by original key. */
+class CountingS3Storage extends S3Storage {
+  readonly variantBytes = new Map<string, { count: number; bytes: number }>();
+  override async save(...args: Parameters<S3Storage["save"]>) {
+    const [name, content] = args;
+    const original = parseVariantKey(name)?.original;
+    if (original !== undefined) {
+      // The processor hands variants over as bytes; anything else would not be counted.
+      if (!(content instanceof Uint8Array)) throw new Error(`variant ${name} saved from a ${typeof content}`);
+      const seen = this.variantBytes.get(original) ?? { count: 0, bytes: 0 };
+      this.variantBytes.set(original, { count: seen.count + 1, bytes: seen.bytes + content.length });
+    }
+    return super.save(...args);
+  }
+}
 
 /**
  * The variants measured, each a function preparing its runner in its own process. The baseline,
  * `sharp`, is the code an application would write without this package.
  */
-const VARIANTS: Record<string, () => Promise<Runner>> = {
+/** The baseline's work: one sharp pipeline per variant, all at once. */
+function sharpVariants(input: Uint8Array): Promise<Buffer[]> {
+  return Promise.all(
+    REQUESTS.map(({ spec: s }) =>
+      sharp(input)
+        .rotate()
+        .resize(s.width, s.height, { fit: s.fit })
+        .toFormat(s.format, s.quality === undefined ? {} : { quality: s.quality })
+        .toBuffer(),
+    ),
+  );
+}
+
+const VARIANTS: Record<string, (services?: Services) => Promise<Runner>> = {
   async sharp() {
-    return async (input) => {
-      const outputs = await Promise.all(
-        REQUESTS.map(({ spec: s }) =>
-          sharp(input)
-            .rotate()
-            .resize(s.width, s.height, { fit: s.fit })
-            .toFormat(s.format, s.quality === undefined ? {} : { quality: s.quality })
-            .toBuffer(),
-        ),
+    return async (input) => (await sharpVariants(input)).reduce((sum, b) => sum + b.length, 0);
+  },
+  /**
+   * The same write by hand, as an application without this package would write it: the
+   * baseline's sharp calls, then PutObject of the original and both variants at once, then a
+   * plain create. What s3Files costs over this is the library's; what this costs over `sharp`
+   * is storing and recording the files at all.
+   */
+  async "hand-written"(services?: Services) {
+    if (!services) throw new Error("the hand-written variant needs the services its parent started");
+    const session = createSession(sessionOptionsFor(services.s3));
+    const plain = new PrismaClient({ adapter: new PrismaPg({ connectionString: services.databaseUrl }) });
+    const prefix = `bench-images-hand-${process.pid}`;
+    let n = 0;
+    const put = (key: string, body: Uint8Array, contentType: string) =>
+      session.client.send(
+        new PutObjectCommand({
+          Bucket: services.s3.bucket,
+          Key: `${prefix}/${key}`,
+          Body: body,
+          ContentLength: body.length,
+          ContentType: contentType,
+        }),
       );
+    const runner: Runner = async (input) => {
+      const key = `pictures/photo-${n++}.jpg`;
+      const outputs = await sharpVariants(input);
+      await Promise.all([
+        put(key, input, "image/jpeg"),
+        ...outputs.map((b, i) =>
+          put(
+            `variants/${key}/${REQUESTS[i]!.name}.${REQUESTS[i]!.spec.format}`,
+            b,
+            `image/${REQUESTS[i]!.spec.format}`,
+          ),
+        ),
+      ]);
+      await plain.photo.create({ data: { picture: key } });
       return outputs.reduce((sum, b) => sum + b.length, 0);
     };
+    runner.close = async () => {
+      await plain.$disconnect();
+      await session.destroy();
+    };
+    return runner;
   },
   /** One full-size decode per upload, the variants resized from its pixels (a "decode once" design). */
   async "sharp-decode-once"() {
@@ -145,9 +247,38 @@ const VARIANTS: Record<string, () => Promise<Runner>> = {
       return made.reduce((sum, v) => sum + v.bytes.length, 0);
     };
   },
+  /** The whole write through the library: `photo.create` with the upload, its 2 variants made and stored in the write. */
+  async s3Files(services?: Services) {
+    if (!services) throw new Error("the s3Files variant needs the services its parent started");
+    const session = createSession(sessionOptionsFor(services.s3));
+    const storage = new CountingS3Storage({ session, location: `bench-images-${process.pid}` });
+    const plain = new PrismaClient({ adapter: new PrismaPg({ connectionString: services.databaseUrl }) });
+    const prisma = plain.$extends(
+      s3Files(session, { fields: benchFields(), storages: { default: storage, public: storage, private: storage } }),
+    );
+    let n = 0;
+    const runner: Runner = async (input) => {
+      const photo = await prisma.photo.create({
+        data: { picture: upload(input, { filename: `photo-${n++}.jpg`, contentType: "image/jpeg" }) },
+      });
+      const key = photo.picture!.name;
+      const made = storage.variantBytes.get(key);
+      storage.variantBytes.delete(key);
+      // Both variants stored in the write, or the measurement is of something else.
+      if (made?.count !== REQUESTS.length) throw new Error(`${key}: ${made?.count ?? 0} variants stored`);
+      return made.bytes;
+    };
+    runner.close = async () => {
+      await prisma.$disconnect();
+      await session.destroy();
+    };
+    return runner;
+  },
 };
 
-const SELECTED = (process.env.BENCH_IMAGES_VARIANTS ?? "sharp,processor").split(",").filter((v) => v !== "");
+const SELECTED = (process.env.BENCH_IMAGES_VARIANTS ?? "sharp,processor,s3Files").split(",").filter((v) => v !== "");
+/** The variants that need PostgreSQL and S3 (the parent starts them once for all runs). */
+const NEEDS_SERVICES = new Set(["s3Files", "hand-written"]);
 for (const name of SELECTED) {
   if (!(name in VARIANTS)) {
     throw new Error(`BENCH_IMAGES_VARIANTS: unknown variant ${name}; known: ${Object.keys(VARIANTS).join(", ")}`);
@@ -160,6 +291,7 @@ interface Job {
   variant: string;
   /** The files of the distinct inputs (written once by the parent). */
   inputs: string[];
+  services?: Services;
 }
 
 interface RunResult {
@@ -190,7 +322,7 @@ async function drive(runner: Runner, inputs: Buffer[], uploads: number): Promise
 async function runJob(job: Job): Promise<RunResult> {
   if (!SHARP_CACHE) sharp.cache(false);
   const inputs = job.inputs.map((file) => readFileSync(file));
-  const runner = await VARIANTS[job.variant]!();
+  const runner = await VARIANTS[job.variant]!(job.services);
   await drive(runner, inputs, WARMUP_UPLOADS);
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc) {
@@ -209,6 +341,7 @@ async function runJob(job: Job): Promise<RunResult> {
   const cpu = process.cpuUsage(cpu0);
   clearInterval(timer);
   peak = Math.max(peak, process.memoryUsage.rss());
+  await runner.close?.();
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   return { uploads: UPLOADS, seconds, peakRssGrowthMiB: (peak - baseline) / MiB, bytesOut, cpuSeconds };
 }
@@ -252,7 +385,17 @@ const bench: Bench = {
     `${PROCESSOR_CONCURRENCY === undefined ? "" : `, processor concurrency ${PROCESSOR_CONCURRENCY}`})`,
   async run(ctx) {
     const dir = mkdtempSync(join(tmpdir(), "psf-bench-images-"));
+    let db: TestDatabase | undefined;
+    let s3: TestS3 | undefined;
     try {
+      let services: Services | undefined;
+      if (SELECTED.some((v) => NEEDS_SERVICES.has(v))) {
+        [db, s3] = await Promise.all([createTestDatabase("psf_bench_images"), createTestS3()]);
+        // Only the target's fields: it crosses to the child as JSON.
+        const { stop: _stop, ...target } = s3;
+        services = { s3: target, databaseUrl: db.url };
+        console.error(`images: s3Files writes to PostgreSQL (${db.source}) and S3 (${s3.server})`);
+      }
       const inputs: string[] = [];
       for (let seed = 0; seed < DISTINCT_IMAGES; seed++) {
         const file = join(dir, `photo-${seed}.jpg`);
@@ -266,7 +409,7 @@ const bench: Bench = {
       for (let round = 0; round < ROUNDS; round++) {
         const order = round % 2 === 0 ? SELECTED : [...SELECTED].reverse();
         for (const variant of order) {
-          const r = await runIsolated({ variant, inputs });
+          const r = await runIsolated({ variant, inputs, ...(NEEDS_SERVICES.has(variant) ? { services } : {}) });
           results.get(variant)!.push(r);
           console.error(
             `images: round ${round} ${variant}: ${(r.uploads / r.seconds).toFixed(2)} uploads/s, ` +
@@ -287,20 +430,34 @@ const bench: Bench = {
         ctx.report(variant, "variant_kib_per_upload", round(last.bytesOut / last.uploads / 1024, 1), "KiB");
       }
       const base = results.get("sharp");
-      const ours = results.get("processor");
-      if (base && ours) {
+      // The library's variants, each against plain sharp on the same inputs.
+      for (const variant of ["processor", "s3Files"]) {
+        const ours = results.get(variant);
+        if (!base || !ours) continue;
         const ratio = throughput(ours) / throughput(base);
         const rss = Math.max(...ours.map((r) => r.peakRssGrowthMiB));
         const cpuRatio = cpuPerUpload(ours) / cpuPerUpload(base);
-        ctx.report("processor", "throughput_ratio_vs_sharp", round(ratio, 3), "x");
+        ctx.report(variant, "throughput_ratio_vs_sharp", round(ratio, 3), "x");
         console.error(
-          `images: processor ${ratio.toFixed(3)}× sharp (goal ≥ 0.9: ${ratio >= 0.9 ? "met" : "MISSED"}; ` +
+          `images: ${variant} ${ratio.toFixed(3)}× sharp (goal ≥ 0.9: ${ratio >= 0.9 ? "met" : "MISSED"}; ` +
             `CPU per upload ${cpuRatio.toFixed(3)}× sharp's), ` +
             `peak RSS growth ${rss.toFixed(1)} MiB (goal ≤ 256: ${rss <= 256 ? "met" : "MISSED"})`,
         );
       }
+      const hand = results.get("hand-written");
+      const full = results.get("s3Files");
+      if (hand && full) {
+        // The library's own cost: the same stores and row, written by hand.
+        const ratio = throughput(full) / throughput(hand);
+        ctx.report("s3Files", "throughput_ratio_vs_hand_written", round(ratio, 3), "x");
+        console.error(
+          `images: s3Files ${ratio.toFixed(3)}× hand-written (CPU per upload ` +
+            `${(cpuPerUpload(full) / cpuPerUpload(hand)).toFixed(3)}× hand-written's)`,
+        );
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+      await Promise.allSettled([db?.drop(), s3?.stop()]);
     }
   },
 };

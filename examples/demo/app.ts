@@ -1,7 +1,8 @@
 /**
  * The demo's pages and form handlers: a list of users with their avatars and attachments, a form
  * to add one, and buttons to replace or remove an avatar. Every file goes through the library:
- * `upload(file)` in a create, `attach` / `detach` on the model, `url()` for the `<img>` and links.
+ * `upload(file)` in a create, `attach` / `detach` on the model, `url()` for the links and
+ * `variant("thumb").url()` for the `<img>` (a thumbnail made in the same write as the avatar).
  *
  * A second form uploads straight from the browser to S3: the page asks `POST /grants` for an
  * upload grant (`prisma.user.uploadGrant`), uploads with `uploadWithGrant` from
@@ -84,7 +85,11 @@ export function createApp({ prisma, session, backends, clientScript }: DemoOptio
       users.map(async (user) => ({
         id: user.id,
         name: user.name,
-        avatarUrl: await user.avatar?.url(),
+        // The list shows the 64 × 64 thumbnail made with the avatar (its key derives from the
+        // avatar's: no storage call); the original stays as uploaded, linked beside it.
+        avatar: user.avatar
+          ? { thumbUrl: await user.avatar.variant("thumb").url(), originalUrl: await user.avatar.url() }
+          : undefined,
         attachment: user.attachment
           ? {
               name: user.attachment.name.split("/").pop(),
@@ -104,8 +109,9 @@ export function createApp({ prisma, session, backends, clientScript }: DemoOptio
   form { display: inline-flex; gap: .5rem; align-items: center; margin: 0; }
   ul { list-style: none; padding: 0; }
   li { display: flex; gap: 1rem; align-items: center; padding: .6rem 0; border-bottom: 1px solid #ddd; flex-wrap: wrap; }
-  img { height: 48px; image-rendering: pixelated; border: 1px solid #ccc; }
-  .no-avatar { display: inline-block; width: 48px; height: 48px; background: #eee; }
+  img { width: 64px; height: 64px; border: 1px solid #ccc; }
+  .no-avatar { display: inline-block; width: 64px; height: 64px; background: #eee; }
+  .original { font-size: 13px; }
   .name { min-width: 8rem; font-weight: 600; }
   .error { background: #fde8e8; border: 1px solid #e0a0a0; padding: .6rem .8rem; }
   h2 { font-size: 1.05rem; margin: 1.5rem 0 .5rem; }
@@ -134,8 +140,9 @@ ${error ? html`<p class="error" role="alert">${error}</p>` : ""}
 <ul>
 ${rows.map(
   (u) => html`<li class="user" data-id="${u.id}">
-  ${u.avatarUrl ? html`<img src="${u.avatarUrl}" alt="${u.name}'s avatar">` : html`<span class="no-avatar" title="no avatar"></span>`}
+  ${u.avatar ? html`<img src="${u.avatar.thumbUrl}" alt="${u.name}'s avatar">` : html`<span class="no-avatar" title="no avatar"></span>`}
   <span class="name">${u.name}</span>
+  ${u.avatar ? html`<a class="original" href="${u.avatar.originalUrl}">original</a>` : ""}
   ${
     u.attachment
       ? html`<a class="attachment" href="${u.attachment.url}">${u.attachment.name}</a> <span class="attachment-size">${megabytes(u.attachment.size)}</span>`
@@ -145,7 +152,7 @@ ${rows.map(
     <input type="file" name="avatar" accept="image/png,image/jpeg,image/webp" required aria-label="New avatar for ${u.name}">
     <button>Replace avatar</button>
   </form>
-  ${u.avatarUrl ? html`<form method="post" action="/users/${u.id}/avatar/delete"><button>Remove avatar</button></form>` : ""}
+  ${u.avatar ? html`<form method="post" action="/users/${u.id}/avatar/delete"><button>Remove avatar</button></form>` : ""}
   <form class="direct-upload" method="post" action="/users/${u.id}/direct" data-require-file>
     <input type="file" data-field="attachment" aria-label="New attachment for ${u.name}">
     <input type="hidden" name="attachment">

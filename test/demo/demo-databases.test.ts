@@ -2,7 +2,7 @@
  * The demo app (`npm run demo`) on MariaDB and on SQLite, chosen by `DATABASE_URL` as the README
  * shows: the server runs as a child process as `npm run demo` starts it, and the test talks to it
  * over HTTP (no browser): a user is added with an avatar through the page's form, listed back,
- * its avatar served from the URL the page shows; the row is read from the database itself; after
+ * its avatar and its thumb variant served from the URLs the page shows; the row is read from the database itself; after
  * a restart on the same database (migrations already applied) the user is still listed; deleting
  * the user deletes the object.
  *
@@ -14,6 +14,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOCAL_MYSQL_URL, mysqlConnection } from "../harness/mysql.js";
 import { rawDb } from "../harness/sql.js";
@@ -69,18 +70,23 @@ async function stopDemo(demo: Demo | undefined): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
 }
 
-/** The users the page lists: id, name (as the page escapes it) and the avatar's URL, if any. */
-async function listedUsers(demo: Demo): Promise<{ id: number; name: string; avatarUrl?: string }[]> {
+/**
+ * The users the page lists: id, name (as the page escapes it), and when there is an avatar the
+ * original's URL (the "original" link) and its thumb variant's (the `<img>`).
+ */
+async function listedUsers(demo: Demo): Promise<{ id: number; name: string; avatarUrl?: string; thumbUrl?: string }[]> {
   const response = await fetch(demo.url);
   expect(response.status).toBe(200);
   const page = await response.text();
   return [...page.matchAll(/<li class="user" data-id="(\d+)">([\s\S]*?)<\/li>/g)].map((m) => {
     const body = m[2] ?? "";
     const src = /<img src="([^"]+)"/.exec(body)?.[1];
+    const href = /<a class="original" href="([^"]+)"/.exec(body)?.[1];
     return {
       id: Number(m[1]),
       name: /<span class="name">([^<]*)<\/span>/.exec(body)?.[1] ?? "",
-      ...(src ? { avatarUrl: src.replaceAll("&amp;", "&") } : {}),
+      ...(href ? { avatarUrl: href.replaceAll("&amp;", "&") } : {}),
+      ...(src ? { thumbUrl: src.replaceAll("&amp;", "&") } : {}),
     };
   });
 }
@@ -199,6 +205,11 @@ describe.each(CASES)("the demo on $provider through DATABASE_URL", ({ provider, 
     const served = await fetch(user!.avatarUrl!);
     expect(served.status).toBe(200);
     expect(Buffer.from(await served.arrayBuffer()).equals(image)).toBe(true);
+    // The list's <img> is the thumb variant made in the same write: 64 × 64 WebP.
+    const thumb = await fetch(user!.thumbUrl!);
+    expect(thumb.status).toBe(200);
+    const t = await sharp(Buffer.from(await thumb.arrayBuffer())).metadata();
+    expect([t.format, t.width, t.height]).toEqual(["webp", 64, 64]);
 
     // The row is in this database, its column holding the object's key.
     const db = await rawDb(provider, database!.url);
@@ -211,6 +222,9 @@ describe.each(CASES)("the demo on $provider through DATABASE_URL", ({ provider, 
       expect(rows[0]!.name).toBe("Grace Hopper");
       expect(rows[0]!.avatar).toMatch(/^avatars\/\d{4}\/\d{2}\/grace.*\.png$/);
       expect(decodeURIComponent(new URL(user!.avatarUrl!).pathname)).toContain(rows[0]!.avatar!);
+      expect(decodeURIComponent(new URL(user!.thumbUrl!).pathname)).toMatch(
+        new RegExp(`/variants/${rows[0]!.avatar!.replaceAll(".", "\\.")}/thumb-[0-9a-f]{12}\\.webp$`),
+      );
     } finally {
       await db.end();
     }
@@ -228,6 +242,9 @@ describe.each(CASES)("the demo on $provider through DATABASE_URL", ({ provider, 
     expect((await listedUsers(demo)).some((u) => u.id === user!.id)).toBe(false);
     await expect
       .poll(async () => (await fetch(again[0]!.avatarUrl!)).status, { timeout: 15_000, interval: 250 })
+      .toBe(404);
+    await expect
+      .poll(async () => (await fetch(again[0]!.thumbUrl!)).status, { timeout: 15_000, interval: 250 })
       .toBe(404);
   });
 });

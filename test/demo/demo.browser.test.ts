@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { type BrowserContext, chromium, type Locator, type Page, type Response } from "playwright-core";
+import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { UploadGrant } from "../../src/browser/index.js";
 import { testBytes } from "../browser/bytes.js";
@@ -155,6 +156,20 @@ async function loadedWidth(img: Locator): Promise<number> {
   return img.evaluate((el: HTMLImageElement) => el.naturalWidth);
 }
 
+/** The `naturalWidth` of `url` loaded as an image by the page (as the browser decodes it). */
+async function naturalWidthOf(page: Page, url: string): Promise<number> {
+  return page.evaluate(
+    (src: string) =>
+      new Promise<number>((resolve, reject) => {
+        const img = new Image();
+        img.onload = () => resolve(img.naturalWidth);
+        img.onerror = () => reject(new Error(`the image did not load: ${src}`));
+        img.src = src;
+      }),
+    url,
+  );
+}
+
 // Skipped only without Chromium: there is no browser to drive. `.ci/run` installs
 // Debian's `chromium` when it is missing; this skips only where that install could not happen
 // (e.g. no package mirror). Install it with `apt-get install -y chromium`.
@@ -166,10 +181,14 @@ describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHR
   let context: BrowserContext;
   let page: Page;
   let firstSrc: string;
+  let firstOriginal: string;
   let secondSrc: string;
 
   const row = () => page.locator("li.user", { hasText: "Ada" });
+  /** The list's avatar: the `thumb` variant (cover 64x64 webp), not the original. */
   const avatar = () => row().locator("img");
+  /** The link to the original as uploaded. */
+  const original = () => row().locator("a.original");
 
   beforeAll(async () => {
     // `npm test` generates the demo's client first (pretest); a direct `vitest run test/demo` may not have.
@@ -220,10 +239,24 @@ describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHR
     await expect(row().locator(".name").textContent()).resolves.toBe(NAME);
     await expect(row().locator("b").count()).resolves.toBe(0);
 
+    // The <img> is the thumb variant: its key derives from the original's, and it is 64 px wide
+    // although the upload is 8 × 4 (cover enlarges to fill the box).
     firstSrc = (await avatar().getAttribute("src"))!;
-    expect(firstSrc).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/demo\/avatars\/\d{4}\/\d{2}\/ada\.png\?/);
+    expect(firstSrc).toMatch(
+      /^http:\/\/127\.0\.0\.1:\d+\/demo\/variants\/avatars\/\d{4}\/\d{2}\/ada\.png\/thumb-[0-9a-f]{12}\.webp\?/,
+    );
     expect(firstSrc).toContain("X-Amz-Signature=");
-    expect(await loadedWidth(avatar())).toBe(8);
+    expect(await loadedWidth(avatar())).toBe(64);
+    expect(await avatar().evaluate((el: HTMLImageElement) => el.naturalHeight)).toBe(64);
+    const served = await fetch(firstSrc);
+    expect(served.headers.get("content-type")).toBe("image/webp");
+    expect((await sharp(Buffer.from(await served.arrayBuffer())).metadata()).format).toBe("webp");
+
+    // The original is untouched: the same bytes as uploaded, 8 px wide in the browser too.
+    firstOriginal = (await original().getAttribute("href"))!;
+    expect(firstOriginal).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/demo\/avatars\/\d{4}\/\d{2}\/ada\.png\?/);
+    expect(sha256(new Uint8Array(await (await fetch(firstOriginal)).arrayBuffer()))).toBe(sha256(png(8, 4)));
+    expect(await naturalWidthOf(page, firstOriginal)).toBe(8);
     // The footer shows the session: one credential fetch for the upload and every signed URL.
     const stats = (await page.locator("#session-stats").textContent())!.replace(/\s+/g, " ");
     expect(stats).toMatch(/credential source s3rver account .*; credential fetches 1 .*; expiry 20\d\d-/);
@@ -237,10 +270,18 @@ describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHR
     await page.waitForURL(demo!.url);
 
     secondSrc = (await avatar().getAttribute("src"))!;
-    expect(secondSrc).toContain("/ada-wide.png?");
-    expect(await loadedWidth(avatar())).toBe(16);
-    // The first object was deleted once the update committed: its signed URL (still valid) finds nothing.
+    expect(secondSrc).toMatch(/\/variants\/avatars\/\d{4}\/\d{2}\/ada-wide\.png\/thumb-[0-9a-f]{12}\.webp\?/);
+    expect(await loadedWidth(avatar())).toBe(64);
+    const secondOriginal = (await original().getAttribute("href"))!;
+    expect(secondOriginal).toContain("/ada-wide.png?");
+    expect(await naturalWidthOf(page, secondOriginal)).toBe(16);
+    // The first original and its thumb were deleted once the update committed: their signed URLs
+    // (still valid) find nothing, and nothing is left under the old original's variants prefix.
+    expect((await fetch(firstOriginal)).status).toBe(404);
     expect((await fetch(firstSrc)).status).toBe(404);
+    const s3 = demoBucket(demo!);
+    expect(await s3.list(`variants/${s3.keyOf(firstOriginal)}/`)).toEqual([]);
+    expect(await s3.list(`variants/${s3.keyOf(secondOriginal)}/`)).toEqual([s3.keyOf(secondSrc)]);
   });
 
   it("rejects an HTML file named .png with a readable message, and keeps the avatar", async () => {
@@ -255,7 +296,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHR
     const alert = page.getByRole("alert");
     await expect(alert.textContent()).resolves.toMatch(/^User\.avatar: file type text\/html .*is not accepted/);
     await expect(page.locator("li.user", { hasText: "Mallory" }).count()).resolves.toBe(0);
-    expect(await loadedWidth(avatar())).toBe(16);
+    expect(await loadedWidth(avatar())).toBe(64);
     await page.screenshot({ path: join(ARTIFACTS, "demo.png"), fullPage: true });
   });
 
@@ -266,15 +307,19 @@ describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHR
     await expect(row().locator(".name").textContent()).resolves.toBe(NAME);
     // s3rver has a new port, so the URL is new; the object is the same one.
     expect(await avatar().getAttribute("src")).not.toBe(secondSrc);
-    expect(await loadedWidth(avatar())).toBe(16);
+    expect(await loadedWidth(avatar())).toBe(64);
+    expect(await naturalWidthOf(page, (await original().getAttribute("href"))!)).toBe(16);
   });
 
   it("removes the avatar; the row stays and the object is gone", async () => {
     const src = (await avatar().getAttribute("src"))!;
+    const href = (await original().getAttribute("href"))!;
     await row().getByRole("button", { name: "Remove avatar" }).click();
     await page.waitForURL(demo!.url);
     await expect(avatar().count()).resolves.toBe(0);
+    await expect(original().count()).resolves.toBe(0);
     await expect(row().locator(".no-avatar").count()).resolves.toBe(1);
+    expect((await fetch(href)).status).toBe(404);
     expect((await fetch(src)).status).toBe(404);
     // Every request of this server process so far was signed with the credentials of its one fetch.
     await expect(page.locator("#session-stats").textContent()).resolves.toMatch(/credential fetches 1\b/);
@@ -333,10 +378,14 @@ describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHR
       expect(grant.multipart).toBeUndefined();
 
       const grace = page.locator("li.user", { hasText: "Grace direct" });
-      expect(await loadedWidth(grace.locator("img"))).toBe(12);
+      // The thumb is made from the verified object when the token is attached.
+      expect(await loadedWidth(grace.locator("img"))).toBe(64);
       const s3 = demoBucket(demo!);
-      const key = s3.keyOf((await grace.locator("img").getAttribute("src"))!);
+      const key = s3.keyOf((await grace.locator("a.original").getAttribute("href"))!);
       expect(key).toMatch(/^avatars\/\d{4}\/\d{2}\/grace(_\w+)?\.png$/);
+      expect(s3.keyOf((await grace.locator("img").getAttribute("src"))!)).toMatch(
+        new RegExp(`^variants/${key.replaceAll(".", "\\.")}/thumb-[0-9a-f]{12}\\.webp$`),
+      );
       expect(key).not.toBe(grant.key);
       expect(sha256(await s3.bytes(key))).toBe(sha256(bytes));
       expect(await s3.exists(grant.key)).toBe(false);
@@ -408,7 +457,7 @@ describe.skipIf(!existsSync(CHROMIUM))(`demo app in Chromium (skipped when ${CHR
       const used = grants[0]!;
       const grace = page.locator("li.user", { hasText: "Grace direct" });
       await page.goto(demo!.url);
-      const src = (await grace.locator("img").getAttribute("src"))!;
+      const src = (await grace.locator("a.original").getAttribute("href"))!;
       const answered = page.waitForResponse(isDirectPost);
       // The form as the page's script submits it, with the token of the first upload again.
       await direct().evaluate((form: HTMLFormElement, token: string) => {
