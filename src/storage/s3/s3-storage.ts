@@ -326,7 +326,9 @@ export class S3Storage extends BaseStorage implements DirectUploadCapable {
 
     let name = request.name;
     if (ended) {
-      const body = Buffer.concat(prefix, buffered);
+      // One chunk (bytes given whole: most uploads) is sent as it is; several are joined once.
+      const only = prefix.length === 1 ? prefix[0]! : undefined;
+      const body = only ? Buffer.from(only.buffer, only.byteOffset, only.byteLength) : Buffer.concat(prefix, buffered);
       for (;;) {
         try {
           await client.send(
