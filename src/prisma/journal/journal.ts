@@ -111,7 +111,8 @@ export class Journal {
    * bytes now. Under the name's key lock, and refused with `FileExistsError` (the storage then
    * picks another name) while a drain is deleting that name: a record of a save that failed
    * before its bytes leaves a name free in the storage that its drain still deletes, and an
-   * upload taking it then would be what that deletion removes.
+   * upload taking it then would be what that deletion removes. In a caller's transaction on
+   * MySQL the question is a plain read of the transaction's view (see below).
    */
   async recordUpload(client: SqlClient, entry: JournalEntry, expirySeconds: number, where: Where): Promise<bigint> {
     const c = (f: JournalField) => this.#c(f);
@@ -119,9 +120,16 @@ export class Journal {
     const lock = [{ storage: entry.storage, key: entry.key }];
     // No row when a drain is deleting the name: a failing check would abort the caller's
     // transaction on PostgreSQL, and the storage must be able to go on with another name.
+    // In a caller's transaction on MySQL the question is a plain read, and the insert is plain:
+    // an INSERT … SELECT or a locking read of the journal takes next-key locks under REPEATABLE
+    // READ, which deadlock concurrent uploads of one name; a second connection could starve the
+    // pool. Under READ COMMITTED (the README's advice there) the plain read sees the latest.
+    const guarded = !(where === "tx" && d.kind === "mysql");
     const dual = d.kind === "mysql" ? " FROM DUAL" : "";
     const insert = (q: Params) =>
-      `${this.#insertInto} SELECT 'upload', ${q.p(entry.storage)}, ${q.p(entry.key)}, ${q.p(entry.owner)}, ${d.nowPlus(q.p(expirySeconds))}, ${d.now}${dual} WHERE NOT EXISTS (SELECT 1 FROM (SELECT ${c("id")} FROM ${this.table.sql} WHERE ${c("kind")} = 'deleting' AND ${c("storage")} = ${q.p(entry.storage)} AND ${c("objectKey")} = ${q.p(entry.key)}${d.readLatest}) AS deleting) RETURNING ${c("id")} AS id`;
+      guarded
+        ? `${this.#insertInto} SELECT 'upload', ${q.p(entry.storage)}, ${q.p(entry.key)}, ${q.p(entry.owner)}, ${d.nowPlus(q.p(expirySeconds))}, ${d.now}${dual} WHERE NOT EXISTS (SELECT 1 FROM (SELECT ${c("id")} FROM ${this.table.sql} WHERE ${c("kind")} = 'deleting' AND ${c("storage")} = ${q.p(entry.storage)} AND ${c("objectKey")} = ${q.p(entry.key)}${d.readLatest}) AS deleting) RETURNING ${c("id")} AS id`
+        : `${this.#insertInto} VALUES ('upload', ${q.p(entry.storage)}, ${q.p(entry.key)}, ${q.p(entry.owner)}, ${d.nowPlus(q.p(expirySeconds))}, ${d.now}) RETURNING ${c("id")} AS id`;
     const clear = (q: Params) =>
       `DELETE FROM ${this.table.sql} WHERE ${c("kind")} = 'gone' AND ${c("storage")} = ${q.p(entry.storage)} AND ${c("objectKey")} = ${q.p(entry.key)}`;
     let record: Statement[];
@@ -155,15 +163,26 @@ export class Journal {
       record = [a.statement(clear(a), "execute"), b.statement(insert(b))];
     }
     // The drain decides under the same key lock: it sees this record, or this sees its decision.
-    const statements = [...this.lockKeys(lock), ...record, ...this.unlockKeys(lock)];
-    const inserted = statements.indexOf(record.at(-1)!);
     let results: unknown[];
     try {
-      results = await this.#runTogether(client, statements, where);
+      if (!guarded) {
+        // Locked in the caller's transaction (a drain deciding the name waits for its end).
+        await this.runIn(client, this.lockKeys(lock));
+        if ((await this.goneKeys(client, entry.storage, [entry.key], "IN ('deleting')")).size > 0) {
+          await this.runIn(client, this.unlockKeys(lock));
+          throw new FileExistsError(entry.key);
+        }
+        results = [...(await this.runIn(client, record)), ...(await this.runIn(client, this.unlockKeys(lock)))];
+        results = [results[record.length - 1]];
+      } else {
+        const statements = [...this.lockKeys(lock), ...record, ...this.unlockKeys(lock)];
+        results = [(await this.#runTogether(client, statements, where))[statements.indexOf(record.at(-1)!)]];
+      }
     } catch (error) {
+      if (error instanceof FileExistsError) throw error;
       throw explainUnsupported(this.#dialect, error);
     }
-    const rows = results[inserted] as { id: bigint }[];
+    const rows = results[0] as { id: bigint }[];
     if (rows.length === 0) throw new FileExistsError(entry.key);
     return BigInt(rows[0]!.id);
   }
@@ -409,8 +428,13 @@ export class Journal {
   }
 
   /** Keys among `keys` (of one storage) the drain deleted lately, or may have (tombstones, failed deletions). */
-  async goneKeys(client: SqlClient, storage: string, keys: readonly string[]): Promise<Set<string>> {
-    return this.#keysOfKind(client, storage, keys, "IN ('gone', 'deleting')");
+  async goneKeys(
+    client: SqlClient,
+    storage: string,
+    keys: readonly string[],
+    kinds: "IN ('gone', 'deleting')" | "IN ('deleting')" = "IN ('gone', 'deleting')",
+  ): Promise<Set<string>> {
+    return this.#keysOfKind(client, storage, keys, kinds);
   }
 
   async #keysOfKind(client: SqlClient, storage: string, keys: readonly string[], kind: string): Promise<Set<string>> {
