@@ -22,8 +22,22 @@ export {
   SuspiciousFileOperationError,
   TimeoutError,
 } from "../errors.js";
+export {
+  ImageProcessor,
+  type ImageProcessorOptions,
+  type MadeVariant,
+  type MakeVariantsOptions,
+  type VariantRequest,
+} from "../files/image-processor.js";
 export { type ImageDimensions, readImageDimensions } from "../files/image-size.js";
 export { DEFAULT_MAX_PIXELS, FileValidationError } from "../files/validation.js";
+export {
+  formatVariantSpec,
+  parseVariantSpec,
+  type VariantSpec,
+  variantKey,
+  variantSpecDigest,
+} from "../files/variants.js";
 export type { DirectUploadOptions, UploadGrantOptions } from "../prisma/direct-uploads.js";
 export { type S3FilesOptions, s3Files } from "../prisma/extension.js";
 export { FieldFile, LazyVariantFile } from "../prisma/field-file.js";
