@@ -128,8 +128,8 @@ export interface ImageProcessorOptions {
   sharp?: SharpLoader;
 }
 
-/** Types whose bytes sharp's prebuilt binaries decode. */
-const RASTER_TYPES = new Set([
+/** Types whose bytes sharp's prebuilt binaries decode: what variants are made from (SVG aside). */
+export const RASTER_TYPES: ReadonlySet<string> = new Set([
   "image/png",
   "image/jpeg",
   "image/gif",

@@ -1,9 +1,9 @@
 import { PrismaS3FilesError } from "../errors.js";
 import { StoredFile } from "../files/stored-file.js";
-import { variantSpecDigest } from "../files/variants.js";
+import { variantKey, variantSpecDigest } from "../files/variants.js";
 import type { FileContent, Storage } from "../storage/storage.js";
 import type { FileMetadata } from "./file-metadata.js";
-import { currentVariantKey, fieldVariants } from "./file-variants.js";
+import { declaredVariant, type FieldVariant } from "./file-variants.js";
 import { modelDelegate } from "./prisma-internals.js";
 import { type UploadOptions, upload } from "./upload.js";
 import type { VariantClaims } from "./variant-urls.js";
@@ -156,16 +156,15 @@ export class FieldFile<Variant extends string = never> extends StoredFile {
    * @throws PrismaS3FilesError `CONFIGURATION` for a name the field does not declare.
    */
   variant(name: Variant): StoredFile {
-    const variants = this.#columns.variants;
-    const meta = { variants } as Parameters<typeof currentVariantKey>[0];
-    let key: string;
+    const meta = { variants: this.#columns.variants } as Parameters<typeof declaredVariant>[0];
+    let declared: FieldVariant;
     try {
-      key = currentVariantKey(meta, this.name, name);
+      declared = declaredVariant(meta, name);
     } catch (error) {
       if (!(error instanceof PrismaS3FilesError)) throw error;
       throw new PrismaS3FilesError("CONFIGURATION", `${this.#model}.${this.#field}: ${error.message}`);
     }
-    const declared = fieldVariants(meta).find((v) => v.name === name)!;
+    const key = variantKey(this.name, declared.name, declared.spec);
     if (!declared.spec.lazy) return new StoredFile(this.storage, key);
     const claims = {
       model: this.#model,

@@ -209,12 +209,19 @@ export async function storeUploads(
           field: a.field,
           conditional: a.conditional,
         });
-        // The original first (a failure below removes it), then each variant as it is stored.
-        const variantsOf = async (s: Storage, key: string, contentType: string, bytes: Uint8Array) => {
-          stored.push(original(key));
+        // Each variant as it is stored (a failure below removes it, with the original).
+        const variantsOf = async (key: string, contentType: string, bytes: Uint8Array) => {
           const made: StoredVariant[] = [];
           try {
-            await storeVariants(ctx.images, s, a.meta, { key, contentType, bytes }, where, made, journaled.beforeWrite);
+            await storeVariants(
+              ctx.images,
+              storage,
+              a.meta,
+              { key, contentType, bytes },
+              where,
+              made,
+              journaled.beforeWrite,
+            );
           } finally {
             for (const v of made) stored.push(original(v.key));
           }
@@ -238,11 +245,9 @@ export async function storeUploads(
               await storage.delete(key).catch((e: unknown) => ctx.report(e));
               throw error;
             }
+            stored.push(original(key));
             if (hasMetadataColumns(a.meta)) writeFileMetadata(a.record, a.meta, facts);
-            if (hasEagerVariants(a.meta)) {
-              const bytes = await storage.read(key);
-              await variantsOf(storage, key, facts.contentType, bytes);
-            }
+            if (hasEagerVariants(a.meta)) await variantsOf(key, facts.contentType, await storage.read(key));
           } else {
             // The SHA-256 is computed as the storage reads the bytes, only where a column keeps it.
             const digest = a.meta.metadata === undefined ? undefined : digestContent(p.content);
@@ -253,6 +258,7 @@ export async function storeUploads(
               ...journaled,
               ...(a.meta.maxSize === null ? {} : { maxSize: a.meta.maxSize }),
             });
+            stored.push(original(key));
             if (hasMetadataColumns(a.meta)) {
               // A storage that stopped reading before the content's end (its length was known)
               // leaves no digest: the stored object is hashed instead.
@@ -267,10 +273,9 @@ export async function storeUploads(
               writeFileMetadata(a.record, a.meta, facts);
             }
             if (hasEagerVariants(a.meta)) {
-              await variantsOf(storage, key, p.contentType, await contentBytes(p.content, storage, key));
+              await variantsOf(key, p.contentType, await contentBytes(p.content, storage, key));
             }
           }
-          if (!stored.some((o) => o.storage === storage && o.key === key)) stored.push(original(key));
           a.replace(key);
         } catch (error) {
           failedFast = true; // start no further uploads

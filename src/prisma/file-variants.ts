@@ -7,17 +7,9 @@
  * with it by the drain, and kept by the sweep exactly while a row holds the original.
  */
 import { PrismaS3FilesError } from "../errors.js";
-import type { ImageProcessor } from "../files/image-processor.js";
+import { type ImageProcessor, RASTER_TYPES } from "../files/image-processor.js";
 import { DEFAULT_MAX_PIXELS, FileValidationError } from "../files/validation.js";
-import {
-  formatVariantSpec,
-  parseVariantKey,
-  parseVariantSpec,
-  type VariantSpec,
-  variantContentType,
-  variantKey,
-  variantPrefix,
-} from "../files/variants.js";
+import { parseVariantKey, parseVariantSpec, type VariantSpec, variantKey, variantPrefix } from "../files/variants.js";
 import type { Storage } from "../storage/storage.js";
 import type { FileFieldMetadata, FileFieldsMetadataShape } from "./metadata-types.js";
 
@@ -25,8 +17,6 @@ import type { FileFieldMetadata, FileFieldsMetadataShape } from "./metadata-type
 export interface FieldVariant {
   name: string;
   spec: VariantSpec;
-  /** Its canonical spec text, as the generated metadata holds it. */
-  text: string;
 }
 
 const parsed = new WeakMap<object, FieldVariant[]>();
@@ -43,7 +33,7 @@ export function fieldVariants(meta: FileFieldMetadata): FieldVariant[] {
         // Hand-written or edited metadata: the generator refuses this at generate time.
         throw new PrismaS3FilesError("CONFIGURATION", `variant ${JSON.stringify(name)}: ${spec.error}`);
       }
-      return { name, spec, text: formatVariantSpec(spec) };
+      return { name, spec };
     });
     parsed.set(declared, out);
   }
@@ -55,8 +45,8 @@ export function hasEagerVariants(meta: FileFieldMetadata): boolean {
   return fieldVariants(meta).some((v) => !v.spec.lazy);
 }
 
-/** The key variant `name` of the file at `key` has under the field's current spec. */
-export function currentVariantKey(meta: FileFieldMetadata, key: string, name: string): string {
+/** Variant `name` as the field declares it. @throws PrismaS3FilesError `CONFIGURATION` for a name it does not. */
+export function declaredVariant(meta: FileFieldMetadata, name: string): FieldVariant {
   const variant = fieldVariants(meta).find((v) => v.name === name);
   if (variant === undefined) {
     const known = fieldVariants(meta).map((v) => JSON.stringify(v.name));
@@ -65,28 +55,16 @@ export function currentVariantKey(meta: FileFieldMetadata, key: string, name: st
       `no variant ${JSON.stringify(name)} (this field's: ${known.length === 0 ? "none" : known.join(", ")})`,
     );
   }
-  return variantKey(key, variant.name, variant.spec);
+  return variant;
 }
 
-/** Raster types the variants are made from; SVG only where the field accepts it by name. */
-const RASTER = new Set([
-  "image/png",
-  "image/jpeg",
-  "image/gif",
-  "image/webp",
-  "image/avif",
-  "image/heic",
-  "image/heif",
-  "image/tiff",
-]);
-
-/** Whether an upload of `detectedType` can be made into the field's variants. */
+/** Whether an upload of `detectedType` can be made into the field's variants (SVG only where the field accepts it by name). */
 export function variantSource(
   meta: FileFieldMetadata,
   detectedType: string | undefined,
 ): { allowSvg: boolean } | undefined {
   const allowSvg = meta.accept?.includes("image/svg+xml") ?? false;
-  if (detectedType !== undefined && RASTER.has(detectedType)) return { allowSvg };
+  if (detectedType !== undefined && RASTER_TYPES.has(detectedType)) return { allowSvg };
   if (detectedType === "image/svg+xml" && allowSvg) return { allowSvg };
   return undefined;
 }
@@ -137,21 +115,16 @@ export async function storeVariants(
   const variants = fieldVariants(meta).filter((v) => (only === undefined ? !v.spec.lazy : only.includes(v.name)));
   if (variants.length === 0) return;
   const source = variantSource(meta, original.contentType);
-  const made = await images.makeVariants(
-    original.bytes,
-    variants.map((v) => ({ name: v.name, spec: v.spec })),
-    {
-      maxPixels: meta.maxPixels ?? DEFAULT_MAX_PIXELS,
-      contentType: original.contentType,
-      allowSvg: source?.allowSvg ?? false,
-      where,
-    },
-  );
+  const made = await images.makeVariants(original.bytes, variants, {
+    maxPixels: meta.maxPixels ?? DEFAULT_MAX_PIXELS,
+    contentType: original.contentType,
+    allowSvg: source?.allowSvg ?? false,
+    where,
+  });
   for (const variant of made) {
-    const spec = variants.find((v) => v.name === variant.name)!.spec;
-    const key = variantKey(original.key, variant.name, spec);
+    const key = variantKey(original.key, variant.name, variant.spec);
     await storage.save(key, variant.bytes, {
-      contentType: variantContentType(spec.format),
+      contentType: variant.contentType,
       overwrite: true,
       ...(beforeWrite ? { beforeWrite } : {}),
     });

@@ -10,11 +10,12 @@
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { FileNotFoundError, PrismaS3FilesError } from "../errors.js";
+import { variantKey } from "../files/variants.js";
 import type { S3Session } from "../session/session.js";
 import { resolveDirectUploads } from "./direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
 import { lifecycleContext, referencedKeys } from "./file-lifecycle.js";
-import { currentVariantKey, fieldVariants } from "./file-variants.js";
+import { fieldVariants } from "./file-variants.js";
 import type { DrainClient } from "./journal/drain.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
 import { buildVariants } from "./variants-rebuild.js";
@@ -136,9 +137,10 @@ export function createVariantHandler<const Meta extends FileFieldsMetadataShape>
     const meta = Object.hasOwn(options.fields, claims.model)
       ? options.fields[claims.model]!.fileFields[claims.field]
       : undefined;
-    if (!meta || !fieldVariants(meta).some((v) => v.name === claims.name)) return notFound();
+    const variant = meta && fieldVariants(meta).find((v) => v.name === claims.name);
+    if (!variant) return notFound();
     const storage = ctx.storageOf(claims.model, claims.field);
-    const key = currentVariantKey(meta, claims.key, claims.name);
+    const key = variantKey(claims.key, variant.name, variant.spec);
     // Phase 2: only originals a row holds (a deleted one's variants would be orphans).
     const held = await referencedKeys(client, ctx.storageName(claims.model, claims.field), [claims.key], ctx);
     if (!held.has(claims.key)) return notFound();

@@ -10,11 +10,12 @@
  * original replaced meanwhile leaves nothing behind); writing one again gives the same object.
  */
 import { FileNotFoundError } from "../errors.js";
+import { variantKey } from "../files/variants.js";
 import type { S3Session } from "../session/session.js";
 import { resolveDirectUploads } from "./direct-uploads.js";
 import { resolveStorages, type S3FilesOptions } from "./extension.js";
 import { delegate, type LifecycleContext, lifecycleContext } from "./file-lifecycle.js";
-import { currentVariantKey, fieldVariants, listVariants, storeVariants } from "./file-variants.js";
+import { fieldVariants, listVariants, storeVariants } from "./file-variants.js";
 import { coordinationFor } from "./journal/coordination.js";
 import { type DrainClient, drain } from "./journal/drain.js";
 import type { FileFieldsMetadataShape } from "./metadata-types.js";
@@ -115,7 +116,7 @@ async function rebuildOne(
   const storage = ctx.storageOf(model, field);
   // Compare: what the key says should be there against what is.
   const variants = fieldVariants(meta);
-  const expected = new Map(variants.map((v) => [currentVariantKey(meta, key, v.name), v]));
+  const expected = new Map(variants.map((v) => [variantKey(key, v.name, v.spec), v]));
   const present = new Set(await listVariants(storage, key));
   // Lazy variants are made on their first request; only eager ones are built here.
   const missing = [...expected].filter(([k, v]) => !present.has(k) && !v.spec.lazy).map(([, v]) => v.name);

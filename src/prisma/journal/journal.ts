@@ -82,21 +82,27 @@ export class Journal {
    * Runs statements on `client`: in `tx` (a transaction), one by one; on a client outside any
    * transaction (`standalone`), where every query shares one connection (SQLite), in a
    * transaction of their own: outside one they would run inside whichever interactive
-   * transaction is open, and go with its rollback.
+   * transaction is open, and go with its rollback. `together`: standalone statements that must
+   * be one unit on every database run in a transaction of their own too (with room to wait for
+   * the key lock a deciding drain holds, 60 s at most).
    */
-  async #run(client: SqlClient, statements: readonly Statement[], where: Where = "standalone"): Promise<unknown[]> {
-    if (where === "standalone" && this.#dialect.sharedConnection) {
-      const batch = (client as { $transaction?: (queries: unknown[]) => Promise<unknown[]> }).$transaction;
+  async #run(
+    client: SqlClient,
+    statements: readonly Statement[],
+    where: Where = "standalone",
+    together = false,
+  ): Promise<unknown[]> {
+    if (where === "standalone" && (together || this.#dialect.sharedConnection)) {
+      const batch = (client as { $transaction?: (queries: unknown[], options?: unknown) => Promise<unknown[]> })
+        .$transaction;
       if (typeof batch !== "function")
         throw new TypeError("a standalone journal statement needs a client with $transaction");
-      return batch.call(
-        client,
-        statements.map((st) => raw(client, st)),
-      );
+      const queries = statements.map((st) => raw(client, st));
+      return together
+        ? batch.call(client, queries, transactionOptions(this.#dialect, { maxWait: 30_000, timeout: 70_000 }))
+        : batch.call(client, queries);
     }
-    const results: unknown[] = [];
-    for (const st of statements) results.push(await raw(client, st));
-    return results;
+    return this.runIn(client, statements);
   }
 
   /** `INSERT INTO journal (kind, storage, objectKey, owner, notBefore, createdAt)`. */
@@ -168,41 +174,20 @@ export class Journal {
       if (!guarded) {
         // Locked in the caller's transaction (a drain deciding the name waits for its end).
         await this.runIn(client, this.lockKeys(lock));
-        if ((await this.goneKeys(client, entry.storage, [entry.key], "IN ('deleting')")).size > 0) {
-          await this.runIn(client, this.unlockKeys(lock));
-          throw new FileExistsError(entry.key);
-        }
-        results = [...(await this.runIn(client, record)), ...(await this.runIn(client, this.unlockKeys(lock)))];
-        results = [results[record.length - 1]];
+        const deleting = await this.#keysOfKind(client, entry.storage, [entry.key], "= 'deleting'");
+        results = deleting.size > 0 ? [[]] : await this.runIn(client, record);
+        await this.runIn(client, this.unlockKeys(lock));
       } else {
         const statements = [...this.lockKeys(lock), ...record, ...this.unlockKeys(lock)];
-        results = [(await this.#runTogether(client, statements, where))[statements.indexOf(record.at(-1)!)]];
+        results = await this.#run(client, statements, where, true);
+        results = results.slice(0, statements.indexOf(record.at(-1)!) + 1);
       }
     } catch (error) {
-      if (error instanceof FileExistsError) throw error;
       throw explainUnsupported(this.#dialect, error);
     }
-    const rows = results[0] as { id: bigint }[];
+    const rows = results.at(-1) as { id: bigint }[];
     if (rows.length === 0) throw new FileExistsError(entry.key);
     return BigInt(rows[0]!.id);
-  }
-
-  /**
-   * Runs statements as one unit: in `tx`, one by one (the caller's transaction); otherwise in a
-   * transaction of their own (a batch `$transaction`).
-   */
-  async #runTogether(client: SqlClient, statements: readonly Statement[], where: Where): Promise<unknown[]> {
-    if (where === "tx") return this.runIn(client, statements);
-    const batch = (client as { $transaction?: (queries: unknown[], options?: unknown) => Promise<unknown[]> })
-      .$transaction;
-    if (typeof batch !== "function")
-      throw new TypeError("a standalone journal statement needs a client with $transaction");
-    return batch.call(
-      client,
-      statements.map((st) => raw(client, st)),
-      // Waiting for the key lock a drain holds while it decides (60 s at most).
-      transactionOptions(this.#dialect, { maxWait: 30_000, timeout: 70_000 }),
-    );
   }
 
   /**
@@ -428,13 +413,8 @@ export class Journal {
   }
 
   /** Keys among `keys` (of one storage) the drain deleted lately, or may have (tombstones, failed deletions). */
-  async goneKeys(
-    client: SqlClient,
-    storage: string,
-    keys: readonly string[],
-    kinds: "IN ('gone', 'deleting')" | "IN ('deleting')" = "IN ('gone', 'deleting')",
-  ): Promise<Set<string>> {
-    return this.#keysOfKind(client, storage, keys, kinds);
+  async goneKeys(client: SqlClient, storage: string, keys: readonly string[]): Promise<Set<string>> {
+    return this.#keysOfKind(client, storage, keys, "IN ('gone', 'deleting')");
   }
 
   async #keysOfKind(client: SqlClient, storage: string, keys: readonly string[], kind: string): Promise<Set<string>> {
