@@ -237,3 +237,20 @@ export function redactUrls(text: string): string {
 export function processIO(): CommandIO {
   return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, cwd: process.cwd() };
 }
+
+/**
+ * `  first  text` for the first `sample` items (the first column padded to line up), then
+ * `  ... and N more`: the commands' lists of failures and findings. `first` defaults to the storage.
+ */
+export function listed<T>(
+  items: readonly T[],
+  sample: number,
+  text: (item: T) => string,
+  first: (item: T) => string = (item) => (item as { storage: string }).storage,
+): string[] {
+  const shown = items.slice(0, sample);
+  const width = Math.max(0, ...shown.map((o) => first(o).length));
+  const lines = shown.map((o) => `  ${first(o).padEnd(width)}  ${text(o)}`);
+  if (items.length > shown.length) lines.push(`  ... and ${items.length - shown.length} more`);
+  return lines;
+}

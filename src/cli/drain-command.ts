@@ -8,6 +8,7 @@ import {
   type CommandConfig,
   type CommandIO,
   DEFAULT_CONFIG_FILES,
+  listed,
   parseCommandArgs,
   processIO,
   redactUrls,
@@ -144,11 +145,6 @@ export function formatDrainSummary(report: DrainSummary): string {
 
 /** One line per failure (the first {@link SAMPLE_FAILURES}), then how many more. */
 export function formatDrainFailures(report: DrainSummary, sample = SAMPLE_FAILURES): string {
-  const shown = report.failed.slice(0, sample);
-  const width = Math.max(0, ...shown.map((f) => f.storage.length));
-  const lines = shown.map(
-    (f) => `  ${f.storage.padEnd(width)}  ${f.key}: ${redactUrls(f.error).replace(/\s*\n\s*/g, " ")}`,
-  );
-  if (report.failed.length > shown.length) lines.push(`  ... and ${report.failed.length - shown.length} more`);
+  const lines = listed(report.failed, sample, (f) => `${f.key}: ${redactUrls(f.error).replace(/\s*\n\s*/g, " ")}`);
   return `Could not delete (retried by a later drain):\n${lines.join("\n")}\n`;
 }

@@ -12,6 +12,7 @@ import {
   DEFAULT_CONFIG_FILES,
   describeError,
   findConfig,
+  listed,
   parseCommandArgs,
   processIO,
   redactUrls,
@@ -402,15 +403,6 @@ function formatMultipart(report: SweepReport, olderThan: number | undefined, sam
     lines.push(`  not swept on ${m.unsupported.join(", ")}: the S3 server cannot list multipart uploads`);
   }
   for (const f of m.listFailed) lines.push(`  not swept on ${f.storage}: ${redactUrls(f.error)}`);
-  return lines;
-}
-
-/** `  storage  text` for the first `sample` items, then `  ... and N more`. */
-function listed<T extends { storage: string }>(items: T[], sample: number, text: (item: T) => string): string[] {
-  const shown = items.slice(0, sample);
-  const width = Math.max(0, ...shown.map((o) => o.storage.length));
-  const lines = shown.map((o) => `  ${o.storage.padEnd(width)}  ${text(o)}`);
-  if (items.length > shown.length) lines.push(`  ... and ${items.length - shown.length} more`);
   return lines;
 }
 

@@ -9,6 +9,7 @@ import {
   type CommandConfig,
   type CommandIO,
   DEFAULT_CONFIG_FILES,
+  listed,
   parseCommandArgs,
   processIO,
   redactUrls,
@@ -57,6 +58,9 @@ did), 2 usage error.
 `;
 
 const HELP_HINT = "Run `prisma-s3-files variants --help` for the options and the config module.";
+
+/** Missing originals and failures listed on stderr; the rest are counted. */
+const SAMPLE = 20;
 
 export interface VariantsArgs {
   config: string | undefined;
@@ -122,16 +126,18 @@ export async function variantsCommand(
     });
     if (io.stderr.isTTY) io.stderr.write("\n");
     io.stdout.write(`${formatVariantsSummary(report)}\n`);
+    const field = (o: { model: string; field: string }) => `${o.model}.${o.field}`;
     if (report.missing.length > 0) {
-      const lines = report.missing.slice(0, 20).map((m) => `  ${m.model}.${m.field}  ${m.key}`);
-      if (report.missing.length > 20) lines.push(`  ... and ${report.missing.length - 20} more`);
+      const lines = listed(report.missing, SAMPLE, (m) => m.key, field);
       io.stderr.write(`Originals a row names but the storage does not hold (no variants made):\n${lines.join("\n")}\n`);
     }
     if (report.failed.length > 0) {
-      const lines = report.failed
-        .slice(0, 20)
-        .map((f) => `  ${f.model}.${f.field}  ${f.key}: ${redactUrls(f.error).replace(/\s*\n\s*/g, " ")}`);
-      if (report.failed.length > 20) lines.push(`  ... and ${report.failed.length - 20} more`);
+      const lines = listed(
+        report.failed,
+        SAMPLE,
+        (f) => `${f.key}: ${redactUrls(f.error).replace(/\s*\n\s*/g, " ")}`,
+        field,
+      );
       io.stderr.write(`Could not bring up to date (run again):\n${lines.join("\n")}\n`);
     }
     return report.failed.length > 0 ? 1 : 0;
