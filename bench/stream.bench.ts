@@ -9,6 +9,7 @@ import { getHeapStatistics } from "node:v8";
 import { DeleteObjectCommand, GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { createSession } from "../src/session/session.js";
+import { readableChunks } from "../src/storage/content.js";
 import { S3Storage } from "../src/storage/s3/s3-storage.js";
 import { createTestS3, type S3Target, sessionOptionsFor } from "../test/harness/s3.js";
 import type { Bench, BenchContext } from "./lib/report.js";
@@ -39,6 +40,14 @@ import type { Bench, BenchContext } from "./lib/report.js";
  *   leaves no garbage and what the write holds is the uploader's own (part buffers, requests,
  *   sockets). The read phase checks every byte, so a consumer that kept a chunk past the ring's
  *   reuse would fail the run.
+ * - The floor: the `floor` variant (write only, every round) reads the same source the way
+ *   `save()` does and copies it into `queueSize` part buffers of `partSize` at the rate the
+ *   storage wrote at in that round, with no request at all. What it peaks at, any consumer of
+ *   that stream that keeps queueSize parts pays: the parts,
+ *   plus the source's dead chunks, which V8 frees only when a scavenge runs. V8 forces one when
+ *   the young generation's ArrayBuffers reach 2 × its default max semi-space (16 MiB on 64-bit:
+ *   32 MiB, a compile-time value that `--max-semi-space-size` does not move), so up to ~32 MiB of
+ *   used chunks wait whoever reads them. `storage` minus `floor` is what the upload path adds.
  *
  * Env: `BENCH_STREAM_MIB` (default 1024), `BENCH_STREAM_ROUNDS` (default 2),
  * `BENCH_STREAM_STORAGE_QUEUE` (the storage's queueSize; lib-storage keeps 4),
@@ -72,7 +81,7 @@ const SERVER_TMPDIR = process.env.BENCH_STREAM_TMPDIR || undefined;
 
 type VariantName = "storage" | "lib-storage";
 /** A write variant: a library, and whether its source recycles its chunks (the library's own share). */
-type WriteVariant = VariantName | `${VariantName}/recycled-source`;
+type WriteVariant = VariantName | `${VariantName}/recycled-source` | "floor";
 /** Buffers in the recycled source's ring: more than any uploader here keeps of a source (about a part's worth, 5-6 chunks). */
 const RING = 16;
 
@@ -85,6 +94,8 @@ interface Job {
   key: string;
   /** The body's random pool, so every process generates (and checks) the same bytes. */
   seed: string;
+  /** `floor` only: the rate to copy at (MiB/s), the storage write's of the same round. */
+  paceMiBs?: number;
 }
 
 interface RunResult {
@@ -276,6 +287,11 @@ async function runJob(job: Job): Promise<RunResult> {
   const pool = Buffer.from(job.seed, "base64");
   const session = createSession(sessionOptionsFor(target));
   try {
+    if (job.variant === "floor") {
+      const body = new GeneratedBody(pool, job.total);
+      const source = body.stream();
+      return await timed(job.total, job.key, () => copyIntoParts(source, body.total, job.paceMiBs));
+    }
     const library = job.variant.startsWith("storage") ? "storage" : "lib-storage";
     const variant =
       library === "storage"
@@ -300,6 +316,40 @@ async function runJob(job: Job): Promise<RunResult> {
   } finally {
     await session.destroy();
   }
+}
+
+/**
+ * The floor of a write: the source read as `save()` reads it (`readableChunks`) and copied into
+ * STORAGE_QUEUE part buffers of PART_SIZE, taken in turn and allocated as first needed, as the
+ * uploader's are; no request is made. Paced at `paceMiBs` (after each part, it waits until the
+ * bytes copied match the rate): the GC frees used chunks at its own pace, so a consumer 40×
+ * faster than the upload would measure a different (higher) peak.
+ */
+async function copyIntoParts(source: Readable, total: number, paceMiBs: number | undefined): Promise<void> {
+  const t0 = process.hrtime.bigint();
+  const parts: Buffer[] = [];
+  let part = 0;
+  let filled = 0;
+  let copied = 0;
+  for await (const raw of readableChunks(source)) {
+    const chunk = raw as Buffer;
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      parts[part] ??= Buffer.allocUnsafe(PART_SIZE);
+      const n = Math.min(PART_SIZE - filled, chunk.byteLength - offset);
+      chunk.copy(parts[part] as Buffer, filled, offset, offset + n);
+      filled += n;
+      offset += n;
+      if (filled === PART_SIZE) {
+        part = (part + 1) % STORAGE_QUEUE;
+        filled = 0;
+        const due = paceMiBs ? ((copied + offset) / MiB / paceMiBs) * 1000 - seconds(t0) * 1000 : 0;
+        if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
+      }
+    }
+    copied += chunk.byteLength;
+  }
+  if (copied !== total) throw new Error(`floor: copied ${copied} of ${total} bytes`);
 }
 
 interface Variant {
@@ -460,6 +510,7 @@ const bench: Bench = {
         "lib-storage": { write: [], read: [] },
         "storage/recycled-source": { write: [], read: [] },
         "lib-storage/recycled-source": { write: [], read: [] },
+        floor: { write: [], read: [] },
       };
       for (let round = 0; round < ROUNDS; round++) {
         const libraries: VariantName[] =
@@ -467,18 +518,29 @@ const bench: Bench = {
         const order: WriteVariant[] = [...libraries];
         // The library's own share needs one round: without source garbage the peak hardly varies.
         if (round === 0) order.push(...libraries.map((v) => `${v}/recycled-source` as const));
+        order.push("floor");
         for (const variant of order) {
           const key = `stream/${variant.replace("/", "-")}-${round}.bin`;
-          const job = { variant, target: server.target, total, key, seed };
+          const storageWrite = results.storage.write[round];
+          const paceMiBs = storageWrite ? mibPerSecond(storageWrite.bytes, storageWrite.seconds) : undefined;
+          const job = {
+            variant,
+            target: server.target,
+            total,
+            key,
+            seed,
+            ...(variant === "floor" ? { paceMiBs } : {}),
+          };
           const w = await runIsolated({ ...job, phase: "write" });
-          const r = await runIsolated({ ...job, key: w.key, phase: "read" });
           results[variant].write.push(w);
-          results[variant].read.push(r);
+          const measured: [string, RunResult][] = [["write", w]];
+          if (variant !== "floor") {
+            const r = await runIsolated({ ...job, key: w.key, phase: "read" });
+            results[variant].read.push(r);
+            measured.push(["read", r]);
+          }
           if (VERBOSE) {
-            for (const [phase, x] of [
-              ["write", w],
-              ["read", r],
-            ] as const) {
+            for (const [phase, x] of measured) {
               console.error(
                 `round ${round} ${variant} ${phase}: ${mibPerSecond(x.bytes, x.seconds).toFixed(1)} MiB/s, ` +
                   `peak RSS growth ${x.peakRssGrowthMiB.toFixed(1)} MiB (at the peak: JS heap +${x.atPeak.heapMiB.toFixed(1)}, ` +
@@ -490,7 +552,9 @@ const bench: Bench = {
       }
       const worstOf = (runs: RunResult[]) => runs.reduce((a, b) => (b.peakRssGrowthMiB > a.peakRssGrowthMiB ? b : a));
       const phasesOf = (variant: WriteVariant) =>
-        variant.endsWith("/recycled-source") ? (["write"] as const) : (["write", "read"] as const);
+        variant.endsWith("/recycled-source") || variant === "floor"
+          ? (["write"] as const)
+          : (["write", "read"] as const);
       for (const variant of Object.keys(results) as WriteVariant[]) {
         for (const phase of phasesOf(variant)) {
           const runs = results[variant][phase];
@@ -526,6 +590,17 @@ const bench: Bench = {
           `allocator keeps the pages of the chunks the GC freed). With a source that recycles its buffers the same ` +
           `save peaks at ${own.peakRssGrowthMiB.toFixed(1)} MiB (ArrayBuffers ${own.atPeak.arrayBuffersMiB.toFixed(1)}, ` +
           `JS heap ${own.atPeak.heapMiB.toFixed(1)}): the uploader's own share; the difference is the source's garbage.`,
+      );
+      const floor = worstOf(results.floor.write);
+      for (const library of ["storage", "lib-storage"] as const) {
+        const over = worstOf(results[library].write).peakRssGrowthMiB - floor.peakRssGrowthMiB;
+        report(ctx, library, "write_peak_rss_growth_over_floor_mib", over, "MiB");
+      }
+      console.error(
+        `stream: the floor (the same source copied into ${STORAGE_QUEUE} × ${PART_SIZE / MiB} MiB part buffers at the storage's ` +
+          `rate, no request) peaks at ${floor.peakRssGrowthMiB.toFixed(1)} MiB (ArrayBuffers reached ` +
+          `+${floor.maxArrayBuffersMiB.toFixed(1)}: the parts plus up to 32 MiB of used chunks, V8's young-generation ` +
+          `ArrayBuffer threshold for a scavenge); the upload path adds ${(w.peakRssGrowthMiB - floor.peakRssGrowthMiB).toFixed(1)} MiB to it.`,
       );
       const r = worstOf(results.storage.read);
       console.error(
