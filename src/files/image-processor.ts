@@ -252,6 +252,7 @@ export class ImageProcessor {
           let pipeline = sharp(input, inputOptions).resize(spec.width, spec.height, {
             fit: spec.fit,
             background: { r: 0, g: 0, b: 0, alpha: 0 },
+            withoutEnlargement: spec.noEnlarge === true,
           });
           if (options.keepMetadata === true) pipeline = pipeline.keepMetadata();
           pipeline = pipeline.toFormat(spec.format, spec.quality === undefined ? {} : { quality: spec.quality });

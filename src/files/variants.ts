@@ -6,7 +6,7 @@
  * ## Spec grammar
  *
  * ```text
- * spec    = fit " " size " " format [ " " quality ] [ " lazy" ]
+ * spec    = fit " " size " " format [ " " quality ] [ " noenlarge" ] [ " lazy" ]
  * fit     = "cover" | "contain" | "fill" | "inside" | "outside"
  * size    = W "x" H            ; integers 1..16384 (16383 for webp), no sign, no leading zero
  * format  = "webp" | "avif" | "jpeg" | "png"
@@ -24,7 +24,10 @@
  * - `inside`: as large as possible within W×H, aspect ratio kept (never padded);
  * - `outside`: as small as possible while covering W×H, aspect ratio kept (never cropped).
  *
- * As in sharp, an image smaller than the box is enlarged to it.
+ * As in sharp, an image smaller than the box is enlarged to it, unless the spec says `noenlarge`:
+ * then an image already within the box on the side that decides is kept at its size (Rails'
+ * `resize_to_limit` for `inside`; with `cover`, `contain` or `fill` the result is then smaller
+ * than the box rather than upscaled).
  *
  * Without a quality the format's default applies (sharp's: 80 for WebP and JPEG, 50 for AVIF).
  * Every variant is made with the EXIF orientation applied and the metadata (EXIF, GPS, XMP, IPTC)
@@ -54,13 +57,15 @@ export interface VariantSpec {
   format: VariantFormat;
   /** 1..100; absent: the format's default. Never set for `png`. */
   quality?: number;
+  /** Never upscales an image smaller than the box (sharp's `withoutEnlargement`). Part of the digest. */
+  noEnlarge?: true;
   /** Made on its first request (a signed derivation URL), not in the write. Not part of the digest. */
   lazy?: true;
 }
 
 /** The grammar in one line, quoted by every parse error. */
 export const VARIANT_SPEC_GRAMMAR =
-  '"<fit> <W>x<H> <format> [q<quality>] [lazy]" (fit: cover, contain, fill, inside or outside; W and H: 1..16384; ' +
+  '"<fit> <W>x<H> <format> [q<quality>] [noenlarge] [lazy]" (fit: cover, contain, fill, inside or outside; W and H: 1..16384; ' +
   'format: webp, avif, jpeg or png; quality: 1..100, not for png), e.g. "cover 128x128 webp"';
 
 const FORMAT_INFO: Record<VariantFormat, { extension: string; contentType: string }> = {
@@ -79,6 +84,8 @@ export function variantExtension(format: VariantFormat): string {
 export function variantContentType(format: VariantFormat): string {
   return FORMAT_INFO[format].contentType;
 }
+
+const ORDER = "after the format come q<quality>, noenlarge and lazy, in that order";
 
 /** A token quoted for an error message: JSON-quoted and cut short (it comes from a schema). */
 function quote(token: string): string {
@@ -103,8 +110,12 @@ export function parseVariantSpec(text: string): VariantSpec | { error: string } 
   const tokens = text.trim() === "" ? [] : text.trim().split(/ +/);
   const lazy = tokens.length > 3 && tokens[tokens.length - 1] === "lazy";
   if (lazy) tokens.pop();
+  const noEnlarge = tokens.length > 3 && tokens[tokens.length - 1] === "noenlarge";
+  if (noEnlarge) tokens.pop();
   if (tokens.length < 3) return fail(`${quote(text)} has ${tokens.length} of the 3 or 4 tokens`);
-  if (tokens.length > 4) return fail(`unexpected ${quote(tokens[4] ?? "")} after the quality`);
+  if (tokens.length > 4) {
+    return fail(`unexpected ${quote(tokens[4] ?? "")}: ${ORDER}`);
+  }
   const [fitText = "", sizeText = "", formatText = "", qualityText] = tokens;
 
   const fit = VARIANT_FITS.find((f) => f === fitText);
@@ -129,12 +140,15 @@ export function parseVariantSpec(text: string): VariantSpec | { error: string } 
   }
 
   const spec: VariantSpec = { fit, width, height, format };
+  if (qualityText === "lazy" || qualityText === "noenlarge")
+    return fail(`${quote(qualityText)} is out of order: ${ORDER}`);
   if (qualityText !== undefined) {
     if (format === "png") return fail(`quality ${quote(qualityText)} is not allowed for png (it is lossless)`);
     const quality = qualityText.startsWith("q") ? integer(qualityText.slice(1), 1, 100) : undefined;
     if (quality === undefined) return fail(`quality ${quote(qualityText)} is not q1..q100`);
     spec.quality = quality;
   }
+  if (noEnlarge) spec.noEnlarge = true;
   if (lazy) spec.lazy = true;
   return spec;
 }
@@ -144,10 +158,11 @@ export function isVariantSpecError(value: VariantSpec | { error: string }): valu
   return "error" in value;
 }
 
-/** The canonical text of a spec: single spaces, quality last when set. `parseVariantSpec` gives the spec back. */
+/** The canonical text of a spec: single spaces, then quality, `noenlarge`, `lazy` where set. `parseVariantSpec` gives the spec back. */
 export function formatVariantSpec(spec: VariantSpec): string {
   const quality = spec.quality === undefined ? "" : ` q${spec.quality}`;
-  return `${spec.fit} ${spec.width}x${spec.height} ${spec.format}${quality}${spec.lazy ? " lazy" : ""}`;
+  const noEnlarge = spec.noEnlarge ? " noenlarge" : "";
+  return `${spec.fit} ${spec.width}x${spec.height} ${spec.format}${quality}${noEnlarge}${spec.lazy ? " lazy" : ""}`;
 }
 
 /**

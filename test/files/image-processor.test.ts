@@ -144,6 +144,26 @@ describe("ImageProcessor.makeVariants", () => {
     expect(dominant(await colourAt(cover.bytes, 94, 48))).toBe("blue");
   });
 
+  it("noenlarge keeps an image smaller than the box at its size; without it, sharp enlarges it", async () => {
+    const input = await twoTone(120, 90);
+    const made = await processor.makeVariants(
+      input,
+      [
+        { name: "inside", spec: spec("inside 640x640 png") },
+        { name: "insideKept", spec: spec("inside 640x640 png noenlarge") },
+        { name: "coverKept", spec: spec("cover 640x640 png noenlarge") },
+        { name: "shrunk", spec: spec("inside 60x60 png noenlarge") },
+      ],
+      { maxPixels: MP, contentType: "image/png" },
+    );
+    expect(made.map(({ name, width, height }) => [name, width, height])).toEqual([
+      ["inside", 640, 480],
+      ["insideKept", 120, 90],
+      ["coverKept", 120, 90],
+      ["shrunk", 60, 45], // larger than the box: reduced as without the token
+    ]);
+  });
+
   it("encodes each declared format, sniffing as its content type, with the quality asked", async () => {
     const input = await noisy(300, 200);
     const made = await processor.makeVariants(

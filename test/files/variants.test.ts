@@ -31,6 +31,11 @@ describe("parseVariantSpec", () => {
     ["outside 300x200 jpeg q1", { fit: "outside", width: 300, height: 200, format: "jpeg", quality: 1 }],
     ["cover 16383x1 webp", { fit: "cover", width: 16383, height: 1, format: "webp" }],
     ["  cover   128x64  webp  q75 ", { fit: "cover", width: 128, height: 64, format: "webp", quality: 75 }],
+    ["inside 640x640 webp noenlarge", { fit: "inside", width: 640, height: 640, format: "webp", noEnlarge: true }],
+    [
+      "inside 640x640 avif q50 noenlarge lazy",
+      { fit: "inside", width: 640, height: 640, format: "avif", quality: 50, noEnlarge: true, lazy: true },
+    ],
   ])("accepts %j", (text, expected) => {
     expect(parseVariantSpec(text)).toStrictEqual(expected);
   });
@@ -57,6 +62,10 @@ describe("parseVariantSpec", () => {
     ["cover 128x128 gif", 'unknown format "gif"'],
     ["cover 128x128 png q80", 'quality "q80" is not allowed for png'],
     ["cover 128x128 webp 80", 'quality "80" is not q1..q100'],
+    ["inside 64x64 webp noenlarge q50", 'unexpected "q50": after the format come q<quality>, noenlarge and lazy'],
+    ["inside 64x64 webp lazy noenlarge", '"lazy" is out of order: after the format come'],
+    ["inside 64x64 png noenlarge noenlarge", '"noenlarge" is out of order'],
+    ["inside 64x64 webp noEnlarge", 'quality "noEnlarge" is not q1..q100'],
     ["cover 128x128 webp q0", 'quality "q0"'],
     ["cover 128x128 webp q101", 'quality "q101"'],
     ["cover 128x128 webp Q80", 'quality "Q80"'],
@@ -88,6 +97,8 @@ describe("formatVariantSpec", () => {
     "contain 1x16384 png",
     "fill 3x2 jpeg q100",
     "outside 300x200 webp q1",
+    "inside 640x640 webp noenlarge",
+    "cover 64x64 jpeg q70 noenlarge lazy",
   ])("gives %j back, and parses back to the same spec", (text) => {
     const parsed = spec(text);
     expect(formatVariantSpec(parsed)).toBe(text);
@@ -126,9 +137,19 @@ describe("variantSpecDigest", () => {
       { ...base, format: "png" },
       { ...base, quality: 80 },
       { ...base, quality: 81 },
+      { ...base, noEnlarge: true },
     ];
     const digests = new Set(variants.map(variantSpecDigest));
     expect(digests.size).toBe(variants.length);
+  });
+
+  it("leaves out lazy (when, not what) but not noenlarge", () => {
+    expect(variantSpecDigest(spec("inside 640x640 webp noenlarge lazy"))).toBe(
+      variantSpecDigest(spec("inside 640x640 webp noenlarge")),
+    );
+    expect(variantSpecDigest(spec("inside 640x640 webp noenlarge"))).not.toBe(
+      variantSpecDigest(spec("inside 640x640 webp")),
+    );
   });
 });
 

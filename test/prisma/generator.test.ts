@@ -976,7 +976,7 @@ describe("the prisma-s3-files bin as a CLI", () => {
 describe("prisma generate and image variants (@file(variants))", () => {
   const models = `model Photo {
   id      Int     @id
-  /// @file(uploadTo: "p/", variants: { thumb: "cover  128x128 webp", card: "inside 640x640 avif q50" })
+  /// @file(uploadTo: "p/", variants: { thumb: "cover  128x128 webp", card: "inside 640x640 avif q50", big: "inside 2048x2048  webp noenlarge lazy" })
   picture String?
 }
 
@@ -997,7 +997,7 @@ ${journalModelSource("postgresql")}`;
     expect(withSharp.code, withSharp.stderr).toBe(0);
     const source = await readFile(join(tmp, "variants-sharp", "out", "index.ts"), "utf8");
     expect(source).toContain(
-      '        variants: {\n          thumb: "cover 128x128 webp",\n          card: "inside 640x640 avif q50",\n        },\n',
+      '        variants: {\n          thumb: "cover 128x128 webp",\n          card: "inside 640x640 avif q50",\n          big: "inside 2048x2048 webp noenlarge lazy",\n        },\n',
     );
     const mod = (await import(pathToFileURL(join(tmp, "variants-sharp", "out", "index.ts")).href)) as {
       fileFields: FileFieldsMetadataShape;
@@ -1005,6 +1005,7 @@ ${journalModelSource("postgresql")}`;
     expect(mod.fileFields.Photo!.fileFields.picture!.variants).toEqual({
       thumb: "cover 128x128 webp",
       card: "inside 640x640 avif q50",
+      big: "inside 2048x2048 webp noenlarge lazy",
     });
   });
 
