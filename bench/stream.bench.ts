@@ -43,8 +43,8 @@ import type { Bench, BenchContext } from "./lib/report.js";
  * - The floor: the `floor` variant (write only, every round) reads the same source the way
  *   `save()` does and copies it into `queueSize` part buffers of `partSize` at the rate the
  *   storage wrote at in that round, with no request at all. What it peaks at, any consumer of
- *   that stream that keeps queueSize parts pays: the parts,
- *   plus the source's dead chunks, which V8 frees only when a scavenge runs. V8 forces one when
+ *   that stream that keeps queueSize parts pays: the parts, plus the source's dead chunks,
+ *   which V8 frees only when a scavenge runs. V8 forces one when
  *   the young generation's ArrayBuffers reach 2 × its default max semi-space (16 MiB on 64-bit:
  *   32 MiB, a compile-time value that `--max-semi-space-size` does not move), so up to ~32 MiB of
  *   used chunks wait whoever reads them. `storage` minus `floor` is what the upload path adds.
