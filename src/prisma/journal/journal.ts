@@ -367,11 +367,15 @@ export class Journal {
     // Only records of storages this process has: another configuration's are not ours to act on.
     const own = `${c("storage")} IN (${q.list(options.storages)})`;
     const locking = ids.length > 0 ? d.forUpdate : d.skipLocked;
+    // Given ids are locked in id order, through the primary key, as writes lock records. Ordered
+    // by notBefore, MySQL read them through that index and held its entries, which a drain
+    // deciding one of them (an UPDATE of notBefore) needs: a deadlock with every other drain.
+    const order = ids.length > 0 ? c("id") : `${c("notBefore")}, ${c("id")}`;
     const limit = Math.max(1, Math.floor(options.limit));
     const rows = await tx.$queryRawUnsafe<
       { id: bigint; kind: string; storage: string; key: string; attempts: number }[]
     >(
-      `SELECT ${c("id")} AS id, ${c("kind")} AS kind, ${c("storage")} AS storage, ${c("objectKey")} AS ${d.quote("key")}, ${c("attempts")} AS attempts FROM ${this.table.sql} WHERE ${where} AND ${own} ORDER BY ${c("notBefore")}, ${c("id")} LIMIT ${limit}${locking}`,
+      `SELECT ${c("id")} AS id, ${c("kind")} AS kind, ${c("storage")} AS storage, ${c("objectKey")} AS ${d.quote("key")}, ${c("attempts")} AS attempts FROM ${this.table.sql} WHERE ${where} AND ${own} ORDER BY ${order} LIMIT ${limit}${locking}`,
       ...q.values,
     );
     return rows.map((r) => ({
