@@ -156,14 +156,17 @@ export async function createUploadGrant(
   }
   // Presigned requests die with the temporary credentials that signed them: the grant says so.
   const signingExpiry = await direct.signingExpiresAt();
+  // One clock reading for the grant's expiry and every signature it carries: read twice, a
+  // second's boundary between the two made the POST policy outlive the grant by a second.
+  const now = Date.now();
   if (signingExpiry) {
-    const left = Math.floor((signingExpiry.getTime() - Date.now()) / 1000) - 5;
+    const left = Math.floor((signingExpiry.getTime() - now) / 1000) - 5;
     if (left < 1) {
       throw new PrismaS3FilesError("CREDENTIALS_EXPIRING", `${where}: the signing credentials expire now; try again`);
     }
     expiresIn = Math.min(expiresIn, left);
   }
-  const expires = Math.floor(Date.now() / 1000) + expiresIn;
+  const expires = Math.floor(now / 1000) + expiresIn;
   const expiresAt = new Date(expires * 1000);
   const filename = uploadedFileName(options.filename) ?? defaultFileName(contentType);
   const id = randomBytes(12).toString("base64url");
@@ -187,6 +190,7 @@ export async function createUploadGrant(
       minSize: size,
       maxSize: size,
       expiresIn,
+      now,
       ...(options.checksumSha256 === undefined ? {} : { checksumSha256: options.checksumSha256 }),
     });
     return { token: signGrantToken(claims, key), ...grant, post };
@@ -196,9 +200,9 @@ export async function createUploadGrant(
   const count = Math.max(1, Math.ceil(size / partSize));
   const parts: UploadGrantMultipart["parts"] = [];
   for (let n = 1; n <= count; n++) {
-    parts.push({ partNumber: n, url: await direct.presignUploadPart(pendingKey, uploadId, n, { expiresIn }) });
+    parts.push({ partNumber: n, url: await direct.presignUploadPart(pendingKey, uploadId, n, { expiresIn, now }) });
   }
-  const completeUrl = await direct.presignCompleteMultipartUpload(pendingKey, uploadId, { expiresIn });
+  const completeUrl = await direct.presignCompleteMultipartUpload(pendingKey, uploadId, { expiresIn, now });
   return {
     token: signGrantToken({ ...claims, uploadId }, key),
     ...grant,

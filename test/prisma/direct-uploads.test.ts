@@ -144,6 +144,28 @@ describe("grants", () => {
     }
   });
 
+  it("its expiry is its POST policy's to the second, however long the storage takes to sign", async () => {
+    class SlowSigning extends S3Storage {
+      override async presignedPost(...args: Parameters<S3Storage["presignedPost"]>) {
+        vi.setSystemTime(Date.now() + 2); // the clock moves on while the storage signs
+        return super.presignedPost(...args);
+      }
+    }
+    const st = new SlowSigning({ session, location });
+    const client = makeClient({ storages: { default: st, private: st, public: st } });
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      // 1 ms before a second ends: the policy was signed in the next one.
+      vi.setSystemTime(Math.ceil(Date.now() / 1000) * 1000 + 999);
+      const grant = await client.user.uploadGrant("avatar", { filename: "t.png", contentType: "image/png", size: 1 });
+      const policy = JSON.parse(Buffer.from(grant.post!.fields.Policy!, "base64").toString());
+      expect(new Date(policy.expiration).getTime()).toBe(new Date(grant.expiresAt).getTime());
+    } finally {
+      vi.useRealTimers();
+      await client.$disconnect();
+    }
+  });
+
   it("refuses what the field would refuse, before any upload", async () => {
     await expect(
       prisma.user.uploadGrant("avatar", { filename: "big.png", contentType: "image/png", size: 6_000_000 }),

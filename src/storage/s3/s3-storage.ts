@@ -160,6 +160,11 @@ export interface PresignedPostOptions {
   metadata?: Record<string, string>;
   /** Base64 SHA-256 of the exact bytes: S3 refuses a file with another digest. */
   checksumSha256?: string;
+  /**
+   * The signing time (default: now). A caller that states the expiry itself (an upload grant)
+   * passes the clock reading it computed it from, so the two cannot fall a second apart.
+   */
+  now?: Date | number;
 }
 
 /** Options of {@link S3Storage.createMultipartUpload}. */
@@ -174,6 +179,11 @@ export interface CreateMultipartUploadOptions {
 export interface PresignMultipartOptions {
   /** Lifetime of the URL in whole seconds, 1..604800. */
   expiresIn: number;
+  /**
+   * The signing time (default: now). A caller that states the expiry itself (an upload grant)
+   * passes the clock reading it computed it from, so the two cannot fall a second apart.
+   */
+  now?: Date | number;
 }
 
 const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -685,6 +695,7 @@ export class S3Storage extends BaseStorage implements DirectUploadCapable {
       maxSize,
       ...(options.metadata ? { metadata: options.metadata } : {}),
       ...(options.checksumSha256 === undefined ? {} : { checksumSha256: options.checksumSha256 }),
+      ...(options.now === undefined ? {} : { now: options.now }),
     });
   }
 
@@ -736,6 +747,7 @@ export class S3Storage extends BaseStorage implements DirectUploadCapable {
     const { target, credentials } = await this.#signing();
     return this.#presigner.presign("PUT", target, this.key(name), credentials, {
       expiresIn: options.expiresIn,
+      now: options.now,
       query: { partNumber: String(partNumber), uploadId, "x-id": "UploadPart" },
     });
   }
@@ -755,6 +767,7 @@ export class S3Storage extends BaseStorage implements DirectUploadCapable {
     const { target, credentials } = await this.#signing();
     return this.#presigner.presign("POST", target, this.key(name), credentials, {
       expiresIn: options.expiresIn,
+      now: options.now,
       query: { uploadId },
     });
   }
