@@ -285,13 +285,14 @@ async function timed(total: number, key: string, action: () => Promise<unknown>)
 async function runJob(job: Job): Promise<RunResult> {
   const { target } = job;
   const pool = Buffer.from(job.seed, "base64");
+  if (job.variant === "floor") {
+    // No request: no session either.
+    const body = new GeneratedBody(pool, job.total);
+    const source = body.stream();
+    return timed(job.total, job.key, () => copyIntoParts(source, body.total, job.paceMiBs));
+  }
   const session = createSession(sessionOptionsFor(target));
   try {
-    if (job.variant === "floor") {
-      const body = new GeneratedBody(pool, job.total);
-      const source = body.stream();
-      return await timed(job.total, job.key, () => copyIntoParts(source, body.total, job.paceMiBs));
-    }
     const library = job.variant.startsWith("storage") ? "storage" : "lib-storage";
     const variant =
       library === "storage"

@@ -228,9 +228,8 @@ function describe(error: unknown): string {
 }
 
 /**
- * Runs a transaction again after a deadlock or serialization failure, a bounded number of times
- * (12: four processes writing the same rows on MariaDB saw one transaction deadlock 8 times in a
- * row, about 1.3 s of back-off, and fail the caller's write).
+ * Runs a transaction again after a deadlock or serialization failure, a bounded number of times:
+ * enough attempts, far enough apart, to outlast a burst of deadlocks among writers of one row.
  */
 export async function retrying<T>(
   coordination: Coordination,

@@ -369,7 +369,7 @@ export class Journal {
     const locking = ids.length > 0 ? d.forUpdate : d.skipLocked;
     // Given ids are locked in id order, through the primary key, as writes lock records. Ordered
     // by notBefore, MySQL read them through that index and held its entries, which a drain
-    // deciding one of them (an UPDATE of notBefore) needs: a deadlock with every other drain.
+    // deciding one of them (an UPDATE of notBefore) needs while it holds the row: a deadlock.
     const order = ids.length > 0 ? c("id") : `${c("notBefore")}, ${c("id")}`;
     const limit = Math.max(1, Math.floor(options.limit));
     const rows = await tx.$queryRawUnsafe<
